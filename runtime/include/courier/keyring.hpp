@@ -1,0 +1,88 @@
+// courier/keyring.hpp — payload keys and sealing (libsodium XChaCha20-Poly1305-IETF).
+//
+// A keyring holds one or more 32-byte keys, each with a numeric id (1..2^32-1). It seals
+// with its active key and opens with any key it holds, so keys rotate without downtime:
+// add the new key everywhere, make it active, retire the old one later.
+//
+// Key file (TOML, mode 0600 or stricter; anything readable by group or others is refused):
+//   active = 2
+//   [[key]]
+//   id = 1
+//   secret = "<64 hex digits>"
+//   created_at = 1764300000
+//
+// Thread-safety: Seal and Open are const and safe to call from many threads; the
+// mutating calls (AddKey, SetActive, Rotate) need exclusive access.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "courier/job.hpp"
+
+namespace courier {
+
+class Keyring {
+ public:
+  Keyring() = default;
+  Keyring(const Keyring&) = delete;  // secrets are wiped on destruction; copy deliberately
+  Keyring& operator=(const Keyring&) = delete;
+  Keyring(Keyring&&) noexcept = default;
+  Keyring& operator=(Keyring&&) noexcept = default;
+  ~Keyring();
+
+  // Returns: a keyring with one fresh random key (id 1), active.
+  static Keyring Generate();
+  // Returns: the keyring in `path`. Throws: Error(kConfig) naming the file and the reason
+  // (missing, readable by others, malformed, no active key...).
+  static Keyring Load(const std::filesystem::path& path);
+  // Returns: the keyring at `path`, creating it with a fresh key (mode 0600, parent
+  // directories 0700) if it does not exist yet.
+  static Keyring LoadOrCreate(const std::filesystem::path& path);
+  // Returns: $XDG_CONFIG_HOME/courier/keyring.toml (or ~/.config/courier/keyring.toml).
+  static std::filesystem::path DefaultPath();
+
+  // Writes the keyring atomically with mode 0600. Throws: Error(kIo).
+  void Save(const std::filesystem::path& path) const;
+
+  // Adds a key (32 raw bytes). Throws: Error(kConfig) on a duplicate id or a bad size.
+  void AddKey(std::uint32_t id, std::string_view secret);
+  void SetActive(std::uint32_t id);
+  // Adds a fresh key with the next free id and makes it active. Returns: its id.
+  std::uint32_t Rotate();
+  // Forgets a key that is not active. Returns: whether it was held.
+  bool RemoveKey(std::uint32_t id);
+
+  std::uint32_t active_key_id() const { return active_; }
+  bool Holds(std::uint32_t id) const { return keys_.count(id) != 0; }
+  std::size_t size() const { return keys_.size(); }
+
+  // Seals `plaintext` for `envelope`: sets its key_id and a fresh random nonce, then
+  // encrypts with the envelope's wire bytes (attempt zeroed) as associated data.
+  // Returns: the envelope's wire bytes and the ciphertext.
+  // Throws: Error(kConfig) if the keyring is empty; Error(kBadRequest) for a bad envelope.
+  struct Sealed {
+    std::string envelope;
+    std::string payload;
+  };
+  Sealed Seal(Envelope envelope, std::string_view plaintext) const;
+
+  // Opens a payload sealed for the envelope whose wire bytes are `envelope_bytes`.
+  // Returns: the plaintext. Throws: Error(kUnknownKey) if the key id is not held,
+  // Error(kUnauthenticated) if the tag does not verify, Error(kBadRequest) if malformed.
+  std::string Open(std::string_view envelope_bytes, std::string_view ciphertext) const;
+
+ private:
+  std::map<std::uint32_t, std::string> keys_;  // id → 32 secret bytes
+  std::uint32_t active_ = 0;
+};
+
+// Writes a keyring file with one fresh key, refusing to overwrite an existing file.
+// Returns: the new key's id. Throws: Error(kIo) or Error(kConfig).
+std::uint32_t GenerateKeyFile(const std::filesystem::path& path);
+
+}  // namespace courier

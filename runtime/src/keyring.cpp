@@ -1,0 +1,276 @@
+#include "courier/keyring.hpp"
+
+#include <sodium.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "courier/error.hpp"
+#include "envelope_codec.hpp"
+#include "protocol.hpp"
+#include "sodium_init.hpp"
+
+namespace courier {
+
+namespace detail {
+void EnsureSodium() {
+  static const bool ready = sodium_init() >= 0;
+  if (!ready) throw Error(ErrorCode::kInternal, "libsodium failed to initialise");
+}
+}  // namespace detail
+
+namespace {
+
+namespace fs = std::filesystem;
+
+[[noreturn]] void Fail(const fs::path& path, const std::string& why) {
+  throw Error(ErrorCode::kConfig, "key file " + path.string() + ": " + why);
+}
+
+std::string RandomSecret() {
+  std::string secret(detail::kKeyBytes, '\0');
+  crypto_aead_xchacha20poly1305_ietf_keygen(reinterpret_cast<unsigned char*>(secret.data()));
+  return secret;
+}
+
+std::string ToHex(std::string_view bytes) {
+  std::string out(bytes.size() * 2 + 1, '\0');
+  sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                 bytes.size());
+  out.pop_back();
+  return out;
+}
+
+// Refuses key files others could read: a leaked payload key defeats end-to-end sealing.
+void CheckPermissions(const fs::path& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) Fail(path, std::strerror(errno));
+  if (!S_ISREG(info.st_mode)) Fail(path, "not a regular file");
+  if ((info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", info.st_mode & 07777);
+    Fail(path, std::string("mode ") + mode +
+                   " lets group or others read it; run chmod 600 on it (secrets must be private)");
+  }
+}
+
+}  // namespace
+
+Keyring::~Keyring() {
+  for (auto& [id, secret] : keys_) sodium_memzero(secret.data(), secret.size());
+}
+
+Keyring Keyring::Generate() {
+  detail::EnsureSodium();
+  Keyring keyring;
+  keyring.AddKey(1, RandomSecret());
+  keyring.SetActive(1);
+  return keyring;
+}
+
+Keyring Keyring::Load(const fs::path& path) {
+  detail::EnsureSodium();
+  if (!fs::exists(path)) Fail(path, "does not exist (create one with `courier keygen`)");
+  CheckPermissions(path);
+  toml::table table;
+  try {
+    table = toml::parse_file(path.string());
+  } catch (const toml::parse_error& error) {
+    Fail(path, "line " + std::to_string(error.source().begin.line) + ": " +
+                   std::string(error.description()));
+  }
+  Keyring keyring;
+  for (const auto& [key, node] : table) {
+    if (key != "active" && key != "key") Fail(path, "unknown key '" + std::string(key.str()) + "'");
+  }
+  const auto* keys = table["key"].as_array();
+  if (keys == nullptr || keys->empty()) Fail(path, "no [[key]] entries");
+  for (const auto& node : *keys) {
+    const auto* entry = node.as_table();
+    if (entry == nullptr) Fail(path, "[[key]] must be a table");
+    const auto line = std::to_string(entry->source().begin.line);
+    for (const auto& [key, value] : *entry) {
+      if (key != "id" && key != "secret" && key != "created_at") {
+        Fail(path, "line " + line + ": unknown key '" + std::string(key.str()) + "' in [[key]]");
+      }
+    }
+    const auto id = (*entry)["id"].value<std::int64_t>();
+    if (!id || *id < 1 || *id > UINT32_MAX) Fail(path, "line " + line + ": id must be an integer in [1, 4294967295]");
+    const auto hex = (*entry)["secret"].value<std::string>();
+    if (!hex || hex->size() != detail::kKeyBytes * 2) {
+      Fail(path, "line " + line + ": secret must be " + std::to_string(detail::kKeyBytes * 2) + " hex digits");
+    }
+    std::string secret(detail::kKeyBytes, '\0');
+    std::size_t written = 0;
+    if (sodium_hex2bin(reinterpret_cast<unsigned char*>(secret.data()), secret.size(), hex->data(),
+                       hex->size(), nullptr, &written, nullptr) != 0 ||
+        written != detail::kKeyBytes) {
+      Fail(path, "line " + line + ": secret is not hexadecimal");
+    }
+    if (keyring.Holds(static_cast<std::uint32_t>(*id))) Fail(path, "line " + line + ": duplicate key id " + std::to_string(*id));
+    keyring.AddKey(static_cast<std::uint32_t>(*id), secret);
+    sodium_memzero(secret.data(), secret.size());
+  }
+  const auto active = table["active"].value<std::int64_t>();
+  if (!active) Fail(path, "'active' (the id of the key to seal with) is missing");
+  if (*active < 1 || *active > UINT32_MAX || !keyring.Holds(static_cast<std::uint32_t>(*active))) {
+    Fail(path, "active key " + std::to_string(*active) + " is not among its [[key]] entries");
+  }
+  keyring.SetActive(static_cast<std::uint32_t>(*active));
+  return keyring;
+}
+
+Keyring Keyring::LoadOrCreate(const fs::path& path) {
+  if (!fs::exists(path)) {
+    std::error_code ignored;
+    fs::create_directories(path.parent_path(), ignored);
+    ::chmod(path.parent_path().c_str(), 0700);
+    try {
+      GenerateKeyFile(path);
+    } catch (const Error&) {
+      // Another process may have created it first; loading below tells.
+      if (!fs::exists(path)) throw;
+    }
+  }
+  return Load(path);
+}
+
+fs::path Keyring::DefaultPath() {
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg != nullptr && *xdg != '\0') {
+    return fs::path(xdg) / "courier" / "keyring.toml";
+  }
+  const char* home = std::getenv("HOME");
+  return fs::path(home != nullptr && *home != '\0' ? home : "/tmp") / ".config" / "courier" /
+         "keyring.toml";
+}
+
+void Keyring::Save(const fs::path& path) const {
+  std::ostringstream text;
+  text << "# Courier payload keyring. Keep it private (mode 0600).\n";
+  text << "active = " << active_ << "\n";
+  for (const auto& [id, secret] : keys_) {
+    text << "\n[[key]]\nid = " << id << "\nsecret = \"" << ToHex(secret) << "\"\ncreated_at = "
+         << NowUnixMs() / 1000 << "\n";
+  }
+  const fs::path temp = path.string() + ".tmp";
+  const std::string contents = text.str();
+  // Created 0600 from the start: the secret never sits in a readable file, even briefly.
+  FILE* file = nullptr;
+  {
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw Error(ErrorCode::kIo, "cannot write " + temp.string() + ": " + std::strerror(errno));
+    ::fchmod(fd, 0600);
+    file = ::fdopen(fd, "w");
+    if (file == nullptr) {
+      ::close(fd);
+      throw Error(ErrorCode::kIo, "cannot write " + temp.string());
+    }
+  }
+  const bool written = std::fwrite(contents.data(), 1, contents.size(), file) == contents.size() &&
+                       std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
+  std::fclose(file);
+  if (!written || std::rename(temp.c_str(), path.c_str()) != 0) {
+    std::remove(temp.c_str());
+    throw Error(ErrorCode::kIo, "cannot write " + path.string() + ": " + std::strerror(errno));
+  }
+}
+
+void Keyring::AddKey(std::uint32_t id, std::string_view secret) {
+  if (id == kUnsealedKeyId) throw Error(ErrorCode::kConfig, "key id 0 is reserved for unsealed payloads");
+  if (secret.size() != detail::kKeyBytes) {
+    throw Error(ErrorCode::kConfig, "a key must be " + std::to_string(detail::kKeyBytes) + " bytes");
+  }
+  if (Holds(id)) throw Error(ErrorCode::kConfig, "duplicate key id " + std::to_string(id));
+  keys_.emplace(id, std::string(secret));
+}
+
+void Keyring::SetActive(std::uint32_t id) {
+  if (!Holds(id)) throw Error(ErrorCode::kConfig, "no key with id " + std::to_string(id));
+  active_ = id;
+}
+
+std::uint32_t Keyring::Rotate() {
+  detail::EnsureSodium();
+  const std::uint32_t id = keys_.empty() ? 1 : keys_.rbegin()->first + 1;
+  AddKey(id, RandomSecret());
+  SetActive(id);
+  return id;
+}
+
+bool Keyring::RemoveKey(std::uint32_t id) {
+  if (id == active_) throw Error(ErrorCode::kConfig, "cannot remove the active key " + std::to_string(id));
+  const auto found = keys_.find(id);
+  if (found == keys_.end()) return false;
+  sodium_memzero(found->second.data(), found->second.size());
+  keys_.erase(found);
+  return true;
+}
+
+Keyring::Sealed Keyring::Seal(Envelope envelope, std::string_view plaintext) const {
+  const auto key = keys_.find(active_);
+  if (key == keys_.end()) throw Error(ErrorCode::kConfig, "the keyring has no active key");
+  envelope.key_id = active_;
+  randombytes_buf(envelope.nonce.data(), envelope.nonce.size());
+  Sealed sealed;
+  sealed.envelope = detail::EncodeEnvelope(envelope);
+  char aad_buffer[detail::kMaxEnvelopeBytes];
+  const std::string_view aad = detail::AssociatedData(sealed.envelope, aad_buffer);
+  sealed.payload.resize(plaintext.size() + detail::kTagBytes);
+  unsigned long long written = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(
+      reinterpret_cast<unsigned char*>(sealed.payload.data()), &written,
+      reinterpret_cast<const unsigned char*>(plaintext.data()), plaintext.size(),
+      reinterpret_cast<const unsigned char*>(aad.data()), aad.size(), nullptr,
+      envelope.nonce.data(), reinterpret_cast<const unsigned char*>(key->second.data()));
+  sealed.payload.resize(written);
+  return sealed;
+}
+
+std::string Keyring::Open(std::string_view envelope_bytes, std::string_view ciphertext) const {
+  const detail::EnvelopeView envelope = detail::DecodeEnvelope(envelope_bytes);
+  if (envelope.key_id == kUnsealedKeyId) {
+    throw Error(ErrorCode::kUnauthenticated, "payload is not sealed (key id 0)");
+  }
+  const auto key = keys_.find(envelope.key_id);
+  if (key == keys_.end()) {
+    throw Error(ErrorCode::kUnknownKey,
+                "payload is sealed with key id " + std::to_string(envelope.key_id) +
+                    ", which this keyring does not hold");
+  }
+  if (ciphertext.size() < detail::kTagBytes) {
+    throw Error(ErrorCode::kUnauthenticated, "sealed payload is shorter than its tag");
+  }
+  char aad_buffer[detail::kMaxEnvelopeBytes];
+  const std::string_view aad = detail::AssociatedData(envelope_bytes, aad_buffer);
+  std::string plaintext(ciphertext.size() - detail::kTagBytes, '\0');
+  unsigned long long written = 0;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+          reinterpret_cast<unsigned char*>(plaintext.data()), &written, nullptr,
+          reinterpret_cast<const unsigned char*>(ciphertext.data()), ciphertext.size(),
+          reinterpret_cast<const unsigned char*>(aad.data()), aad.size(), envelope.nonce.data(),
+          reinterpret_cast<const unsigned char*>(key->second.data())) != 0) {
+    throw Error(ErrorCode::kUnauthenticated,
+                "payload failed authentication (tampered, replayed under another envelope, or "
+                "sealed with a different key " + std::to_string(envelope.key_id) + ")");
+  }
+  plaintext.resize(written);
+  return plaintext;
+}
+
+std::uint32_t GenerateKeyFile(const fs::path& path) {
+  if (fs::exists(path)) {
+    throw Error(ErrorCode::kIo, path.string() + " already exists; refusing to overwrite a key file");
+  }
+  const Keyring keyring = Keyring::Generate();
+  keyring.Save(path);
+  return keyring.active_key_id();
+}
+
+}  // namespace courier

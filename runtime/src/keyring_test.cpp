@@ -1,0 +1,225 @@
+#include "courier/keyring.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "courier/error.hpp"
+#include "envelope_codec.hpp"
+
+namespace courier {
+namespace {
+
+namespace fs = std::filesystem;
+
+Envelope MakeEnvelope() {
+  Envelope envelope;
+  envelope.job_id = JobId::Random();
+  envelope.service = "hash";
+  envelope.created_at_ms = NowUnixMs();
+  envelope.deadline_ms = envelope.created_at_ms + 30000;
+  return envelope;
+}
+
+ErrorCode OpenFailure(const Keyring& keyring, std::string_view envelope, std::string_view payload) {
+  try {
+    keyring.Open(envelope, payload);
+  } catch (const Error& error) {
+    return error.code();
+  }
+  ADD_FAILURE() << "opened a payload that should have been refused";
+  return ErrorCode::kInternal;
+}
+
+class TempDir {
+ public:
+  TempDir() : path_(fs::temp_directory_path() / ("courier-keyring-" + JobId::Random().Hex())) {
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+TEST(KeyringTest, SealThenOpenRoundTrips) {
+  const Keyring keyring = Keyring::Generate();
+  const auto sealed = keyring.Seal(MakeEnvelope(), "hello, courier");
+  EXPECT_EQ(detail::DecodeEnvelope(sealed.envelope).key_id, keyring.active_key_id());
+  EXPECT_EQ(keyring.Open(sealed.envelope, sealed.payload), "hello, courier");
+}
+
+TEST(KeyringTest, EverySealUsesAFreshNonce) {
+  const Keyring keyring = Keyring::Generate();
+  const auto a = keyring.Seal(MakeEnvelope(), "same");
+  const auto b = keyring.Seal(MakeEnvelope(), "same");
+  EXPECT_NE(detail::DecodeEnvelope(a.envelope).nonce, detail::DecodeEnvelope(b.envelope).nonce);
+  EXPECT_NE(a.payload, b.payload);
+}
+
+TEST(KeyringTest, FlippedBitAnywhereIsRejected) {
+  const Keyring keyring = Keyring::Generate();
+  const auto sealed = keyring.Seal(MakeEnvelope(), "payload bytes");
+  for (std::size_t i = 0; i < sealed.payload.size(); ++i) {
+    std::string damaged = sealed.payload;
+    damaged[i] ^= 0x01;
+    EXPECT_EQ(OpenFailure(keyring, sealed.envelope, damaged), ErrorCode::kUnauthenticated) << i;
+  }
+  const auto nonce_offset = sealed.envelope.size() - 1 - 24;  // the nonce precedes the mode byte
+  for (std::size_t i = 0; i < sealed.envelope.size(); ++i) {
+    if (i >= detail::kAttemptOffset && i < detail::kAttemptOffset + 4) continue;
+    std::string damaged = sealed.envelope;
+    damaged[i] ^= 0x01;
+    try {
+      keyring.Open(damaged, sealed.payload);
+      ADD_FAILURE() << "a flipped envelope bit at " << i << " was accepted";
+    } catch (const Error& error) {
+      // A flip either breaks the envelope's structure or its authentication.
+      EXPECT_TRUE(error.code() == ErrorCode::kUnauthenticated || error.code() == ErrorCode::kBadRequest ||
+                  error.code() == ErrorCode::kUnknownKey)
+          << i;
+      if (i >= nonce_offset && i < nonce_offset + 24) {
+        EXPECT_EQ(error.code(), ErrorCode::kUnauthenticated);
+      }
+    }
+  }
+}
+
+TEST(KeyringTest, AttemptRewriteKeepsTheSealValid) {
+  const Keyring keyring = Keyring::Generate();
+  auto sealed = keyring.Seal(MakeEnvelope(), "redeliver me");
+  detail::PatchAttempt(sealed.envelope.data(), sealed.envelope.size(), 3);
+  EXPECT_EQ(keyring.Open(sealed.envelope, sealed.payload), "redeliver me");
+}
+
+TEST(KeyringTest, PayloadReplayedUnderAnotherEnvelopeIsRejected) {
+  const Keyring keyring = Keyring::Generate();
+  const auto first = keyring.Seal(MakeEnvelope(), "transfer 10");
+  const auto second = keyring.Seal(MakeEnvelope(), "transfer 99");
+  EXPECT_EQ(OpenFailure(keyring, second.envelope, first.payload), ErrorCode::kUnauthenticated);
+}
+
+TEST(KeyringTest, UnknownKeyIdIsReported) {
+  const Keyring sender = Keyring::Generate();
+  Keyring receiver = Keyring::Generate();
+  receiver.Rotate();
+  ASSERT_TRUE(receiver.RemoveKey(1));
+  const auto sealed = sender.Seal(MakeEnvelope(), "x");
+  EXPECT_EQ(OpenFailure(receiver, sealed.envelope, sealed.payload), ErrorCode::kUnknownKey);
+}
+
+TEST(KeyringTest, SameIdDifferentSecretFailsAuthentication) {
+  const auto sealed = Keyring::Generate().Seal(MakeEnvelope(), "x");
+  EXPECT_EQ(OpenFailure(Keyring::Generate(), sealed.envelope, sealed.payload), ErrorCode::kUnauthenticated);
+}
+
+TEST(KeyringTest, RotationKeepsOldKeysOpening) {
+  TempDir dir;
+  const fs::path file = dir.path() / "keys.toml";
+  Keyring keyring = Keyring::Generate();
+  const auto before = keyring.Seal(MakeEnvelope(), "old");
+  EXPECT_EQ(keyring.Rotate(), 2u);
+  const auto after = keyring.Seal(MakeEnvelope(), "new");
+  EXPECT_EQ(detail::DecodeEnvelope(after.envelope).key_id, 2u);
+  keyring.Save(file);
+  const Keyring reloaded = Keyring::Load(file);
+  EXPECT_EQ(reloaded.active_key_id(), 2u);
+  EXPECT_EQ(reloaded.Open(before.envelope, before.payload), "old");
+  EXPECT_EQ(reloaded.Open(after.envelope, after.payload), "new");
+  EXPECT_THROW(keyring.RemoveKey(2), Error);
+}
+
+TEST(KeyringTest, UnsealedEnvelopeCannotBeOpened) {
+  const Keyring keyring = Keyring::Generate();
+  Envelope envelope = MakeEnvelope();
+  const std::string bytes = detail::EncodeEnvelope(envelope);
+  EXPECT_EQ(OpenFailure(keyring, bytes, std::string(20, 'x')), ErrorCode::kUnauthenticated);
+}
+
+TEST(KeyFileTest, GeneratedFileIsPrivateAndLoads) {
+  TempDir dir;
+  const fs::path file = dir.path() / "keyring.toml";
+  EXPECT_EQ(GenerateKeyFile(file), 1u);
+  struct stat info {};
+  ASSERT_EQ(::stat(file.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600u);
+  EXPECT_EQ(Keyring::Load(file).size(), 1u);
+  EXPECT_THROW(GenerateKeyFile(file), Error);  // never overwrites
+}
+
+TEST(KeyFileTest, LoadOrCreateMakesTheFileOnce) {
+  TempDir dir;
+  const fs::path file = dir.path() / "nested" / "keyring.toml";
+  const Keyring first = Keyring::LoadOrCreate(file);
+  const auto sealed = first.Seal(MakeEnvelope(), "shared");
+  EXPECT_EQ(Keyring::LoadOrCreate(file).Open(sealed.envelope, sealed.payload), "shared");
+}
+
+void ExpectLoadError(const fs::path& file, std::string_view fragment) {
+  try {
+    Keyring::Load(file);
+    FAIL() << "loaded a bad key file; expected: " << fragment;
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::kConfig);
+    const std::string message = error.what();
+    EXPECT_NE(message.find(file.string()), std::string::npos) << message;
+    EXPECT_NE(message.find(fragment), std::string::npos) << message;
+  }
+}
+
+void WriteFile(const fs::path& file, std::string_view text, fs::perms perms = fs::perms::owner_read | fs::perms::owner_write) {
+  std::ofstream(file) << text;
+  fs::permissions(file, perms);
+}
+
+TEST(KeyFileTest, RefusesFilesOthersCanRead) {
+  TempDir dir;
+  const fs::path file = dir.path() / "keyring.toml";
+  GenerateKeyFile(file);
+  fs::permissions(file, fs::perms::group_read, fs::perm_options::add);
+  ExpectLoadError(file, "lets group or others read it");
+  fs::permissions(file, fs::perms::group_read, fs::perm_options::remove);
+  fs::permissions(file, fs::perms::others_read, fs::perm_options::add);
+  ExpectLoadError(file, "chmod 600");
+}
+
+TEST(KeyFileTest, RefusesMalformedFilesSayingWhy) {
+  TempDir dir;
+  const fs::path file = dir.path() / "keyring.toml";
+  ExpectLoadError(file, "does not exist");
+  const std::string secret(64, 'a');
+  WriteFile(file, "active = [");
+  ExpectLoadError(file, "line 1");
+  WriteFile(file, "active = 1\n");
+  ExpectLoadError(file, "no [[key]] entries");
+  WriteFile(file, "active = 1\n[[key]]\nid = 1\nsecret = \"abc\"\n");
+  ExpectLoadError(file, "64 hex digits");
+  WriteFile(file, "active = 1\n[[key]]\nid = 1\nsecret = \"" + std::string(64, 'z') + "\"\n");
+  ExpectLoadError(file, "not hexadecimal");
+  WriteFile(file, "active = 2\n[[key]]\nid = 1\nsecret = \"" + secret + "\"\n");
+  ExpectLoadError(file, "active key 2 is not among");
+  WriteFile(file, "[[key]]\nid = 1\nsecret = \"" + secret + "\"\n");
+  ExpectLoadError(file, "'active'");
+  WriteFile(file, "active = 1\n[[key]]\nid = 0\nsecret = \"" + secret + "\"\n");
+  ExpectLoadError(file, "id must be an integer");
+  WriteFile(file, "active = 1\n[[key]]\nid = 1\nsecret = \"" + secret + "\"\n[[key]]\nid = 1\nsecret = \"" + secret + "\"\n");
+  ExpectLoadError(file, "duplicate key id 1");
+  WriteFile(file, "active = 1\nactiv = 2\n[[key]]\nid = 1\nsecret = \"" + secret + "\"\n");
+  ExpectLoadError(file, "unknown key 'activ'");
+}
+
+TEST(JobIdTest, HexRoundTripAndIdempotencyKeysAreStable) {
+  const JobId id = JobId::Random();
+  EXPECT_EQ(JobId::FromHex(id.Hex()), id);
+  EXPECT_FALSE(JobId::FromHex("xyz").has_value());
+  EXPECT_FALSE(JobId::FromHex(std::string(32, 'g')).has_value());
+  EXPECT_EQ(JobId::FromIdempotencyKey("order-42"), JobId::FromIdempotencyKey("order-42"));
+  EXPECT_NE(JobId::FromIdempotencyKey("order-42"), JobId::FromIdempotencyKey("order-43"));
+  EXPECT_EQ(JobId::FromBytes(id.View()), id);
+}
+
+}  // namespace
+}  // namespace courier
