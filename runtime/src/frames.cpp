@@ -1,0 +1,169 @@
+#include "frames.hpp"
+
+#include <msgpack.hpp>
+
+#include "msgpack_reader.hpp"
+#include "protocol.hpp"
+
+namespace courier::detail {
+namespace {
+
+struct StringStream {
+  std::string& out;
+  void write(const char* data, std::size_t size) { out.append(data, size); }
+};
+
+void PackBin(msgpack::packer<StringStream>& packer, std::string_view bytes) {
+  packer.pack_bin(static_cast<std::uint32_t>(bytes.size()));
+  packer.pack_bin_body(bytes.data(), static_cast<std::uint32_t>(bytes.size()));
+}
+
+void PackStr(msgpack::packer<StringStream>& packer, std::string_view text) {
+  packer.pack_str(static_cast<std::uint32_t>(text.size()));
+  packer.pack_str_body(text.data(), static_cast<std::uint32_t>(text.size()));
+}
+
+JobId ReadJobId(MsgpackReader& reader, std::string_view what) {
+  const auto id = JobId::FromBytes(reader.ReadBin(what));
+  if (!id) throw Error(ErrorCode::kBadRequest, std::string(what) + ": job id must be 16 bytes");
+  return *id;
+}
+
+void ExpectArray(MsgpackReader& reader, std::string_view what, std::uint32_t min_fields) {
+  const std::uint32_t fields = reader.ReadArrayHeader(what);
+  if (fields < min_fields) {
+    throw Error(ErrorCode::kBadRequest, std::string(what) + ": expected at least " +
+                                            std::to_string(min_fields) + " fields");
+  }
+}
+
+void ExpectEnd(const MsgpackReader& reader, std::string_view what) {
+  if (!reader.AtEnd()) throw Error(ErrorCode::kBadRequest, std::string(what) + ": trailing bytes");
+}
+
+}  // namespace
+
+std::string EncodeErrorBody(const JobId& job_id, ErrorCode code, std::string_view message) {
+  std::string out;
+  StringStream stream{out};
+  msgpack::packer<StringStream> packer(stream);
+  packer.pack_array(3);
+  PackBin(packer, job_id.View());
+  packer.pack_uint16(static_cast<std::uint16_t>(code));
+  PackStr(packer, message);
+  return out;
+}
+
+ErrorBody DecodeErrorBody(std::string_view bytes) {
+  MsgpackReader reader(bytes);
+  ExpectArray(reader, "error body", 3);
+  ErrorBody body;
+  body.job_id = ReadJobId(reader, "error body.job_id");
+  const std::uint64_t code = reader.ReadUint("error body.code");
+  body.code = IsWireCode(static_cast<std::uint32_t>(code)) && code <= UINT16_MAX
+                  ? static_cast<ErrorCode>(code)
+                  : ErrorCode::kInternal;
+  body.message = std::string(reader.ReadStr("error body.message"));
+  return body;
+}
+
+std::string EncodeReadyInfo(const ReadyInfo& info) {
+  std::string out;
+  StringStream stream{out};
+  msgpack::packer<StringStream> packer(stream);
+  packer.pack_array(6);
+  packer.pack_uint32(info.protocol_version);
+  packer.pack_uint32(info.capacity);
+  packer.pack_uint32(info.weight);
+  PackStr(packer, info.host);
+  packer.pack_uint64(info.pid);
+  PackStr(packer, info.instance);
+  return out;
+}
+
+ReadyInfo DecodeReadyInfo(std::string_view bytes) {
+  MsgpackReader reader(bytes);
+  ExpectArray(reader, "ready info", 6);
+  ReadyInfo info;
+  const auto version = reader.ReadUint("ready info.protocol_version");
+  if (version != kWorkerProtocolVersion) {
+    throw Error(ErrorCode::kBadRequest, "ready info: unsupported worker protocol version " + std::to_string(version));
+  }
+  info.protocol_version = static_cast<std::uint32_t>(version);
+  const auto capacity = reader.ReadUint("ready info.capacity");
+  if (capacity < 1 || capacity > kMaxCapacity) {
+    throw Error(ErrorCode::kBadRequest, "ready info: capacity must be in [1, " + std::to_string(kMaxCapacity) + "]");
+  }
+  info.capacity = static_cast<std::uint32_t>(capacity);
+  const auto weight = reader.ReadUint("ready info.weight");
+  if (weight < 1 || weight > kMaxWeight) {
+    throw Error(ErrorCode::kBadRequest, "ready info: weight must be in [1, " + std::to_string(kMaxWeight) + "]");
+  }
+  info.weight = static_cast<std::uint32_t>(weight);
+  const auto host = reader.ReadStr("ready info.host");
+  info.pid = reader.ReadUint("ready info.pid");
+  const auto instance = reader.ReadStr("ready info.instance");
+  if (host.size() > 255 || instance.size() > 255) {
+    throw Error(ErrorCode::kBadRequest, "ready info: host and instance are at most 255 bytes");
+  }
+  info.host = std::string(host);
+  info.instance = std::string(instance);
+  return info;
+}
+
+std::string EncodeCredit(std::uint32_t capacity) {
+  std::string out;
+  StringStream stream{out};
+  msgpack::packer<StringStream>(stream).pack_uint32(capacity);
+  return out;
+}
+
+std::uint32_t DecodeCredit(std::string_view bytes) {
+  MsgpackReader reader(bytes);
+  const auto capacity = reader.ReadUint("credit");
+  ExpectEnd(reader, "credit");
+  if (capacity > kMaxCapacity) {
+    throw Error(ErrorCode::kBadRequest, "credit: capacity must be in [0, " + std::to_string(kMaxCapacity) + "]");
+  }
+  return static_cast<std::uint32_t>(capacity);
+}
+
+std::string EncodeReject(const JobId& job_id, ErrorCode code) {
+  std::string out;
+  StringStream stream{out};
+  msgpack::packer<StringStream> packer(stream);
+  packer.pack_array(2);
+  PackBin(packer, job_id.View());
+  packer.pack_uint16(static_cast<std::uint16_t>(code));
+  return out;
+}
+
+RejectBody DecodeReject(std::string_view bytes) {
+  MsgpackReader reader(bytes);
+  ExpectArray(reader, "reject", 2);
+  RejectBody body;
+  body.job_id = ReadJobId(reader, "reject.job_id");
+  const auto code = reader.ReadUint("reject.code");
+  body.code = IsWireCode(static_cast<std::uint32_t>(code)) ? static_cast<ErrorCode>(code) : ErrorCode::kInternal;
+  return body;
+}
+
+std::string EncodeQuery(std::string_view name) {
+  std::string out;
+  StringStream stream{out};
+  msgpack::packer<StringStream> packer(stream);
+  packer.pack_array(2);
+  PackStr(packer, name);
+  packer.pack_map(0);
+  return out;
+}
+
+std::string DecodeQueryName(std::string_view bytes) {
+  MsgpackReader reader(bytes);
+  ExpectArray(reader, "query", 1);
+  const auto name = reader.ReadStr("query.name");
+  if (name.size() > 64) throw Error(ErrorCode::kBadRequest, "query: name too long");
+  return std::string(name);
+}
+
+}  // namespace courier::detail
