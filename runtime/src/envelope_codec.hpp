@@ -18,7 +18,7 @@
 namespace courier::detail {
 
 inline constexpr std::size_t kAttemptOffset = 3;   // first of the 4 big-endian attempt bytes
-inline constexpr std::size_t kMinEnvelopeBytes = 7;
+inline constexpr std::size_t kMinEnvelopeBytes = 37;  // every field at its smallest
 inline constexpr std::size_t kMaxEnvelopeBytes = 512;
 
 // A decoded envelope whose service name points into the frame it came from.

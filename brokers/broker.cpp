@@ -1,0 +1,822 @@
+#include "broker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "envelope_codec.hpp"
+#include "protocol.hpp"
+#include "reports.hpp"
+
+namespace courier::broker {
+namespace {
+
+using detail::ClientCommand;
+using detail::WorkerCommand;
+
+std::string_view View(const zmq::message_t& frame) { return frame.to_string_view(); }
+
+std::uint8_t CommandByte(const zmq::message_t& frame) {
+  return frame.size() == 1 ? *static_cast<const std::uint8_t*>(frame.data()) : 0;
+}
+
+std::string_view HeaderFor(PeerKind kind) {
+  return kind == PeerKind::kMdp ? detail::kMdpWorker : detail::kCourierWorker;
+}
+
+std::string Printable(std::string_view identity) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (const char c : identity) {
+    out += kHex[(static_cast<unsigned char>(c) >> 4) & 0xf];
+    out += kHex[static_cast<unsigned char>(c) & 0xf];
+  }
+  return out;
+}
+
+}  // namespace
+
+Now Now::Real() { return Now{std::chrono::steady_clock::now(), NowUnixMs()}; }
+
+Broker::Broker(BrokerConfig config, Outbox& outbox, std::uint64_t random_seed)
+    : config_(std::move(config)), outbox_(outbox), random_(random_seed) {
+  out_.reserve(16);
+  // Services are never removed and references to them are held across calls that may add
+  // one (a dead letter creates courier.errors), so their storage must never move.
+  services_.reserve(kMaxServices);
+  job_index_.reserve(1024);
+  started_ = std::chrono::steady_clock::now();
+}
+
+// ---------------------------------------------------------------------------------------
+// Inbound
+
+void Broker::OnMessage(std::span<zmq::message_t> frames, const Now& now) {
+  if (frames.size() < 3) {
+    ++counters_.malformed;
+    LogBadInput(frames.empty() ? std::string_view{} : View(frames[0]), "fewer than 3 frames");
+    return;
+  }
+  std::size_t total = 0;
+  for (const auto& frame : frames) total += frame.size();
+  if (total > config_.max_message_bytes) {
+    ++counters_.oversized;
+    const std::string why = "message of " + std::to_string(total) + " bytes over max_message_bytes (" +
+                            std::to_string(config_.max_message_bytes) + ")";
+    LogBadInput(View(frames[0]), why);
+    if (frames.size() >= 4 && View(frames[2]) == detail::kCourierClient &&
+        CommandByte(frames[3]) == static_cast<std::uint8_t>(ClientCommand::kSubmit)) {
+      // Tell the client at once rather than leave it waiting for its deadline.
+      JobId id;
+      if (frames.size() > 4) {
+        try {
+          id = detail::DecodeEnvelope(View(frames[4])).job_id;
+        } catch (const Error&) {
+        }
+      }
+      SendClientError(View(frames[0]), id, ErrorCode::kTooLarge, why);
+    }
+    return;
+  }
+  if (frames[1].size() != 0) {
+    ++counters_.malformed;
+    LogBadInput(View(frames[0]), "frame 1 is not the empty delimiter");
+    return;
+  }
+  const std::string_view header = View(frames[2]);
+  try {
+    if (header == detail::kCourierClient) {
+      OnCourierClient(frames, now);
+    } else if (header == detail::kCourierWorker) {
+      OnWorker(frames, PeerKind::kCourier, now);
+    } else if (header == detail::kMdpClient) {
+      OnMdpClient(frames, now);
+    } else if (header == detail::kMdpWorker) {
+      OnWorker(frames, PeerKind::kMdp, now);
+    } else {
+      ++counters_.malformed;
+      LogBadInput(View(frames[0]), "unknown protocol header");
+    }
+  } catch (const std::exception& error) {
+    // Decoders throw on hostile input; nothing a peer sends may stop the loop.
+    ++counters_.malformed;
+    LogBadInput(View(frames[0]), error.what());
+  }
+}
+
+void Broker::OnMdpClient(std::span<zmq::message_t> frames, const Now& now) {
+  if (frames.size() < 4) {
+    ++counters_.malformed;
+    LogBadInput(View(frames[0]), "MDP request without a service frame");
+    return;
+  }
+  const std::string_view service_name = View(frames[3]);
+  if (service_name.starts_with(detail::kMmiPrefix)) {
+    OnMmi(frames);
+    return;
+  }
+  if (service_name.empty() || service_name.size() > detail::kMaxServiceNameBytes) {
+    ++counters_.malformed;
+    LogBadInput(View(frames[0]), "MDP request with an invalid service name");
+    return;
+  }
+  const std::uint32_t service = FindOrAddService(service_name);
+  if (service == kNone) {
+    ++counters_.busy_rejections;
+    return;
+  }
+  // Plain Majordomo requests get a broker-made envelope, so they are queued, redelivered
+  // and dead-lettered like any other job.
+  Envelope envelope;
+  envelope.job_id = JobId::Random();
+  envelope.service = std::string(service_name);
+  envelope.created_at_ms = now.unix_ms;
+  envelope.deadline_ms = now.unix_ms + static_cast<std::uint64_t>(config_.mdp_deadline.count());
+  envelope.max_attempts = config_.max_attempts;
+  const std::string envelope_bytes = detail::EncodeEnvelope(envelope);
+
+  const std::uint32_t slot = jobs_.Acquire();
+  Job& job = jobs_[slot];
+  job.id = envelope.job_id;
+  job.service = service;
+  job.client_kind = PeerKind::kMdp;
+  job.client = std::string(View(frames[0]));
+  job.envelope = zmq::message_t(envelope_bytes.data(), envelope_bytes.size());
+  if (frames.size() > 4) job.payload = std::move(frames[4]);
+  for (std::size_t i = 5; i < frames.size(); ++i) job.extra_body.push_back(std::move(frames[i]));
+  job.deadline_ms = envelope.deadline_ms;
+  job.max_attempts = envelope.max_attempts;
+  if (Enqueue(service, slot, now) == kNone) {
+    ++counters_.busy_rejections;  // MDP has no error reply; the client's own timeout tells it
+    jobs_.Release(slot);
+    return;
+  }
+  Dispatch(service, now);
+}
+
+void Broker::OnMmi(std::span<zmq::message_t> frames) {
+  const std::string_view mmi = View(frames[3]);
+  std::string_view code = "501";
+  if (mmi == detail::kMmiService) {
+    const std::string_view asked = frames.size() > 4 ? View(frames[4]) : std::string_view{};
+    code = WorkerCount(asked) > 0 ? "200" : "404";
+  }
+  out_.clear();
+  out_.emplace_back(frames[0].data(), frames[0].size());
+  out_.emplace_back();
+  out_.emplace_back(detail::kMdpClient.data(), detail::kMdpClient.size());
+  out_.emplace_back(mmi.data(), mmi.size());
+  out_.emplace_back(code.data(), code.size());
+  if (SendFrames() != SendResult::kSent) ++counters_.unreachable_clients;
+}
+
+void Broker::OnCourierClient(std::span<zmq::message_t> frames, const Now& now) {
+  if (frames.size() < 4) {
+    ++counters_.malformed;
+    LogBadInput(View(frames[0]), "CRC01 message without a command");
+    return;
+  }
+  switch (static_cast<ClientCommand>(CommandByte(frames[3]))) {
+    case ClientCommand::kSubmit:
+      OnSubmit(frames, now);
+      return;
+    case ClientCommand::kQuery:
+      OnQuery(frames, now);
+      return;
+    case ClientCommand::kPing: {
+      if (frames.size() != 5 || frames[4].size() > 16) break;
+      SendCourierClient(View(frames[0]), static_cast<std::uint8_t>(ClientCommand::kPong), View(frames[4]));
+      return;
+    }
+    default:
+      ++counters_.unknown_command;
+      LogBadInput(View(frames[0]), "unknown CRC01 command");
+      return;
+  }
+  ++counters_.malformed;
+  LogBadInput(View(frames[0]), "malformed CRC01 PING");
+}
+
+void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
+  const std::string_view client = View(frames[0]);
+  if (frames.size() != 6) {
+    ++counters_.malformed;
+    SendClientError(client, JobId{}, ErrorCode::kBadRequest, "SUBMIT takes exactly [envelope][payload]");
+    return;
+  }
+  detail::EnvelopeView envelope;
+  try {
+    envelope = detail::DecodeEnvelope(View(frames[4]));
+  } catch (const Error& error) {
+    ++counters_.malformed;
+    SendClientError(client, JobId{}, ErrorCode::kBadRequest, error.what());
+    return;
+  }
+  if (envelope.mode == ReplyMode::kReply || envelope.service.starts_with(detail::kMmiPrefix)) {
+    ++counters_.malformed;
+    SendClientError(client, envelope.job_id, ErrorCode::kBadRequest,
+                    "SUBMIT needs mode call or send and a service outside mmi.*");
+    return;
+  }
+  if (const auto found = job_index_.find(envelope.job_id); found != job_index_.end()) {
+    // A resend of a job this broker already holds (client retry or failover): answer once.
+    Job& job = jobs_[found->second];
+    if (job.client_kind == PeerKind::kCourier) job.client = std::string(client);
+    if (envelope.mode == ReplyMode::kSend) {
+      SendCourierClient(client, static_cast<std::uint8_t>(ClientCommand::kAccept), envelope.job_id.View());
+    }
+    return;
+  }
+  if (envelope.deadline_ms <= now.unix_ms) {
+    ++counters_.expired;
+    SendClientError(client, envelope.job_id, ErrorCode::kDeadlineExceeded, "deadline passed before the broker got the job");
+    return;
+  }
+  const std::uint32_t service = FindOrAddService(envelope.service);
+  if (service == kNone) {
+    ++counters_.busy_rejections;
+    SendClientError(client, envelope.job_id, ErrorCode::kBusy, "the broker holds too many services");
+    return;
+  }
+  const std::uint32_t slot = jobs_.Acquire();
+  Job& job = jobs_[slot];
+  job.id = envelope.job_id;
+  job.service = service;
+  job.client_kind = PeerKind::kCourier;
+  job.client = std::string(client);
+  job.envelope = std::move(frames[4]);
+  job.payload = std::move(frames[5]);
+  job.deadline_ms = envelope.deadline_ms;
+  job.attempt = std::max<std::uint32_t>(envelope.attempt, 1);
+  job.max_attempts = envelope.max_attempts;
+  job.mode = envelope.mode;
+  if (Enqueue(service, slot, now) == kNone) {
+    ++counters_.busy_rejections;
+    SendClientError(client, envelope.job_id, ErrorCode::kBusy,
+                    "queue for '" + services_[service].name + "' is full");
+    jobs_.Release(slot);
+    return;
+  }
+  if (envelope.mode == ReplyMode::kSend) {
+    SendCourierClient(client, static_cast<std::uint8_t>(ClientCommand::kAccept), envelope.job_id.View());
+  }
+  Dispatch(service, now);
+}
+
+void Broker::OnQuery(std::span<zmq::message_t> frames, const Now& now) {
+  if (frames.size() != 6 || frames[4].size() > 16) {
+    ++counters_.malformed;
+    LogBadInput(View(frames[0]), "malformed CRC01 QUERY");
+    return;
+  }
+  std::string reply;
+  try {
+    const std::string name = detail::DecodeQueryName(View(frames[5]));
+    if (name == "services") {
+      reply = BuildServicesReply();
+    } else if (name == "workers") {
+      reply = BuildWorkersReply(now);
+    } else if (name == "stats") {
+      reply = BuildStatsReply(now);
+    } else {
+      reply = EncodeQueryFailure(ErrorCode::kBadRequest, "unknown query '" + name + "'");
+    }
+  } catch (const Error& error) {
+    ++counters_.malformed;
+    reply = EncodeQueryFailure(ErrorCode::kBadRequest, error.what());
+  }
+  SendCourierClient(View(frames[0]), static_cast<std::uint8_t>(ClientCommand::kQueryReply),
+                    View(frames[4]), reply, true);
+}
+
+void Broker::OnWorker(std::span<zmq::message_t> frames, PeerKind kind, const Now& now) {
+  const std::string_view identity = View(frames[0]);
+  if (frames.size() < 4 || frames[3].size() != 1) {
+    ProtocolError(identity, kind, "worker message without a one-byte command", now);
+    return;
+  }
+  const auto command = static_cast<WorkerCommand>(CommandByte(frames[3]));
+  if (command == WorkerCommand::kReady) {
+    OnReady(frames, kind, now);
+    return;
+  }
+  const std::uint32_t worker = FindWorker(identity);
+  if (worker == kNone || workers_[worker].kind != kind) {
+    if (command != WorkerCommand::kDisconnect) ProtocolError(identity, kind, "command before READY", now);
+    return;
+  }
+  workers_[worker].expiry = now.steady + config_.expiry();
+  const bool courier = kind == PeerKind::kCourier;
+  switch (command) {
+    case WorkerCommand::kHeartbeat:
+      return;
+    case WorkerCommand::kReply:
+      OnWorkerReply(worker, frames, now);
+      return;
+    case WorkerCommand::kDisconnect:
+      RemoveWorker(worker, false, now);
+      return;
+    case WorkerCommand::kError:
+      if (courier) {
+        OnWorkerError(worker, frames, now);
+        return;
+      }
+      break;
+    case WorkerCommand::kCredit:
+      if (courier && frames.size() == 5) {
+        workers_[worker].capacity = detail::DecodeCredit(View(frames[4]));
+        Dispatch(workers_[worker].service, now);
+        return;
+      }
+      break;
+    case WorkerCommand::kReject:
+      if (courier) {
+        OnReject(worker, frames, now);
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  ++counters_.unknown_command;
+  ProtocolError(identity, kind, "unknown or malformed worker command", now);
+}
+
+void Broker::OnReady(std::span<zmq::message_t> frames, PeerKind kind, const Now& now) {
+  const std::string_view identity = View(frames[0]);
+  if (const std::uint32_t existing = FindWorker(identity); existing != kNone) {
+    ProtocolError(identity, kind, "second READY", now);
+    return;
+  }
+  const bool courier = kind == PeerKind::kCourier;
+  if (frames.size() != (courier ? 6u : 5u)) {
+    ProtocolError(identity, kind, "READY with the wrong number of frames", now);
+    return;
+  }
+  const std::string_view name = View(frames[4]);
+  if (name.empty() || name.size() > detail::kMaxServiceNameBytes || name.starts_with(detail::kMmiPrefix)) {
+    ProtocolError(identity, kind, "READY for an invalid or mmi.* service", now);
+    return;
+  }
+  detail::ReadyInfo info;
+  if (courier) info = detail::DecodeReadyInfo(View(frames[5]));  // throws → counted as malformed
+  const std::uint32_t service = FindOrAddService(name);
+  if (service == kNone) {
+    ProtocolError(identity, kind, "the broker holds too many services", now);
+    return;
+  }
+  const std::uint32_t slot = workers_.Acquire();
+  Worker& worker = workers_[slot];
+  worker.identity = std::string(identity);
+  worker.kind = kind;
+  worker.service = service;
+  worker.capacity = courier ? info.capacity : 1;  // an MDP worker holds one request at a time
+  worker.weight = courier ? info.weight : 1;
+  worker.info = std::move(info);
+  worker.expiry = now.steady + config_.expiry();
+  worker.last_sent = now.steady;
+  worker.last_dispatch = now.steady;
+  worker_index_.emplace(worker.identity, slot);
+  services_[service].workers.push_back(slot);
+  spdlog::info("worker {} ready for '{}' ({}, capacity {}, weight {}{}{})", Printable(identity), name,
+               courier ? "courier" : "mdp", worker.capacity, worker.weight,
+               worker.info.host.empty() ? "" : ", host ", worker.info.host);
+  Dispatch(service, now);
+}
+
+void Broker::OnWorkerReply(std::uint32_t worker_slot, std::span<zmq::message_t> frames, const Now& now) {
+  Worker& worker = workers_[worker_slot];
+  std::uint32_t slot = kNone;
+  std::size_t body_begin = 0;
+  if (worker.kind == PeerKind::kCourier) {
+    if (frames.size() != 6) {
+      ProtocolError(worker.identity, worker.kind, "REPLY takes exactly [envelope][payload]", now);
+      return;
+    }
+    const detail::EnvelopeView envelope = detail::DecodeEnvelope(View(frames[4]));
+    const auto found = job_index_.find(envelope.job_id);
+    if (found != job_index_.end() && jobs_[found->second].worker == worker_slot) slot = found->second;
+    body_begin = 4;
+  } else {
+    // MDP: [client][empty][body...]; the worker holds at most one job, so that is the one.
+    if (frames.size() < 6 || frames[5].size() != 0) {
+      ProtocolError(worker.identity, worker.kind, "MDP REPLY without client address and delimiter", now);
+      return;
+    }
+    for (std::uint32_t i = 0; i < jobs_.capacity() && worker.in_flight > 0; ++i) {
+      if (jobs_[i].live && jobs_[i].worker == worker_slot) {
+        slot = i;
+        break;
+      }
+    }
+    body_begin = 6;
+  }
+  if (slot == kNone) {
+    ++counters_.late_replies;  // answered already (after a redelivery) or never ours
+    return;
+  }
+  Job& job = jobs_[slot];
+  const std::uint32_t service = job.service;
+  if (job.mode == ReplyMode::kCall && job.client_kind != PeerKind::kInternal) {
+    out_.clear();
+    out_.emplace_back(job.client.data(), job.client.size());
+    out_.emplace_back();
+    if (job.client_kind == PeerKind::kCourier) {
+      out_.emplace_back(detail::kCourierClient.data(), detail::kCourierClient.size());
+      const auto command = static_cast<std::uint8_t>(ClientCommand::kReply);
+      out_.emplace_back(&command, 1);
+      for (std::size_t i = body_begin; i < frames.size(); ++i) out_.push_back(std::move(frames[i]));
+    } else {
+      out_.emplace_back(detail::kMdpClient.data(), detail::kMdpClient.size());
+      const std::string& name = services_[service].name;
+      out_.emplace_back(name.data(), name.size());
+      // A Courier worker's reply is [envelope][payload]; an MDP client gets the payload.
+      const std::size_t first = worker.kind == PeerKind::kCourier ? body_begin + 1 : body_begin;
+      for (std::size_t i = first; i < frames.size(); ++i) out_.push_back(std::move(frames[i]));
+    }
+    if (SendFrames() != SendResult::kSent) ++counters_.unreachable_clients;
+  }
+  ++services_[service].replied;
+  ++counters_.jobs_answered;
+  CompleteJob(slot);
+  Dispatch(service, now);
+}
+
+void Broker::OnWorkerError(std::uint32_t worker_slot, std::span<zmq::message_t> frames, const Now& now) {
+  if (frames.size() != 5) {
+    ProtocolError(workers_[worker_slot].identity, PeerKind::kCourier, "ERROR takes exactly [error body]", now);
+    return;
+  }
+  const detail::ErrorBody body = detail::DecodeErrorBody(View(frames[4]));
+  const auto found = job_index_.find(body.job_id);
+  if (found == job_index_.end() || jobs_[found->second].worker != worker_slot) {
+    ++counters_.late_replies;
+    return;
+  }
+  const std::uint32_t slot = found->second;
+  const std::uint32_t service = jobs_[slot].service;
+  ++counters_.jobs_answered;
+  FailJob(slot, body.code, body.message);
+  Dispatch(service, now);
+}
+
+void Broker::OnReject(std::uint32_t worker_slot, std::span<zmq::message_t> frames, const Now& now) {
+  if (frames.size() != 5) {
+    ProtocolError(workers_[worker_slot].identity, PeerKind::kCourier, "REJECT takes exactly [reject body]", now);
+    return;
+  }
+  const detail::RejectBody body = detail::DecodeReject(View(frames[4]));
+  const auto found = job_index_.find(body.job_id);
+  if (found == job_index_.end() || jobs_[found->second].worker != worker_slot) {
+    ++counters_.late_replies;
+    return;
+  }
+  const std::uint32_t service = jobs_[found->second].service;
+  Requeue(found->second, false, now);
+  Dispatch(service, now);
+}
+
+// ---------------------------------------------------------------------------------------
+// Jobs
+
+std::uint32_t Broker::Enqueue(std::uint32_t service, std::uint32_t slot, const Now& now) {
+  Service& entry = services_[service];
+  if (entry.queue.size() >= entry.policy.queue_limit) return kNone;
+  Job& job = jobs_[slot];
+  job.enqueued_at = now.steady;
+  job.worker = kNone;
+  job_index_.emplace(job.id, slot);
+  entry.queue.push_back(slot);
+  ++counters_.jobs_accepted;
+  return slot;
+}
+
+void Broker::Dispatch(std::uint32_t service, const Now& now) {
+  Service& entry = services_[service];
+  while (!entry.queue.empty()) {
+    const std::uint32_t slot = entry.queue.front();
+    if (jobs_[slot].deadline_ms <= now.unix_ms) {
+      entry.queue.pop_front();
+      ++counters_.expired;
+      FailJob(slot, ErrorCode::kDeadlineExceeded, "deadline passed while queued");
+      continue;
+    }
+    const std::uint32_t worker = PickWorker(service);
+    if (worker == kNone) return;
+    entry.queue.pop_front();
+    if (!SendRequest(worker, slot)) {
+      // The worker is gone: its ROUTER route vanished. Put the job back and drop the worker.
+      entry.queue.push_front(slot);
+      RemoveWorker(worker, false, now);
+      continue;
+    }
+    Job& job = jobs_[slot];
+    Worker& holder = workers_[worker];
+    job.worker = worker;
+    ++holder.in_flight;
+    holder.last_sent = now.steady;
+    holder.last_dispatch = now.steady;
+    holder.dispatch_sequence = ++dispatch_sequence_;
+    ++entry.in_flight;
+    ++entry.dispatched;
+  }
+}
+
+bool Broker::SendRequest(std::uint32_t worker_slot, std::uint32_t slot) {
+  const Worker& worker = workers_[worker_slot];
+  Job& job = jobs_[slot];
+  const auto command = static_cast<std::uint8_t>(WorkerCommand::kRequest);
+  const std::string_view header = HeaderFor(worker.kind);
+  out_.clear();
+  out_.emplace_back(worker.identity.data(), worker.identity.size());
+  out_.emplace_back();
+  out_.emplace_back(header.data(), header.size());
+  out_.emplace_back(&command, 1);
+  // copy() shares the received buffer (reference counted), so payloads are not copied.
+  auto share = [this](zmq::message_t& frame) {
+    out_.emplace_back();
+    out_.back().copy(frame);
+  };
+  if (worker.kind == PeerKind::kCourier) {
+    share(job.envelope);
+    share(job.payload);
+  } else {
+    out_.emplace_back(job.client.data(), job.client.size());
+    out_.emplace_back();
+    if (job.client_kind == PeerKind::kMdp) {
+      share(job.payload);
+      for (auto& frame : job.extra_body) share(frame);
+    } else {
+      share(job.envelope);
+      share(job.payload);
+    }
+  }
+  return SendFrames() == SendResult::kSent;
+}
+
+void Broker::CompleteJob(std::uint32_t slot) {
+  Job& job = jobs_[slot];
+  if (job.worker != kNone) {
+    Worker& worker = workers_[job.worker];
+    if (worker.in_flight > 0) --worker.in_flight;
+    if (services_[job.service].in_flight > 0) --services_[job.service].in_flight;
+  }
+  if (job.client_kind == PeerKind::kInternal && job.service == FindService(detail::kErrorSinkService) &&
+      dead_letters_queued_ > 0) {
+    --dead_letters_queued_;
+  }
+  job_index_.erase(job.id);
+  jobs_.Release(slot);
+  if (jobs_.live() == 0) jobs_.Trim();
+}
+
+void Broker::FailJob(std::uint32_t slot, ErrorCode code, std::string_view message) {
+  const Job& job = jobs_[slot];
+  ++services_[job.service].failed;
+  if (job.client_kind == PeerKind::kCourier && job.mode == ReplyMode::kCall) {
+    SendClientError(job, code, message);
+  }
+  CompleteJob(slot);
+}
+
+void Broker::Requeue(std::uint32_t slot, bool count_attempt, const Now& now) {
+  Job& job = jobs_[slot];
+  const std::uint32_t service = job.service;
+  if (job.worker != kNone) {
+    Worker& worker = workers_[job.worker];
+    if (worker.in_flight > 0) --worker.in_flight;
+    if (services_[service].in_flight > 0) --services_[service].in_flight;
+    job.worker = kNone;
+  }
+  if (count_attempt) {
+    if (job.attempt >= job.max_attempts) {
+      DeadLetter(slot, ErrorCode::kAttemptsExhausted,
+                 "worker lost on attempt " + std::to_string(job.attempt) + " of " + std::to_string(job.max_attempts),
+                 now);
+      return;
+    }
+    ++job.attempt;
+    ++counters_.redelivered;
+    // A fresh buffer: the old one may still sit in ZeroMQ's pipe to the lost worker.
+    zmq::message_t envelope(job.envelope.data(), job.envelope.size());
+    if (envelope.size() >= detail::kMinEnvelopeBytes) {
+      detail::PatchAttempt(static_cast<char*>(envelope.data()), envelope.size(), job.attempt);
+    }
+    job.envelope = std::move(envelope);
+  }
+  services_[service].queue.push_front(slot);
+}
+
+void Broker::DeadLetter(std::uint32_t slot, ErrorCode code, std::string_view message, const Now& now) {
+  Job& job = jobs_[slot];
+  ++counters_.dead_lettered;
+  const std::string service_name = services_[job.service].name;
+  spdlog::warn("job {} of '{}' dead-lettered: {}", job.id.Hex(), service_name, message);
+  // The report carries the original envelope and still-sealed payload: the sink never
+  // needs the key, and can replay the job as it was.
+  if (job.client_kind != PeerKind::kInternal) {
+    const std::uint32_t sink = FindOrAddService(detail::kErrorSinkService);
+    if (sink != kNone && dead_letters_queued_ < config_.dead_letter_buffer) {
+      DeadLetterInput input{.service = service_name,
+                            .job_id = job.id,
+                            .attempt = job.attempt,
+                            .max_attempts = job.max_attempts,
+                            .code = code,
+                            .message = std::string(message),
+                            .envelope = job.envelope.to_string_view(),
+                            .payload = job.payload.to_string_view(),
+                            .time_ms = now.unix_ms};
+      Envelope report_envelope;
+      report_envelope.job_id = JobId::Random();
+      report_envelope.service = std::string(detail::kErrorSinkService);
+      report_envelope.created_at_ms = now.unix_ms;
+      report_envelope.deadline_ms = now.unix_ms + kDeadLetterLifetimeMs;
+      report_envelope.max_attempts = config_.max_attempts;
+      report_envelope.mode = ReplyMode::kSend;
+      const std::string envelope_bytes = detail::EncodeEnvelope(report_envelope);
+      const std::string report = EncodeDeadLetterReport(input);
+      const std::uint32_t report_slot = jobs_.Acquire();
+      Job& report_job = jobs_[report_slot];
+      report_job.id = report_envelope.job_id;
+      report_job.service = sink;
+      report_job.client_kind = PeerKind::kInternal;
+      report_job.envelope = zmq::message_t(envelope_bytes.data(), envelope_bytes.size());
+      report_job.payload = zmq::message_t(report.data(), report.size());
+      report_job.deadline_ms = report_envelope.deadline_ms;
+      report_job.max_attempts = report_envelope.max_attempts;
+      report_job.mode = ReplyMode::kSend;
+      if (Enqueue(sink, report_slot, now) == kNone) {
+        jobs_.Release(report_slot);
+        ++counters_.dead_letter_dropped;
+      } else {
+        ++dead_letters_queued_;
+      }
+    } else {
+      ++counters_.dead_letter_dropped;
+    }
+  }
+  // Jobs[] may have grown above: take the slot afresh.
+  FailJob(slot, code, message);
+  if (const std::uint32_t sink = FindService(detail::kErrorSinkService); sink != kNone) Dispatch(sink, now);
+}
+
+void Broker::ExpireQueued(const Now& now) {
+  for (std::uint32_t service = 0; service < services_.size(); ++service) {
+    auto& queue = services_[service].queue;
+    if (queue.empty()) continue;
+    std::vector<std::uint32_t> expired;
+    std::erase_if(queue, [&](std::uint32_t slot) {
+      if (jobs_[slot].deadline_ms > now.unix_ms) return false;
+      expired.push_back(slot);
+      return true;
+    });
+    for (const std::uint32_t slot : expired) {
+      ++counters_.expired;
+      FailJob(slot, ErrorCode::kDeadlineExceeded, "deadline passed while queued");
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Ticks, workers and services
+
+void Broker::OnTick(const Now& now) {
+  for (std::uint32_t slot = 0; slot < workers_.capacity(); ++slot) {
+    Worker& worker = workers_[slot];
+    if (!worker.live) continue;
+    if (now.steady >= worker.expiry) {
+      ++counters_.workers_expired;
+      spdlog::warn("worker {} of '{}' expired after {} ms of silence", Printable(worker.identity),
+                   services_[worker.service].name, config_.expiry().count());
+      RemoveWorker(slot, false, now);
+      continue;
+    }
+    if (now.steady - worker.last_sent >= config_.heartbeat_interval) {
+      SendToWorker(worker.identity, worker.kind, static_cast<std::uint8_t>(WorkerCommand::kHeartbeat));
+      worker.last_sent = now.steady;
+    }
+  }
+  if (now.steady >= next_deadline_scan_) {
+    ExpireQueued(now);
+    next_deadline_scan_ = now.steady + std::chrono::milliseconds(100);
+  }
+}
+
+void Broker::DisconnectAll() {
+  for (std::uint32_t slot = 0; slot < workers_.capacity(); ++slot) {
+    const Worker& worker = workers_[slot];
+    if (worker.live) SendToWorker(worker.identity, worker.kind, static_cast<std::uint8_t>(WorkerCommand::kDisconnect));
+  }
+}
+
+std::uint32_t Broker::FindWorker(std::string_view identity) const {
+  const auto found = worker_index_.find(identity);
+  return found == worker_index_.end() ? kNone : found->second;
+}
+
+std::uint32_t Broker::FindService(std::string_view name) const {
+  const auto found = service_index_.find(name);
+  return found == service_index_.end() ? kNone : found->second;
+}
+
+std::uint32_t Broker::FindOrAddService(std::string_view name) {
+  if (const std::uint32_t found = FindService(name); found != kNone) return found;
+  if (services_.size() >= kMaxServices) return kNone;
+  Service service;
+  service.name = std::string(name);
+  service.policy = config_.PolicyFor(name);
+  services_.push_back(std::move(service));
+  const auto slot = static_cast<std::uint32_t>(services_.size() - 1);
+  service_index_.emplace(services_.back().name, slot);
+  return slot;
+}
+
+void Broker::RemoveWorker(std::uint32_t slot, bool send_disconnect, const Now& now) {
+  Worker& worker = workers_[slot];
+  if (!worker.live) return;
+  const std::uint32_t service = worker.service;
+  if (send_disconnect) SendToWorker(worker.identity, worker.kind, static_cast<std::uint8_t>(WorkerCommand::kDisconnect));
+  std::vector<std::uint32_t> held;
+  if (worker.in_flight > 0) {
+    for (std::uint32_t job = 0; job < jobs_.capacity(); ++job) {
+      if (jobs_[job].live && jobs_[job].worker == slot) held.push_back(job);
+    }
+  }
+  // Back to the front in their original order, each with one more attempt counted.
+  for (auto job = held.rbegin(); job != held.rend(); ++job) Requeue(*job, true, now);
+  auto& members = services_[service].workers;
+  std::erase(members, slot);
+  worker_index_.erase(worker.identity);
+  workers_.Release(slot);
+  Dispatch(service, now);
+}
+
+void Broker::ProtocolError(std::string_view identity, PeerKind kind, std::string_view why, const Now& now) {
+  ++counters_.protocol_errors;
+  LogBadInput(identity, why);
+  const std::uint32_t worker = FindWorker(identity);
+  if (worker != kNone) {
+    RemoveWorker(worker, true, now);
+  } else {
+    SendToWorker(identity, kind, static_cast<std::uint8_t>(WorkerCommand::kDisconnect));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Output
+
+SendResult Broker::SendFrames() {
+  const SendResult result = outbox_.Send(out_);
+  out_.clear();
+  return result;
+}
+
+void Broker::SendToWorker(std::string_view identity, PeerKind kind, std::uint8_t command) {
+  const std::string_view header = HeaderFor(kind);
+  out_.clear();
+  out_.emplace_back(identity.data(), identity.size());
+  out_.emplace_back();
+  out_.emplace_back(header.data(), header.size());
+  out_.emplace_back(&command, 1);
+  SendFrames();
+}
+
+void Broker::SendClientError(const Job& job, ErrorCode code, std::string_view message) {
+  SendClientError(job.client, job.id, code, message);
+}
+
+void Broker::SendClientError(std::string_view client, const JobId& id, ErrorCode code, std::string_view message) {
+  const std::string body = detail::EncodeErrorBody(id, code, message);
+  SendCourierClient(client, static_cast<std::uint8_t>(ClientCommand::kError), body);
+}
+
+void Broker::SendCourierClient(std::string_view client, std::uint8_t command, std::string_view body1,
+                               std::string_view body2, bool two_bodies) {
+  out_.clear();
+  out_.emplace_back(client.data(), client.size());
+  out_.emplace_back();
+  out_.emplace_back(detail::kCourierClient.data(), detail::kCourierClient.size());
+  out_.emplace_back(&command, 1);
+  out_.emplace_back(body1.data(), body1.size());
+  if (two_bodies) out_.emplace_back(body2.data(), body2.size());
+  if (SendFrames() != SendResult::kSent) ++counters_.unreachable_clients;
+}
+
+void Broker::LogBadInput(std::string_view identity, std::string_view what) {
+  if (!bad_input_log_.Allow()) return;
+  const std::size_t suppressed = bad_input_log_.TakeSuppressed();
+  spdlog::warn("dropped input from peer {}: {}{}", Printable(identity), what,
+               suppressed > 0 ? " (" + std::to_string(suppressed) + " similar messages suppressed)" : "");
+}
+
+std::size_t Broker::QueueDepth(std::string_view service) const {
+  const std::uint32_t slot = FindService(service);
+  return slot == kNone ? 0 : services_[slot].queue.size();
+}
+
+std::size_t Broker::WorkerCount(std::string_view service) const {
+  const std::uint32_t slot = FindService(service);
+  return slot == kNone ? 0 : services_[slot].workers.size();
+}
+
+}  // namespace courier::broker

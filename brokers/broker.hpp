@@ -1,0 +1,140 @@
+// broker.hpp — the routing core of courier-broker: a state machine whose events are
+// multipart messages and clock ticks, and whose outputs go through an Outbox. It owns no
+// socket, so it is tested frame-in/frame-out on a fake clock (broker_test.cpp).
+//
+// Contract (schemas/PROTOCOL.md): Majordomo (MDP/0.1) and Courier (CRC01/CRW01) peers on
+// one ROUTER; bounded per-service queues; per-worker credit; four distribution strategies;
+// heartbeats and expiry; redelivery with attempt counting and dead-lettering to
+// courier.errors; management queries. Bad input is dropped, counted and logged
+// (rate-limited); it never throws out of OnMessage.
+// Thread-safety: none; one broker loop thread owns it.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <zmq.hpp>
+
+#include "broker_config.hpp"
+#include "broker_state.hpp"
+#include "courier/error.hpp"
+#include "courier/log.hpp"
+
+namespace courier::broker {
+
+enum class SendResult { kSent, kUnreachable, kFull };
+
+// Where the broker's messages go. frames[0] is the peer's routing id.
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  virtual SendResult Send(std::span<zmq::message_t> frames) = 0;
+};
+
+struct Counters {
+  std::uint64_t malformed = 0;
+  std::uint64_t unknown_command = 0;
+  std::uint64_t oversized = 0;
+  std::uint64_t protocol_errors = 0;
+  std::uint64_t expired = 0;
+  std::uint64_t busy_rejections = 0;
+  std::uint64_t redelivered = 0;
+  std::uint64_t dead_lettered = 0;
+  std::uint64_t dead_letter_dropped = 0;
+  std::uint64_t late_replies = 0;
+  std::uint64_t unreachable_clients = 0;
+  std::uint64_t workers_expired = 0;
+  std::uint64_t refused_peers = 0;
+  std::uint64_t jobs_accepted = 0;
+  std::uint64_t jobs_answered = 0;
+};
+
+class Broker {
+ public:
+  Broker(BrokerConfig config, Outbox& outbox, std::uint64_t random_seed = std::random_device{}());
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Handles one multipart message (frames[0] = sender's routing id). Frames may be moved from.
+  void OnMessage(std::span<zmq::message_t> frames, const Now& now);
+  // Sends due heartbeats, purges expired workers, fails queued jobs past their deadline.
+  void OnTick(const Now& now);
+  // Tells every worker DISCONNECT (graceful shutdown).
+  void DisconnectAll();
+
+  const Counters& counters() const { return counters_; }
+  const BrokerConfig& config() const { return config_; }
+  // Introspection for tests and management queries.
+  std::size_t QueueDepth(std::string_view service) const;
+  std::size_t WorkerCount(std::string_view service) const;
+  std::size_t LiveJobs() const { return jobs_.live(); }
+  std::size_t LiveWorkers() const { return workers_.live(); }
+
+ private:
+  // Inbound, by peer protocol.
+  void OnMdpClient(std::span<zmq::message_t> frames, const Now& now);
+  void OnCourierClient(std::span<zmq::message_t> frames, const Now& now);
+  void OnWorker(std::span<zmq::message_t> frames, PeerKind kind, const Now& now);
+  void OnSubmit(std::span<zmq::message_t> frames, const Now& now);
+  void OnQuery(std::span<zmq::message_t> frames, const Now& now);
+  void OnMmi(std::span<zmq::message_t> frames);
+  void OnReady(std::span<zmq::message_t> frames, PeerKind kind, const Now& now);
+  void OnWorkerReply(std::uint32_t worker, std::span<zmq::message_t> frames, const Now& now);
+  void OnWorkerError(std::uint32_t worker, std::span<zmq::message_t> frames, const Now& now);
+  void OnReject(std::uint32_t worker, std::span<zmq::message_t> frames, const Now& now);
+
+  // Jobs.
+  // Returns: the job's slot, or kNone if the queue is full (the caller answers busy).
+  std::uint32_t Enqueue(std::uint32_t service, std::uint32_t job, const Now& now);
+  void Dispatch(std::uint32_t service, const Now& now);
+  bool SendRequest(std::uint32_t worker, std::uint32_t job);
+  void CompleteJob(std::uint32_t job);
+  void FailJob(std::uint32_t job, ErrorCode code, std::string_view message);
+  void Requeue(std::uint32_t job, bool count_attempt, const Now& now);
+  void DeadLetter(std::uint32_t job, ErrorCode code, std::string_view message, const Now& now);
+  void ExpireQueued(const Now& now);
+
+  // Workers and services.
+  std::uint32_t FindWorker(std::string_view identity) const;
+  std::uint32_t FindService(std::string_view name) const;
+  std::uint32_t FindOrAddService(std::string_view name);
+  std::uint32_t PickWorker(std::uint32_t service);
+  void RemoveWorker(std::uint32_t worker, bool send_disconnect, const Now& now);
+  void ProtocolError(std::string_view identity, PeerKind kind, std::string_view why, const Now& now);
+
+  // Output.
+  SendResult SendFrames();
+  void SendToWorker(std::string_view identity, PeerKind kind, std::uint8_t command);
+  void SendClientError(const Job& job, ErrorCode code, std::string_view message);
+  void SendClientError(std::string_view client, const JobId& id, ErrorCode code, std::string_view message);
+  void SendCourierClient(std::string_view client, std::uint8_t command, std::string_view body1,
+                         std::string_view body2 = {}, bool two_bodies = false);
+  void LogBadInput(std::string_view identity, std::string_view what);
+
+  std::string BuildServicesReply() const;
+  std::string BuildWorkersReply(const Now& now) const;
+  std::string BuildStatsReply(const Now& now) const;
+
+  BrokerConfig config_;
+  Outbox& outbox_;
+  std::mt19937_64 random_;
+  SlotPool<Job> jobs_;
+  SlotPool<Worker> workers_;
+  std::vector<Service> services_;
+  std::unordered_map<JobId, std::uint32_t, JobIdHash> job_index_;
+  std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> worker_index_;
+  std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> service_index_;
+  std::vector<zmq::message_t> out_;  // reused for every send
+  Counters counters_;
+  RateLimiter bad_input_log_{20, std::chrono::seconds(1)};
+  SteadyTime started_{};
+  SteadyTime next_deadline_scan_{};
+  std::size_t dead_letters_queued_ = 0;
+  std::uint64_t dispatch_sequence_ = 0;
+};
+
+inline constexpr std::size_t kMaxServices = 10000;
+
+}  // namespace courier::broker

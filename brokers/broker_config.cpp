@@ -1,0 +1,72 @@
+#include "broker_config.hpp"
+
+#include <string>
+
+#include "courier/error.hpp"
+
+namespace courier::broker {
+namespace {
+
+Strategy ParseStrategy(std::string_view name) {
+  if (name == "round_robin") return Strategy::kRoundRobin;
+  if (name == "random") return Strategy::kRandom;
+  if (name == "weighted") return Strategy::kWeighted;
+  return Strategy::kLeastLoaded;
+}
+
+ServicePolicy ReadPolicy(const ConfigSection& section, const ServicePolicy& fallback) {
+  ServicePolicy policy;
+  policy.queue_limit = static_cast<std::size_t>(
+      section.GetInt("queue_limit", static_cast<std::int64_t>(fallback.queue_limit), 1, 100'000'000));
+  policy.strategy = ParseStrategy(section.GetEnum(
+      "strategy", ToString(fallback.strategy), {"least_loaded", "round_robin", "random", "weighted"}));
+  section.RejectUnknownKeys();
+  return policy;
+}
+
+}  // namespace
+
+std::string_view ToString(Strategy strategy) {
+  switch (strategy) {
+    case Strategy::kRoundRobin: return "round_robin";
+    case Strategy::kRandom: return "random";
+    case Strategy::kWeighted: return "weighted";
+    case Strategy::kLeastLoaded: break;
+  }
+  return "least_loaded";
+}
+
+BrokerConfig BrokerConfig::Read(const ConfigSection& section) {
+  using std::chrono::milliseconds;
+  BrokerConfig config;
+  config.bind = section.GetStringArray("bind", config.bind);
+  if (config.bind.empty()) throw Error(ErrorCode::kConfig, section.Describe("bind", "needs at least one endpoint"));
+  config.heartbeat_interval = section.GetDuration("heartbeat_interval", config.heartbeat_interval,
+                                                  milliseconds(10), milliseconds(60000));
+  config.heartbeat_liveness = static_cast<std::uint32_t>(
+      section.GetInt("heartbeat_liveness", config.heartbeat_liveness, 1, 100));
+  config.max_message_bytes = static_cast<std::size_t>(section.GetInt(
+      "max_message_bytes", static_cast<std::int64_t>(config.max_message_bytes), 1024, 1LL << 30));
+  config.mdp_deadline = section.GetDuration("mdp_deadline", config.mdp_deadline, milliseconds(1),
+                                            milliseconds(24LL * 3600 * 1000));
+  config.max_attempts = static_cast<std::uint32_t>(section.GetInt("max_attempts", config.max_attempts, 1, 100));
+  config.dead_letter_buffer = static_cast<std::size_t>(section.GetInt(
+      "dead_letter_buffer", static_cast<std::int64_t>(config.dead_letter_buffer), 0, 10'000'000));
+  config.socket_hwm = static_cast<int>(section.GetInt("socket_hwm", config.socket_hwm, 1000, 10'000'000));
+  config.defaults = ReadPolicy(section.Section("defaults"), config.defaults);
+  const ConfigSection services = section.Section("services");
+  for (const auto& name : services.Keys()) {
+    config.services.emplace(name, ReadPolicy(services.Section(name), config.defaults));
+  }
+  services.RejectUnknownKeys();
+  config.log = ReadLogOptions(section.Section("log"), "broker");
+  section.RejectUnknownKeys();
+  return config;
+}
+
+const ServicePolicy& BrokerConfig::PolicyFor(std::string_view service) const {
+  const auto found = services.find(service);
+  return found == services.end() ? defaults : found->second;
+}
+
+}  // namespace courier::broker

@@ -1,0 +1,60 @@
+// broker_config.hpp — courier-broker's settings, read once at start-up from broker.toml
+// (every key optional; the defaults are schemas/PROTOCOL.md's, "Defaults").
+//
+//   bind = ["tcp://127.0.0.1:5555"]     # endpoints the one ROUTER socket binds
+//   heartbeat_interval = "2500ms"        # 100ms..60s
+//   heartbeat_liveness = 3               # missed intervals before a worker is purged, 1..100
+//   max_message_bytes = 16777216         # a bigger multipart message is dropped and counted
+//   mdp_deadline = "30s"                 # deadline given to plain Majordomo requests
+//   max_attempts = 3                     # for jobs the broker makes itself (MDP requests)
+//   dead_letter_buffer = 10000           # dead letters held while courier.errors is away
+//   socket_hwm = 100000                  # ZeroMQ send/receive high-water marks
+//   [defaults]                           # apply to every service
+//   queue_limit = 100000
+//   strategy = "least_loaded"            # least_loaded | round_robin | random | weighted
+//   [services.NAME]                      # per-service overrides of [defaults]
+//   [log]                                # level, format (see courier/log.hpp)
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "courier/config.hpp"
+#include "courier/log.hpp"
+
+namespace courier::broker {
+
+enum class Strategy { kLeastLoaded, kRoundRobin, kRandom, kWeighted };
+std::string_view ToString(Strategy strategy);
+
+struct ServicePolicy {
+  std::size_t queue_limit = 100000;
+  Strategy strategy = Strategy::kLeastLoaded;
+};
+
+struct BrokerConfig {
+  static constexpr std::string_view kName = "broker";
+
+  std::vector<std::string> bind{"tcp://127.0.0.1:5555"};
+  std::chrono::milliseconds heartbeat_interval{2500};
+  std::uint32_t heartbeat_liveness = 3;
+  std::size_t max_message_bytes = 16 * 1024 * 1024;
+  std::chrono::milliseconds mdp_deadline{30000};
+  std::uint32_t max_attempts = 3;
+  std::size_t dead_letter_buffer = 10000;
+  int socket_hwm = 100000;
+  ServicePolicy defaults;
+  std::map<std::string, ServicePolicy, std::less<>> services;
+  LogOptions log{.name = "broker"};
+
+  // Returns: the settings in `section` (the file's root table). Throws: Error(kConfig).
+  static BrokerConfig Read(const ConfigSection& section);
+
+  const ServicePolicy& PolicyFor(std::string_view service) const;
+  std::chrono::milliseconds expiry() const { return heartbeat_interval * heartbeat_liveness; }
+};
+
+}  // namespace courier::broker

@@ -1,0 +1,59 @@
+#include "broker_config.hpp"
+
+#include <gtest/gtest.h>
+
+#include "courier/error.hpp"
+
+namespace courier::broker {
+namespace {
+
+TEST(BrokerConfigTest, DefaultsMatchTheSpec) {
+  const BrokerConfig config = BrokerConfig::Read(ConfigSection::Empty());
+  EXPECT_EQ(config.bind, std::vector<std::string>{"tcp://127.0.0.1:5555"});
+  EXPECT_EQ(config.heartbeat_interval, std::chrono::milliseconds(2500));
+  EXPECT_EQ(config.heartbeat_liveness, 3u);
+  EXPECT_EQ(config.defaults.queue_limit, 100000u);
+  EXPECT_EQ(config.defaults.strategy, Strategy::kLeastLoaded);
+}
+
+TEST(BrokerConfigTest, ServiceSectionsOverrideDefaults) {
+  const auto config = BrokerConfig::Read(ConfigSection::Parse(R"(
+bind = ["tcp://127.0.0.1:7000", "ipc:///tmp/courier.sock"]
+heartbeat_interval = "500ms"
+[defaults]
+queue_limit = 50
+[services.hash]
+strategy = "weighted"
+[log]
+level = "debug"
+)", "broker.toml"));
+  EXPECT_EQ(config.bind.size(), 2u);
+  EXPECT_EQ(config.heartbeat_interval, std::chrono::milliseconds(500));
+  EXPECT_EQ(config.PolicyFor("hash").strategy, Strategy::kWeighted);
+  EXPECT_EQ(config.PolicyFor("hash").queue_limit, 50u);  // inherits [defaults]
+  EXPECT_EQ(config.PolicyFor("other").strategy, Strategy::kLeastLoaded);
+  EXPECT_EQ(config.log.level, "debug");
+}
+
+void ExpectConfigError(const std::string& text, const std::string& fragment) {
+  try {
+    BrokerConfig::Read(ConfigSection::Parse(text, "broker.toml"));
+    FAIL() << "accepted: " << text;
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::kConfig);
+    EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("broker.toml"), std::string::npos) << error.what();
+  }
+}
+
+TEST(BrokerConfigTest, RejectsBadValuesNamingTheKey) {
+  ExpectConfigError("heartbeat_liveness = 0\n", "heartbeat_liveness");
+  ExpectConfigError("bind = []\n", "bind");
+  ExpectConfigError("[services.x]\nstrategy = \"fastest\"\n", "strategy");
+  ExpectConfigError("[services.x]\nqueue_limt = 3\n", "queue_limt");
+  ExpectConfigError("heartbeat = 3\n", "heartbeat");
+  ExpectConfigError("max_message_bytes = \"big\"\n", "max_message_bytes");
+}
+
+}  // namespace
+}  // namespace courier::broker

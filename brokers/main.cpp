@@ -1,0 +1,141 @@
+// courier-broker: binds one ROUTER socket and runs the routing core (broker.hpp) on it.
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include <chrono>
+#include <iostream>
+
+#include "broker.hpp"
+#include "broker_config.hpp"
+#include "courier/error.hpp"
+
+namespace courier::broker {
+namespace {
+
+// Sends on the ROUTER. ROUTER_MANDATORY turns "no such peer" into EHOSTUNREACH instead of a
+// silent drop; a full pipe is EAGAIN (non-blocking send). Both become SendResult values.
+class SocketOutbox final : public Outbox {
+ public:
+  explicit SocketOutbox(zmq::socket_t& socket) : socket_(socket) {}
+
+  SendResult Send(std::span<zmq::message_t> frames) override {
+    try {
+      for (std::size_t i = 0; i < frames.size(); ++i) {
+        const auto flags = i + 1 < frames.size() ? zmq::send_flags::sndmore | zmq::send_flags::dontwait
+                                                 : zmq::send_flags::dontwait;
+        if (!socket_.send(frames[i], flags)) return SendResult::kFull;
+      }
+      return SendResult::kSent;
+    } catch (const zmq::error_t& error) {
+      if (error.num() == EHOSTUNREACH) return SendResult::kUnreachable;
+      throw;
+    }
+  }
+
+ private:
+  zmq::socket_t& socket_;
+};
+
+int BlockTerminationSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return ::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+int Run(const BrokerConfig& config) {
+  const int signal_fd = BlockTerminationSignals();
+  zmq::context_t context(1);
+  zmq::socket_t router(context, zmq::socket_type::router);
+  router.set(zmq::sockopt::router_mandatory, 1);
+  router.set(zmq::sockopt::linger, 0);
+  router.set(zmq::sockopt::sndhwm, config.socket_hwm);
+  router.set(zmq::sockopt::rcvhwm, config.socket_hwm);
+  router.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config.max_message_bytes));
+  for (const auto& endpoint : config.bind) {
+    try {
+      router.bind(endpoint);
+    } catch (const zmq::error_t& error) {
+      spdlog::critical("cannot bind {}: {}", endpoint, error.what());
+      return 1;
+    }
+  }
+  SocketOutbox outbox(router);
+  Broker broker(config, outbox);
+  for (const auto& endpoint : config.bind) spdlog::info("courier-broker listening on {}", endpoint);
+
+  zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, signal_fd, ZMQ_POLLIN, 0}};
+  std::vector<zmq::message_t> frames;
+  frames.reserve(16);
+  const auto tick = std::min<std::chrono::milliseconds>(config.heartbeat_interval / 4, std::chrono::milliseconds(100));
+  auto next_tick = std::chrono::steady_clock::now();
+  while (true) {
+    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - std::chrono::steady_clock::now());
+    zmq::poll(items, 2, std::max(wait, std::chrono::milliseconds(0)));
+    if (items[1].revents & ZMQ_POLLIN) {
+      signalfd_siginfo info{};
+      [[maybe_unused]] const auto ignored = ::read(signal_fd, &info, sizeof info);
+      spdlog::info("signal {} received: disconnecting workers and stopping", info.ssi_signo);
+      break;
+    }
+    if (items[0].revents & ZMQ_POLLIN) {
+      // Drain a bounded batch per wake-up: fewer polls under load, ticks still run on time.
+      for (int batch = 0; batch < 1024; ++batch) {
+        frames.clear();
+        zmq::message_t frame;
+        if (!router.recv(frame, zmq::recv_flags::dontwait)) break;
+        frames.push_back(std::move(frame));
+        while (frames.back().more()) {
+          zmq::message_t part;
+          (void)router.recv(part, zmq::recv_flags::none);
+          frames.push_back(std::move(part));
+        }
+        broker.OnMessage(frames, Now::Real());
+      }
+    }
+    if (std::chrono::steady_clock::now() >= next_tick) {
+      broker.OnTick(Now::Real());
+      next_tick = std::chrono::steady_clock::now() + tick;
+    }
+  }
+  broker.DisconnectAll();
+  ::close(signal_fd);
+  return 0;
+}
+
+}  // namespace
+}  // namespace courier::broker
+
+int main(int argc, char** argv) {
+  CLI::App app{"courier-broker: routes Courier and Majordomo jobs between clients and workers"};
+  std::string config_file;
+  std::vector<std::string> bind;
+  std::string log_level;
+  app.add_option("-c,--config", config_file, "broker.toml (every key optional; see the README)");
+  app.add_option("-b,--bind", bind, "endpoint to bind (repeatable; wins over the file)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    const courier::ConfigSection section = config_file.empty()
+                                               ? courier::ConfigSection::Empty()
+                                               : courier::ConfigSection::LoadFile(config_file);
+    auto config = courier::broker::BrokerConfig::Read(section);
+    if (!bind.empty()) config.bind = bind;
+    if (!log_level.empty()) config.log.level = log_level;
+    courier::ConfigureLogging(config.log);
+    return courier::broker::Run(config);
+  } catch (const courier::Error& error) {
+    std::cerr << "courier-broker: " << error.what() << "\n";
+    return 2;
+  } catch (const std::exception& error) {
+    std::cerr << "courier-broker: fatal: " << error.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,123 @@
+// Management query replies (schemas/PROTOCOL.md, "Management queries").
+#include <msgpack.hpp>
+
+#include "broker.hpp"
+
+namespace courier::broker {
+namespace {
+
+struct StringStream {
+  std::string& out;
+  void write(const char* data, std::size_t size) { out.append(data, size); }
+};
+using Packer = msgpack::packer<StringStream>;
+
+void Str(Packer& packer, std::string_view text) {
+  packer.pack_str(static_cast<std::uint32_t>(text.size()));
+  packer.pack_str_body(text.data(), static_cast<std::uint32_t>(text.size()));
+}
+
+void Field(Packer& packer, std::string_view key, std::uint64_t value) {
+  Str(packer, key);
+  packer.pack_uint64(value);
+}
+
+void Field(Packer& packer, std::string_view key, std::string_view value) {
+  Str(packer, key);
+  Str(packer, value);
+}
+
+std::string Hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (const char c : bytes) {
+    out += kDigits[(static_cast<unsigned char>(c) >> 4) & 0xf];
+    out += kDigits[static_cast<unsigned char>(c) & 0xf];
+  }
+  return out;
+}
+
+std::uint64_t Ms(std::chrono::steady_clock::duration duration) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
+  return ms < 0 ? 0 : static_cast<std::uint64_t>(ms);
+}
+
+}  // namespace
+
+std::string Broker::BuildServicesReply() const {
+  std::string out;
+  StringStream stream{out};
+  Packer packer(stream);
+  packer.pack_array(2);
+  packer.pack_uint8(0);
+  packer.pack_array(static_cast<std::uint32_t>(services_.size()));
+  for (const Service& service : services_) {
+    packer.pack_map(8);
+    Field(packer, "name", service.name);
+    Field(packer, "workers", service.workers.size());
+    Field(packer, "queued", service.queue.size());
+    Field(packer, "in_flight", service.in_flight);
+    Field(packer, "strategy", ToString(service.policy.strategy));
+    Field(packer, "dispatched", service.dispatched);
+    Field(packer, "replied", service.replied);
+    Field(packer, "failed", service.failed);
+  }
+  return out;
+}
+
+std::string Broker::BuildWorkersReply(const Now& now) const {
+  std::string out;
+  StringStream stream{out};
+  Packer packer(stream);
+  packer.pack_array(2);
+  packer.pack_uint8(0);
+  packer.pack_array(static_cast<std::uint32_t>(workers_.live()));
+  for (std::uint32_t slot = 0; slot < workers_.capacity(); ++slot) {
+    const Worker& worker = workers_[slot];
+    if (!worker.live) continue;
+    packer.pack_map(10);
+    Field(packer, "id", Hex(worker.identity));
+    Field(packer, "service", services_[worker.service].name);
+    Field(packer, "protocol", worker.kind == PeerKind::kCourier ? "courier" : "mdp");
+    Field(packer, "capacity", worker.capacity);
+    Field(packer, "in_flight", worker.in_flight);
+    Field(packer, "weight", worker.weight);
+    Field(packer, "host", worker.info.host);
+    Field(packer, "pid", worker.info.pid);
+    Field(packer, "instance", worker.info.instance);
+    Field(packer, "idle_ms", Ms(now.steady - worker.last_dispatch));
+  }
+  return out;
+}
+
+std::string Broker::BuildStatsReply(const Now& now) const {
+  std::string out;
+  StringStream stream{out};
+  Packer packer(stream);
+  packer.pack_array(2);
+  packer.pack_uint8(0);
+  packer.pack_map(20);
+  Field(packer, "malformed", counters_.malformed);
+  Field(packer, "unknown_command", counters_.unknown_command);
+  Field(packer, "oversized", counters_.oversized);
+  Field(packer, "protocol_errors", counters_.protocol_errors);
+  Field(packer, "expired", counters_.expired);
+  Field(packer, "busy_rejections", counters_.busy_rejections);
+  Field(packer, "redelivered", counters_.redelivered);
+  Field(packer, "dead_lettered", counters_.dead_lettered);
+  Field(packer, "dead_letter_buffered", dead_letters_queued_);
+  Field(packer, "dead_letter_dropped", counters_.dead_letter_dropped);
+  Field(packer, "late_replies", counters_.late_replies);
+  Field(packer, "unreachable_clients", counters_.unreachable_clients);
+  Field(packer, "workers_expired", counters_.workers_expired);
+  Field(packer, "refused_peers", counters_.refused_peers);
+  Field(packer, "jobs_accepted", counters_.jobs_accepted);
+  Field(packer, "jobs_answered", counters_.jobs_answered);
+  Field(packer, "jobs_live", jobs_.live());
+  Field(packer, "workers_live", workers_.live());
+  Field(packer, "services", services_.size());
+  Field(packer, "uptime_ms", Ms(now.steady - started_));
+  return out;
+}
+
+}  // namespace courier::broker

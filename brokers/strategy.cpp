@@ -1,0 +1,71 @@
+// Worker selection per service strategy. Only workers with free credit are eligible.
+#include <limits>
+
+#include "broker.hpp"
+
+namespace courier::broker {
+
+std::uint32_t Broker::PickWorker(std::uint32_t service_slot) {
+  Service& service = services_[service_slot];
+  const auto& members = service.workers;
+  const auto has_credit = [&](std::uint32_t slot) {
+    return workers_[slot].in_flight < workers_[slot].capacity;
+  };
+  switch (service.policy.strategy) {
+    case Strategy::kLeastLoaded: {
+      // Lowest in_flight/capacity; ties go to the worker idle longest, so none is skipped.
+      std::uint32_t best = kNone;
+      for (const std::uint32_t slot : members) {
+        if (!has_credit(slot)) continue;
+        if (best == kNone) {
+          best = slot;
+          continue;
+        }
+        const Worker& a = workers_[slot];
+        const Worker& b = workers_[best];
+        const std::uint64_t load_a = std::uint64_t{a.in_flight} * b.capacity;
+        const std::uint64_t load_b = std::uint64_t{b.in_flight} * a.capacity;
+        if (load_a < load_b || (load_a == load_b && a.dispatch_sequence < b.dispatch_sequence)) best = slot;
+      }
+      return best;
+    }
+    case Strategy::kRoundRobin: {
+      for (std::size_t step = 0; step < members.size(); ++step) {
+        const std::size_t index = (service.round_robin_cursor + step) % members.size();
+        if (has_credit(members[index])) {
+          service.round_robin_cursor = index + 1;
+          return members[index];
+        }
+      }
+      return kNone;
+    }
+    case Strategy::kRandom: {
+      std::uint32_t eligible = 0;
+      for (const std::uint32_t slot : members) eligible += has_credit(slot) ? 1 : 0;
+      if (eligible == 0) return kNone;
+      std::uint32_t pick = static_cast<std::uint32_t>(random_() % eligible);
+      for (const std::uint32_t slot : members) {
+        if (!has_credit(slot)) continue;
+        if (pick-- == 0) return slot;
+      }
+      return kNone;
+    }
+    case Strategy::kWeighted: {
+      // Smooth weighted round-robin (as in nginx): exact proportions, evenly interleaved.
+      std::int64_t total = 0;
+      std::uint32_t best = kNone;
+      for (const std::uint32_t slot : members) {
+        if (!has_credit(slot)) continue;
+        Worker& worker = workers_[slot];
+        worker.current_weight += worker.weight;
+        total += worker.weight;
+        if (best == kNone || worker.current_weight > workers_[best].current_weight) best = slot;
+      }
+      if (best != kNone) workers_[best].current_weight -= total;
+      return best;
+    }
+  }
+  return kNone;
+}
+
+}  // namespace courier::broker
