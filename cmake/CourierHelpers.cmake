@@ -6,6 +6,12 @@ if(COURIER_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
+if(COURIER_FUZZ)
+  # Coverage for libFuzzer everywhere, plus the sanitizers that turn bugs into crashes.
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
 function(courier_target target)
   target_compile_options(${target} PRIVATE ${COURIER_WARNINGS})
 endfunction()
