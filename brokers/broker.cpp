@@ -51,7 +51,13 @@ Broker::Broker(BrokerConfig config, Outbox& outbox, std::uint64_t random_seed)
 // ---------------------------------------------------------------------------------------
 // Inbound
 
-void Broker::OnMessage(std::span<zmq::message_t> frames, const Now& now) {
+void Broker::OnRefusedPeer(std::string_view key, std::string_view address) {
+  ++counters_.refused_peers;
+  if (!bad_input_log_.Allow()) return;
+  spdlog::warn("refused connection from {} with curve key {}: not on the allow-lists", address, key);
+}
+
+void Broker::OnMessage(std::span<zmq::message_t> frames, const Now& now, PeerRole role) {
   if (frames.size() < 3) {
     ++counters_.malformed;
     LogBadInput(frames.empty() ? std::string_view{} : View(frames[0]), "fewer than 3 frames");
@@ -84,6 +90,19 @@ void Broker::OnMessage(std::span<zmq::message_t> frames, const Now& now) {
     return;
   }
   const std::string_view header = View(frames[2]);
+  const bool client_header = header == detail::kCourierClient || header == detail::kMdpClient;
+  const bool worker_header = header == detail::kCourierWorker || header == detail::kMdpWorker;
+  if ((client_header && role == PeerRole::kWorker) || (worker_header && role == PeerRole::kClient)) {
+    ++counters_.refused_peers;
+    LogBadInput(View(frames[0]), client_header ? "a worker key used as a client" : "a client key used as a worker");
+    if (header == detail::kCourierClient) {
+      SendClientError(View(frames[0]), JobId{}, ErrorCode::kUnauthorized, "this key may not submit jobs");
+    } else if (worker_header) {
+      SendToWorker(View(frames[0]), header == detail::kMdpWorker ? PeerKind::kMdp : PeerKind::kCourier,
+                   static_cast<std::uint8_t>(WorkerCommand::kDisconnect));
+    }
+    return;
+  }
   try {
     if (header == detail::kCourierClient) {
       OnCourierClient(frames, now);

@@ -21,6 +21,7 @@
 #include "broker_state.hpp"
 #include "courier/error.hpp"
 #include "courier/log.hpp"
+#include "zap.hpp"
 
 namespace courier::broker {
 
@@ -58,7 +59,11 @@ class Broker {
   Broker& operator=(const Broker&) = delete;
 
   // Handles one multipart message (frames[0] = sender's routing id). Frames may be moved from.
-  void OnMessage(std::span<zmq::message_t> frames, const Now& now);
+  // `role` is what the transport authenticated (PeerRole::kAny without CURVE): a client
+  // header from a worker-only key, or a worker header from a client-only key, is refused.
+  void OnMessage(std::span<zmq::message_t> frames, const Now& now, PeerRole role = PeerRole::kAny);
+  // Counts and logs (rate-limited) a peer the transport refused.
+  void OnRefusedPeer(std::string_view key, std::string_view address);
   // Sends due heartbeats, purges expired workers, fails queued jobs past their deadline.
   void OnTick(const Now& now);
   // Tells every worker DISCONNECT (graceful shutdown).

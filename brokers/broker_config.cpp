@@ -36,7 +36,7 @@ std::string_view ToString(Strategy strategy) {
   return "least_loaded";
 }
 
-BrokerConfig BrokerConfig::Read(const ConfigSection& section) {
+BrokerConfig BrokerConfig::Read(const ConfigSection& section, const std::filesystem::path& file) {
   using std::chrono::milliseconds;
   BrokerConfig config;
   config.bind = section.GetStringArray("bind", config.bind);
@@ -60,6 +60,19 @@ BrokerConfig BrokerConfig::Read(const ConfigSection& section) {
   }
   services.RejectUnknownKeys();
   config.log = ReadLogOptions(section.Section("log"), "broker");
+  const ConfigSection security = section.Section("security");
+  const auto resolve = [&](const std::string& path) {
+    if (path.empty() || std::filesystem::path(path).is_absolute() || file.empty()) return path;
+    return (file.parent_path() / path).string();
+  };
+  config.security.curve = security.GetBool("curve", false);
+  config.security.key_file = resolve(security.GetString("key_file", ""));
+  config.security.clients_file = resolve(security.GetString("clients", ""));
+  config.security.workers_file = resolve(security.GetString("workers", ""));
+  security.RejectUnknownKeys();
+  if (config.security.curve && config.security.key_file.empty()) {
+    throw Error(ErrorCode::kConfig, security.Describe("key_file", "is required when curve = true"));
+  }
   section.RejectUnknownKeys();
   return config;
 }

@@ -14,10 +14,16 @@
 //   strategy = "least_loaded"            # least_loaded | round_robin | random | weighted
 //   [services.NAME]                      # per-service overrides of [defaults]
 //   [log]                                # level, format (see courier/log.hpp)
+//   [security]                           # CurveZMQ (off by default)
+//   curve = true
+//   key_file = "broker.key"              # relative paths: against the config file's folder
+//   clients = "clients.allow"            # public keys allowed to submit jobs
+//   workers = "workers.allow"            # public keys allowed to register as workers
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -35,6 +41,14 @@ struct ServicePolicy {
   Strategy strategy = Strategy::kLeastLoaded;
 };
 
+// [security]: CurveZMQ on the broker socket. Off by default (loopback development).
+struct SecurityConfig {
+  bool curve = false;
+  std::string key_file;      // the broker's key pair (courier keygen --curve), mode 0600
+  std::string clients_file;  // allow-list of client public keys
+  std::string workers_file;  // allow-list of worker public keys
+};
+
 struct BrokerConfig {
   static constexpr std::string_view kName = "broker";
 
@@ -49,9 +63,10 @@ struct BrokerConfig {
   ServicePolicy defaults;
   std::map<std::string, ServicePolicy, std::less<>> services;
   LogOptions log{.name = "broker"};
+  SecurityConfig security;
 
   // Returns: the settings in `section` (the file's root table). Throws: Error(kConfig).
-  static BrokerConfig Read(const ConfigSection& section);
+  static BrokerConfig Read(const ConfigSection& section, const std::filesystem::path& file = {});
 
   const ServicePolicy& PolicyFor(std::string_view service) const;
   std::chrono::milliseconds expiry() const { return heartbeat_interval * heartbeat_liveness; }

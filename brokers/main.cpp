@@ -9,10 +9,14 @@
 
 #include <chrono>
 #include <iostream>
+#include <map>
+#include <optional>
 
 #include "broker.hpp"
 #include "broker_config.hpp"
+#include "courier/curve.hpp"
 #include "courier/error.hpp"
+#include "zap.hpp"
 
 namespace courier::broker {
 namespace {
@@ -59,6 +63,23 @@ int Run(const BrokerConfig& config) {
   router.set(zmq::sockopt::sndhwm, config.socket_hwm);
   router.set(zmq::sockopt::rcvhwm, config.socket_hwm);
   router.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config.max_message_bytes));
+  // The ZAP handler must be bound before the ROUTER accepts its first CURVE peer.
+  std::optional<ZapHandler> zap;
+  zmq::socket_t zap_socket(context, zmq::socket_type::rep);
+  if (config.security.curve) {
+    const CurveKeyPair keys = LoadCurveKeyPair(config.security.key_file);
+    std::map<std::string, std::string> clients;
+    std::map<std::string, std::string> workers;
+    if (!config.security.clients_file.empty()) clients = LoadCurveAllowList(config.security.clients_file);
+    if (!config.security.workers_file.empty()) workers = LoadCurveAllowList(config.security.workers_file);
+    zap.emplace(std::move(clients), std::move(workers));
+    zap_socket.set(zmq::sockopt::linger, 0);
+    zap_socket.bind("inproc://zeromq.zap.01");
+    router.set(zmq::sockopt::curve_server, 1);
+    router.set(zmq::sockopt::curve_secretkey, keys.secret_key);
+    router.set(zmq::sockopt::zap_domain, "courier");
+    spdlog::info("CURVE on: server key {} ({})", keys.public_key, keys.name);
+  }
   for (const auto& endpoint : config.bind) {
     try {
       router.bind(endpoint);
@@ -71,14 +92,30 @@ int Run(const BrokerConfig& config) {
   Broker broker(config, outbox);
   for (const auto& endpoint : config.bind) spdlog::info("courier-broker listening on {}", endpoint);
 
-  zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, signal_fd, ZMQ_POLLIN, 0}};
+  zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0},
+                             {nullptr, signal_fd, ZMQ_POLLIN, 0},
+                             {zap ? zap_socket.handle() : nullptr, 0, zap ? short{ZMQ_POLLIN} : short{0}, 0}};
   std::vector<zmq::message_t> frames;
   frames.reserve(16);
   const auto tick = std::min<std::chrono::milliseconds>(config.heartbeat_interval / 4, std::chrono::milliseconds(100));
   auto next_tick = std::chrono::steady_clock::now();
   while (true) {
     const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - std::chrono::steady_clock::now());
-    zmq::poll(items, 2, std::max(wait, std::chrono::milliseconds(0)));
+    zmq::poll(items, zap ? 3 : 2, std::max(wait, std::chrono::milliseconds(0)));
+    if (zap && (items[2].revents & ZMQ_POLLIN)) {
+      std::vector<std::string> request;
+      zmq::message_t part;
+      do {
+        (void)zap_socket.recv(part, zmq::recv_flags::none);
+        request.push_back(part.to_string());
+      } while (part.more());
+      const auto decision = zap->Handle(request);
+      if (!decision.admitted) broker.OnRefusedPeer(decision.key, decision.address);
+      for (std::size_t i = 0; i < decision.reply.size(); ++i) {
+        zap_socket.send(zmq::buffer(decision.reply[i]),
+                        i + 1 < decision.reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      }
+    }
     if (items[1].revents & ZMQ_POLLIN) {
       signalfd_siginfo info{};
       [[maybe_unused]] const auto ignored = ::read(signal_fd, &info, sizeof info);
@@ -97,7 +134,16 @@ int Run(const BrokerConfig& config) {
           (void)router.recv(part, zmq::recv_flags::none);
           frames.push_back(std::move(part));
         }
-        broker.OnMessage(frames, Now::Real());
+        // With CURVE the ZAP handler's User-Id names the peer's role on every frame.
+        PeerRole role = PeerRole::kAny;
+        if (zap && frames.size() > 1) {
+          try {
+            role = RoleFromUserId(frames[1].gets("User-Id"));
+          } catch (const zmq::error_t&) {
+            role = PeerRole::kClient;  // no metadata: grant the least, never the worker role
+          }
+        }
+        broker.OnMessage(frames, Now::Real(), role);
       }
     }
     if (std::chrono::steady_clock::now() >= next_tick) {
@@ -126,7 +172,7 @@ int main(int argc, char** argv) {
     const courier::ConfigSection section = config_file.empty()
                                                ? courier::ConfigSection::Empty()
                                                : courier::ConfigSection::LoadFile(config_file);
-    auto config = courier::broker::BrokerConfig::Read(section);
+    auto config = courier::broker::BrokerConfig::Read(section, config_file);
     if (!bind.empty()) config.bind = bind;
     if (!log_level.empty()) config.log.level = log_level;
     courier::ConfigureLogging(config.log);

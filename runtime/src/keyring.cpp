@@ -1,19 +1,16 @@
 #include "courier/keyring.hpp"
 
 #include <sodium.h>
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 #include <toml++/toml.h>
 
 #include "courier/error.hpp"
 #include "envelope_codec.hpp"
+#include "private_file.hpp"
 #include "protocol.hpp"
 #include "sodium_init.hpp"
 
@@ -48,19 +45,6 @@ std::string ToHex(std::string_view bytes) {
   return out;
 }
 
-// Refuses key files others could read: a leaked payload key defeats end-to-end sealing.
-void CheckPermissions(const fs::path& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) Fail(path, std::strerror(errno));
-  if (!S_ISREG(info.st_mode)) Fail(path, "not a regular file");
-  if ((info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", info.st_mode & 07777);
-    Fail(path, std::string("mode ") + mode +
-                   " lets group or others read it; run chmod 600 on it (secrets must be private)");
-  }
-}
-
 }  // namespace
 
 Keyring::~Keyring() {
@@ -78,7 +62,7 @@ Keyring Keyring::Generate() {
 Keyring Keyring::Load(const fs::path& path) {
   detail::EnsureSodium();
   if (!fs::exists(path)) Fail(path, "does not exist (create one with `courier keygen`)");
-  CheckPermissions(path);
+  detail::CheckPrivateFile(path, "key file");
   toml::table table;
   try {
     table = toml::parse_file(path.string());
@@ -159,27 +143,7 @@ void Keyring::Save(const fs::path& path) const {
     text << "\n[[key]]\nid = " << id << "\nsecret = \"" << ToHex(secret) << "\"\ncreated_at = "
          << NowUnixMs() / 1000 << "\n";
   }
-  const fs::path temp = path.string() + ".tmp";
-  const std::string contents = text.str();
-  // Created 0600 from the start: the secret never sits in a readable file, even briefly.
-  FILE* file = nullptr;
-  {
-    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) throw Error(ErrorCode::kIo, "cannot write " + temp.string() + ": " + std::strerror(errno));
-    ::fchmod(fd, 0600);
-    file = ::fdopen(fd, "w");
-    if (file == nullptr) {
-      ::close(fd);
-      throw Error(ErrorCode::kIo, "cannot write " + temp.string());
-    }
-  }
-  const bool written = std::fwrite(contents.data(), 1, contents.size(), file) == contents.size() &&
-                       std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
-  std::fclose(file);
-  if (!written || std::rename(temp.c_str(), path.c_str()) != 0) {
-    std::remove(temp.c_str());
-    throw Error(ErrorCode::kIo, "cannot write " + path.string() + ": " + std::strerror(errno));
-  }
+  detail::WritePrivateFile(path, text.str());
 }
 
 void Keyring::AddKey(std::uint32_t id, std::string_view secret) {

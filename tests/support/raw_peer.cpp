@@ -2,8 +2,14 @@
 
 namespace courier::test {
 
-RawPeer::RawPeer(zmq::context_t& context, const std::string& endpoint, const std::string& identity)
+RawPeer::RawPeer(zmq::context_t& context, const std::string& endpoint, const std::string& identity,
+                 const CurveClientKeys* curve)
     : socket_(context, zmq::socket_type::dealer) {
+  if (curve != nullptr) {
+    socket_.set(zmq::sockopt::curve_serverkey, curve->server_public);
+    socket_.set(zmq::sockopt::curve_publickey, curve->public_key);
+    socket_.set(zmq::sockopt::curve_secretkey, curve->secret_key);
+  }
   socket_.set(zmq::sockopt::linger, 0);
   socket_.set(zmq::sockopt::sndhwm, 1000000);
   socket_.set(zmq::sockopt::rcvhwm, 1000000);

@@ -12,9 +12,17 @@ namespace courier::test {
 
 using Frames = std::vector<std::string>;
 
+// CURVE client settings: the broker's public key and this peer's key pair (Z85).
+struct CurveClientKeys {
+  std::string server_public;
+  std::string public_key;
+  std::string secret_key;
+};
+
 class RawPeer {
  public:
-  RawPeer(zmq::context_t& context, const std::string& endpoint, const std::string& identity = {});
+  RawPeer(zmq::context_t& context, const std::string& endpoint, const std::string& identity = {},
+          const CurveClientKeys* curve = nullptr);
 
   void Send(const Frames& frames);
   // Returns: the next message, or std::nullopt after `timeout`.
