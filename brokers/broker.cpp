@@ -46,6 +46,8 @@ Broker::Broker(BrokerConfig config, Outbox& outbox, std::uint64_t random_seed)
   services_.reserve(kMaxServices);
   job_index_.reserve(1024);
   started_ = std::chrono::steady_clock::now();
+  const JobId random = JobId::Random();
+  incarnation_.assign(random.View().substr(0, 8));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -139,6 +141,7 @@ void Broker::OnMdpClient(std::span<zmq::message_t> frames, const Now& now) {
     LogBadInput(View(frames[0]), "MDP request with an invalid service name");
     return;
   }
+  if (draining_) return;  // MDP has no error reply; the client's timeout sends it elsewhere
   const std::uint32_t service = FindOrAddService(service_name);
   if (service == kNone) {
     ++counters_.busy_rejections;
@@ -204,7 +207,8 @@ void Broker::OnCourierClient(std::span<zmq::message_t> frames, const Now& now) {
       return;
     case ClientCommand::kPing: {
       if (frames.size() != 5 || frames[4].size() > 16) break;
-      SendCourierClient(View(frames[0]), static_cast<std::uint8_t>(ClientCommand::kPong), View(frames[4]));
+      SendCourierClient(View(frames[0]), static_cast<std::uint8_t>(ClientCommand::kPong), View(frames[4]),
+                        incarnation_, true);
       return;
     }
     default:
@@ -231,10 +235,18 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
     SendClientError(client, JobId{}, ErrorCode::kBadRequest, error.what());
     return;
   }
-  if (envelope.mode == ReplyMode::kReply || envelope.service.starts_with(detail::kMmiPrefix)) {
+  if (envelope.mode == ReplyMode::kReply) {
     ++counters_.malformed;
-    SendClientError(client, envelope.job_id, ErrorCode::kBadRequest,
-                    "SUBMIT needs mode call or send and a service outside mmi.*");
+    SendClientError(client, envelope.job_id, ErrorCode::kBadRequest, "SUBMIT needs mode call or send");
+    return;
+  }
+  if (envelope.service.starts_with(detail::kMmiPrefix)) {
+    SendClientError(client, envelope.job_id, ErrorCode::kNoSuchService,
+                    "mmi.* services answer plain Majordomo requests only");
+    return;
+  }
+  if (draining_) {
+    SendClientError(client, envelope.job_id, ErrorCode::kShuttingDown, "the broker is shutting down");
     return;
   }
   if (const auto found = job_index_.find(envelope.job_id); found != job_index_.end()) {
@@ -721,7 +733,36 @@ void Broker::OnTick(const Now& now) {
   }
 }
 
+void Broker::BeginDrain(const Now& now) {
+  draining_ = true;
+  for (Service& service : services_) {
+    std::deque<std::uint32_t> queued;
+    queued.swap(service.queue);
+    for (const std::uint32_t slot : queued) {
+      if (jobs_[slot].client_kind == PeerKind::kInternal) {
+        service.queue.push_back(slot);  // reports wait for the sink as long as the drain lasts
+      } else {
+        FailJob(slot, ErrorCode::kShuttingDown, "the broker is shutting down");
+      }
+    }
+  }
+  (void)now;
+}
+
+bool Broker::Drained() const {
+  for (std::uint32_t slot = 0; slot < jobs_.capacity(); ++slot) {
+    const Job& job = jobs_[slot];
+    if (job.live && job.client_kind != PeerKind::kInternal && job.worker != kNone) return false;
+  }
+  return true;
+}
+
 void Broker::DisconnectAll() {
+  for (std::uint32_t slot = 0; slot < jobs_.capacity(); ++slot) {
+    if (jobs_[slot].live && jobs_[slot].client_kind != PeerKind::kInternal) {
+      FailJob(slot, ErrorCode::kShuttingDown, "the broker stopped before the job finished");
+    }
+  }
   for (std::uint32_t slot = 0; slot < workers_.capacity(); ++slot) {
     const Worker& worker = workers_[slot];
     if (worker.live) SendToWorker(worker.identity, worker.kind, static_cast<std::uint8_t>(WorkerCommand::kDisconnect));

@@ -66,8 +66,16 @@ class Broker {
   void OnRefusedPeer(std::string_view key, std::string_view address);
   // Sends due heartbeats, purges expired workers, fails queued jobs past their deadline.
   void OnTick(const Now& now);
-  // Tells every worker DISCONNECT (graceful shutdown).
+  // Starts a graceful shutdown: new jobs are refused with shutting_down (retryable, so
+  // clients resend them to another broker), queued calls are answered shutting_down, and
+  // jobs in flight keep flowing back until they finish.
+  void BeginDrain(const Now& now);
+  // Returns: whether a drain has no client job left in flight.
+  bool Drained() const;
+  // Answers what is still in flight shutting_down and tells every worker DISCONNECT.
   void DisconnectAll();
+  // The 8 random bytes PONG carries: they change when a broker restarts.
+  const std::string& incarnation() const { return incarnation_; }
 
   const Counters& counters() const { return counters_; }
   const BrokerConfig& config() const { return config_; }
@@ -138,6 +146,8 @@ class Broker {
   SteadyTime next_deadline_scan_{};
   std::size_t dead_letters_queued_ = 0;
   std::uint64_t dispatch_sequence_ = 0;
+  bool draining_ = false;
+  std::string incarnation_;
 };
 
 inline constexpr std::size_t kMaxServices = 10000;

@@ -53,6 +53,8 @@ BrokerConfig BrokerConfig::Read(const ConfigSection& section, const std::filesys
   config.dead_letter_buffer = static_cast<std::size_t>(section.GetInt(
       "dead_letter_buffer", static_cast<std::int64_t>(config.dead_letter_buffer), 0, 10'000'000));
   config.socket_hwm = static_cast<int>(section.GetInt("socket_hwm", config.socket_hwm, 1000, 10'000'000));
+  config.drain_timeout = section.GetDuration("drain_timeout", config.drain_timeout, milliseconds(0),
+                                             milliseconds(600000));
   config.defaults = ReadPolicy(section.Section("defaults"), config.defaults);
   const ConfigSection services = section.Section("services");
   for (const auto& name : services.Keys()) {

@@ -9,6 +9,7 @@
 //   max_attempts = 3                     # for jobs the broker makes itself (MDP requests)
 //   dead_letter_buffer = 10000           # dead letters held while courier.errors is away
 //   socket_hwm = 100000                  # ZeroMQ send/receive high-water marks
+//   drain_timeout = "5s"                 # SIGTERM: how long jobs in flight may finish
 //   [defaults]                           # apply to every service
 //   queue_limit = 100000
 //   strategy = "least_loaded"            # least_loaded | round_robin | random | weighted
@@ -60,6 +61,7 @@ struct BrokerConfig {
   std::uint32_t max_attempts = 3;
   std::size_t dead_letter_buffer = 10000;
   int socket_hwm = 100000;
+  std::chrono::milliseconds drain_timeout{5000};
   ServicePolicy defaults;
   std::map<std::string, ServicePolicy, std::less<>> services;
   LogOptions log{.name = "broker"};

@@ -495,7 +495,30 @@ TEST_F(BrokerTest, QueriesDescribeServicesWorkersAndStats) {
 
 TEST_F(BrokerTest, PingIsAnsweredWithPong) {
   Deliver({"C1", "", "CRC01", "\x07", "abc"});
-  EXPECT_EQ(outbox_.Take("C1").at(0), (Message{"C1", "", "CRC01", "\x08", "abc"}));
+  EXPECT_EQ(outbox_.Take("C1").at(0), (Message{"C1", "", "CRC01", "\x08", "abc", broker_->incarnation()}));
+  EXPECT_EQ(broker_->incarnation().size(), 8u);
+}
+
+TEST_F(BrokerTest, DrainRefusesNewJobsAnswersQueuedOnesAndLetsInFlightFinish) {
+  CourierReady("W1", "work", 1);
+  const JobId running = Submit("C1", "work");
+  const JobId queued = Submit("C1", "work");
+  const auto requests = outbox_.Take("W1");
+  ASSERT_EQ(requests.size(), 1u);
+  broker_->BeginDrain(At());
+  EXPECT_FALSE(broker_->Drained());
+  const auto refused = outbox_.Take("C1");
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(ErrorOf(refused[0]).code, ErrorCode::kShuttingDown);
+  EXPECT_EQ(ErrorOf(refused[0]).job_id, queued);
+  const JobId late = Submit("C2", "work");
+  EXPECT_EQ(ErrorOf(outbox_.Take("C2").at(0)).job_id, late);
+  Deliver({"W1", "", "CRW01", "\x03", requests[0][4], "done"});
+  const auto replies = outbox_.Take("C1");
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0][3], "\x03");
+  EXPECT_TRUE(broker_->Drained());
+  (void)running;
 }
 
 TEST_F(BrokerTest, MdpClientJobServedByCourierWorkerGetsPayloadBack) {

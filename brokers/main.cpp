@@ -99,6 +99,7 @@ int Run(const BrokerConfig& config) {
   frames.reserve(16);
   const auto tick = std::min<std::chrono::milliseconds>(config.heartbeat_interval / 4, std::chrono::milliseconds(100));
   auto next_tick = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> drain_deadline;
   while (true) {
     const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - std::chrono::steady_clock::now());
     zmq::poll(items, zap ? 3 : 2, std::max(wait, std::chrono::milliseconds(0)));
@@ -119,7 +120,17 @@ int Run(const BrokerConfig& config) {
     if (items[1].revents & ZMQ_POLLIN) {
       signalfd_siginfo info{};
       [[maybe_unused]] const auto ignored = ::read(signal_fd, &info, sizeof info);
-      spdlog::info("signal {} received: disconnecting workers and stopping", info.ssi_signo);
+      if (!drain_deadline) {
+        spdlog::info("signal {} received: draining for at most {} ms", info.ssi_signo, config.drain_timeout.count());
+        broker.BeginDrain(Now::Real());
+        drain_deadline = std::chrono::steady_clock::now() + config.drain_timeout;
+      } else {
+        spdlog::info("second signal: stopping now");
+        break;
+      }
+    }
+    if (drain_deadline && (broker.Drained() || std::chrono::steady_clock::now() >= *drain_deadline)) {
+      spdlog::info("drained: disconnecting workers and stopping");
       break;
     }
     if (items[0].revents & ZMQ_POLLIN) {
