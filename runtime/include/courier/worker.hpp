@@ -1,0 +1,202 @@
+// courier/worker.hpp — the worker host: serves plugin services to one or more brokers.
+//
+// `courier-worker` is this class behind a command line. Use it directly for a custom worker
+// main with services linked in, registered explicitly and typed:
+//
+//   int main() {
+//     courier::WorkerOptions options;                 // defaults: tcp://127.0.0.1:5555, ...
+//     options.brokers = {"tcp://10.0.0.5:5555", "tcp://10.0.0.6:5555"};
+//     courier::WorkerHost host(std::move(options));
+//     host.Register<EchoService>();                   // settings from [services.echo], if any
+//     host.Register<ResizeService>(courier::ConfigSection::Parse("max_side = 4096", "inline"));
+//     return host.Run();                              // until SIGTERM/SIGINT, then drains
+//   }
+//
+// What Run() does: one I/O thread (the caller's) owns every ZeroMQ socket: one DEALER per
+// (broker, service), speaking the CRW01 worker protocol (schemas/PROTOCOL.md): READY with
+// the service's capacity, heartbeats, reconnection with exponential backoff and jitter
+// when a broker goes silent or says DISCONNECT. Jobs run on a fixed thread pool through
+// open → parse → verify → handle → convert → seal, and go back to the I/O thread over
+// inproc to be sent. Each stage is timed per service (StageSnapshot()).
+//
+// Signals (when WorkerOptions::handle_signals, the default): SIGTERM and SIGINT drain —
+// new jobs are rejected back to the broker (REJECT shutting_down, so another worker gets
+// them), jobs in flight finish within grace_period, then DISCONNECT and Run() returns 0.
+// SIGHUP re-reads WorkerOptions::config_file and applies the log level and each service's
+// capacity (sent to the brokers as CREDIT) without dropping a job; other changes need a
+// restart and are logged as such.
+//
+// Thread-safety: a WorkerHost belongs to the thread that constructs it: construct,
+// register, Run and destroy it there. With handle_signals the constructor blocks SIGTERM,
+// SIGINT and SIGHUP in that thread (threads started later inherit the mask), so construct
+// the host before starting other threads. Stop() and StageSnapshot() are safe from any
+// thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "courier/config.hpp"
+#include "courier/log.hpp"
+#include "courier/plugin.hpp"
+
+namespace courier {
+
+// The host's settings for one service, read from its [services.NAME] table. The table
+// also holds the service's own keys; the host reads only these and hands the table on.
+struct ServiceSettings {
+  // The shared object that provides the service: a path ("./libecho.so", relative to the
+  // config file), or a bare name ("echo") looked up as libNAME.so in
+  // WorkerOptions::plugin_dir. Empty for services registered in code or via --plugin.
+  std::string plugin;
+  // Jobs this host runs at once for the service, per broker; the broker's credit window.
+  // Default 0 = the host's thread count. Range 0..100000.
+  std::uint32_t capacity = 0;
+  // Relative share of jobs among the service's workers (broker strategy). Default 1.
+  std::uint32_t weight = 1;
+  // Accept jobs whose payload is not sealed (key id 0), and answer them unsealed.
+  // Default false: such jobs get unauthenticated.
+  bool allow_unsealed = false;
+  // Payload schema file (schemas/SCHEMA.md), relative to the config file. Default: NAME.toml
+  // in one of WorkerOptions::schema_dirs, else the schema the plugin embeds, else none.
+  std::string schema;
+  // Duplicate suppression for non-idempotent services: how long and how many job ids
+  // are remembered. Defaults 5 minutes and 10,000.
+  std::chrono::milliseconds dedup_window{std::chrono::minutes(5)};
+  std::size_t dedup_entries = 10000;
+
+  // Reads the host's keys (above) from a [services.NAME] table; other keys are the
+  // plugin's. Throws: Error(kConfig).
+  static ServiceSettings Read(const ConfigSection& section);
+};
+
+struct WorkerOptions {
+  // Brokers to serve (`brokers = [...]`). Default: tcp://127.0.0.1:5555.
+  std::vector<std::string> brokers = {"tcp://127.0.0.1:5555"};
+  // Payload keyring (`keyring = "..."`). Default empty: Keyring::DefaultPath(), created
+  // with a fresh key if missing. A path given explicitly must exist.
+  std::filesystem::path keyring;
+  // Handler threads (`threads`). Default 0 = std::thread::hardware_concurrency().
+  unsigned threads = 0;
+  // `heartbeat_interval`, default 2500 ms; a broker silent for heartbeat_liveness (default
+  // 3) intervals is dead and its connection is remade.
+  std::chrono::milliseconds heartbeat_interval{2500};
+  std::uint32_t heartbeat_liveness = 3;
+  // Reconnect backoff (`reconnect_initial`, `reconnect_max`): 250 ms doubling to 8 s,
+  // each delay with ±50% jitter.
+  std::chrono::milliseconds reconnect_initial{250};
+  std::chrono::milliseconds reconnect_max{8000};
+  // How long a drain waits for jobs in flight (`grace_period`). Default 10 s.
+  std::chrono::milliseconds grace_period{10000};
+  // Where payload schemas NAME.toml are looked up (`schema_dirs`), first match wins.
+  // Default: schemas/services (relative to the working directory).
+  std::vector<std::filesystem::path> schema_dirs = {"schemas/services"};
+  // Where bare plugin names resolve (`plugin_dir`). Default empty: names must be paths.
+  std::filesystem::path plugin_dir;
+  // Free text shown by the broker for this host (`instance`). Default "HOST:PID".
+  std::string instance;
+  // Largest request or reply payload, in bytes (`max_message_bytes`). Default 16 MiB.
+  std::size_t max_message_bytes = 16 * 1024 * 1024;
+  // Install SIGTERM/SIGINT/SIGHUP handling (signalfd). Default true.
+  bool handle_signals = true;
+  // The file SIGHUP re-reads. Default empty: SIGHUP only logs that there is nothing to read.
+  std::filesystem::path config_file;
+  // Applied after every read of config_file, so command-line flags win over the file.
+  std::function<void(WorkerOptions&)> overrides;
+  // The [log] table.
+  LogOptions log{.level = "info", .format = "text", .name = "worker"};
+  // The [services] table: one [services.NAME] per service (ServiceSettings + plugin keys).
+  ConfigSection services = ConfigSection::Empty();
+
+  // Returns: the options in the root table of worker.toml `file` (which becomes
+  // config_file); keys not listed above are rejected. Relative paths in the file are
+  // resolved against its directory. Throws: Error(kConfig).
+  static WorkerOptions FromConfig(const ConfigSection& root, const std::filesystem::path& file = {});
+};
+
+// The stages every job goes through, in order.
+enum class Stage : std::uint8_t { kOpen, kParse, kVerify, kHandle, kConvert, kSeal, kSend };
+inline constexpr std::size_t kStageCount = 7;
+// Returns: "open", "parse", ...
+std::string_view ToString(Stage stage) noexcept;
+
+// Cumulative timings of one stage of one service since the host started.
+struct StageSummary {
+  std::string service;
+  Stage stage = Stage::kOpen;
+  std::uint64_t count = 0;   // jobs that completed the stage
+  std::uint64_t errors = 0;  // jobs that failed in it
+  std::chrono::nanoseconds sum{0};
+  std::chrono::nanoseconds min{0};
+  std::chrono::nanoseconds max{0};
+  // Log-bucket histogram of durations in ns: bucket i counts values v with
+  // BucketIndex(v) == i, where BucketIndex(v) = v for v < 4, else with e = floor(log2 v),
+  // 4 * (e - 1) + ((v >> (e - 2)) & 3): four buckets per power of two.
+  std::vector<std::uint64_t> buckets;
+};
+
+class WorkerHost {
+ public:
+  // Throws: Error(kConfig) for invalid options (no broker, a bad endpoint...).
+  explicit WorkerHost(WorkerOptions options);
+  ~WorkerHost();
+  WorkerHost(const WorkerHost&) = delete;
+  WorkerHost& operator=(const WorkerHost&) = delete;
+
+  // Registers service S with its settings and config from options.services[S::kName]
+  // (an empty table if absent). Throws: Error(kConfig) from the settings or S's
+  // constructor, or if a service of that name is already registered.
+  template <Service S>
+  void Register() {
+    Register<S>(options_services().Section(S::kName));
+  }
+  // Registers service S configured by `config` (ServiceSettings keys + S's own keys).
+  template <Service S>
+  void Register(const ConfigSection& config) {
+    static constexpr CourierServiceV1 kDescriptor = detail::DescribeService<S>();
+    AddService(kDescriptor, config, "registered in code");
+  }
+
+  // Loads the plugin at `path` (dlopen) and registers its services, or only those named
+  // in `only`. Each is configured from options.services[NAME].
+  // Returns: the names registered. Throws: Error(kConfig) if the file is not a Courier
+  // plugin, was built for another plugin ABI (naming the file and both versions), or a
+  // service fails to construct.
+  std::vector<std::string> LoadPlugin(const std::filesystem::path& path,
+                                      const std::vector<std::string>& only = {});
+  // Loads the plugin of every [services.NAME] that names one (`plugin = ...`).
+  void LoadConfiguredPlugins();
+
+  // Returns: the names of the registered services, in registration order.
+  std::vector<std::string> services() const;
+
+  // Serves until Stop() or a termination signal, then drains (see above).
+  // Returns: 0 after a clean drain; 1 if the grace period ended with jobs still running
+  // (they are abandoned to the broker, which redelivers them: exit the process promptly,
+  // with std::_Exit, since their threads cannot be joined).
+  // Throws: Error(kConfig) if nothing is registered, a [services.NAME] table names no
+  // registered service, or the keyring cannot be loaded.
+  int Run();
+
+  // Starts the drain, as SIGTERM does. Thread-safe; async-signal-safe.
+  void Stop() noexcept;
+
+  // Returns: the cumulative stage timings of every service. Thread-safe.
+  std::vector<StageSummary> StageSnapshot() const;
+
+ private:
+  const ConfigSection& options_services() const;
+  void AddService(const CourierServiceV1& descriptor, const ConfigSection& config,
+                  std::string origin);
+
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace courier

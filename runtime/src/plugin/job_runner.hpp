@@ -1,0 +1,94 @@
+// job_runner.hpp — one job's path through the worker host, without sockets:
+// open (decrypt) → parse (decode) → verify (schema) → handle → convert (encode) → seal,
+// each stage timed into StageStats, every failure turned into an ERROR body with the
+// right code and a record to the ErrorReporter. Nothing a client sends reaches the
+// handler unless it opened, decoded and verified; nothing a handler throws escapes.
+//
+// The I/O thread decodes the envelope and hands the job here on a pool thread; the
+// outputs go back to the I/O thread, which sends them ("send" is timed there).
+// Thread-safety: Run is called concurrently from every pool thread; a ServiceRuntime is
+// shared by them (its instance must be thread-safe, as the plugin API says; the reply
+// cache locks).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "courier/keyring.hpp"
+#include "courier/plugin.hpp"
+#include "courier/worker.hpp"
+#include "error_reporter.hpp"
+#include "payload_schema.hpp"
+#include "protocol.hpp"
+#include "reply_cache.hpp"
+#include "stage_stats.hpp"
+
+namespace courier::detail {
+
+// Someone else's delivery of a job that is running: answered when the job completes.
+struct DuplicateWaiter {
+  std::uint64_t seq = 0;
+  Envelope envelope;
+  std::string broker;
+};
+
+// Everything the host holds for one registered service.
+struct ServiceRuntime {
+  std::string name;
+  std::string origin;  // plugin path, or "registered in code"
+  std::size_t stats_index = 0;
+  ServiceSettings settings;
+  bool idempotent = true;
+  std::optional<PayloadSchema> schema;
+  std::string schema_origin;  // file, "embedded" or "none"
+  std::unique_ptr<ServiceInstance> instance;
+  std::unique_ptr<ReplyCache<DuplicateWaiter>> cache;  // non-idempotent services only
+  std::atomic<std::uint32_t> capacity{1};              // effective (settings 0 → threads)
+};
+
+// A job as the I/O thread received it.
+struct JobInput {
+  std::uint64_t seq = 0;  // the I/O thread's handle on this delivery
+  std::size_t service = 0;  // index of the service in the host
+  std::string broker;     // endpoint, for error records
+  std::string envelope_bytes;
+  std::string payload;
+  Envelope envelope;  // decoded from envelope_bytes
+};
+
+// One message for the I/O thread to send on the connection `seq` arrived on.
+struct JobOutput {
+  std::uint64_t seq = 0;
+  WorkerCommand command = WorkerCommand::kReply;
+  std::string body1;  // REPLY: envelope; ERROR: error body
+  std::string body2;  // REPLY: payload
+};
+
+class JobRunner {
+ public:
+  JobRunner(const Keyring& keyring, StageStats& stats, ErrorReporter& reporter,
+            std::size_t max_message_bytes);
+
+  // Runs the job. Returns: its outputs: usually one (REPLY or ERROR); none when it is a
+  // duplicate of a job still running (that job's run answers it); more when this run
+  // also answers waiting duplicates.
+  std::vector<JobOutput> Run(ServiceRuntime& service, JobInput& job) const;
+
+  // Returns: the reply frames for `envelope` (sealed if the request was) with `plaintext`.
+  JobOutput MakeReply(std::uint64_t seq, const Envelope& request, std::string_view plaintext) const;
+  static JobOutput MakeError(std::uint64_t seq, const JobId& job_id, ErrorCode code,
+                             std::string_view message);
+
+ private:
+  const Keyring& keyring_;
+  StageStats& stats_;
+  ErrorReporter& reporter_;
+  DecodeLimits limits_;
+  std::size_t max_message_bytes_;
+};
+
+}  // namespace courier::detail

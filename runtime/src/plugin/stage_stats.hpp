@@ -1,0 +1,93 @@
+// stage_stats.hpp — per-(service, stage) timing aggregates of the worker host: count, sum,
+// min, max and a log-bucket histogram of durations in nanoseconds, plus an error count.
+//
+// Writers are the pool threads (and the I/O thread for "send"); every field is a relaxed
+// atomic, so recording is lock-free and never blocks the job path. Readers (the metrics
+// flush once a second, the shutdown summary) take a Snapshot(): each field is read
+// atomically, the set of fields is not (a snapshot may see a count without its sum for a
+// job recorded at that instant; good enough for monitoring).
+// Thread-safety: Record*/Snapshot from any thread. Services are added before Run().
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "courier/worker.hpp"
+
+namespace courier::detail {
+
+// Four buckets per power of two: v < 4 → v; else e = floor(log2 v) and
+// 4 * (e - 1) + ((v >> (e - 2)) & 3). 2^64 - 1 lands in bucket 251.
+inline constexpr std::size_t kStageBuckets = 252;
+std::size_t BucketIndex(std::uint64_t nanoseconds) noexcept;
+// Returns: the smallest value that lands in bucket `index` (its lower bound).
+std::uint64_t BucketLowerBound(std::size_t index) noexcept;
+
+class StageAggregate {
+ public:
+  void Record(std::chrono::nanoseconds duration) noexcept;
+  void RecordError() noexcept { errors_.fetch_add(1, std::memory_order_relaxed); }
+  StageSummary Summary() const;
+
+ private:
+  std::atomic<std::uint64_t> count_{0};
+  std::atomic<std::uint64_t> errors_{0};
+  std::atomic<std::uint64_t> sum_{0};
+  std::atomic<std::uint64_t> min_{UINT64_MAX};
+  std::atomic<std::uint64_t> max_{0};
+  std::array<std::atomic<std::uint64_t>, kStageBuckets> buckets_{};
+};
+
+class StageStats {
+ public:
+  // Adds a service. Returns: its index for Record. Not thread-safe: call before recording.
+  std::size_t AddService(std::string name);
+
+  void Record(std::size_t service, Stage stage, std::chrono::nanoseconds duration) noexcept {
+    At(service, stage).Record(duration);
+  }
+  void RecordError(std::size_t service, Stage stage) noexcept {
+    At(service, stage).RecordError();
+  }
+  // Returns: one summary per (service, stage), services in the order added.
+  std::vector<StageSummary> Snapshot() const;
+  // Returns: a few human lines (one per service: count, mean and max per stage, errors).
+  std::vector<std::string> Describe() const;
+
+ private:
+  struct ServiceStages {
+    std::string name;
+    std::array<StageAggregate, kStageCount> stages;
+  };
+  StageAggregate& At(std::size_t service, Stage stage) noexcept {
+    return services_[service].stages[static_cast<std::size_t>(stage)];
+  }
+  std::deque<ServiceStages> services_;  // deque: atomics never move
+};
+
+// Measures one stage at a time with steady_clock: Lap(stage) records the time since the
+// previous lap (or construction) against `stage`.
+class StageTimer {
+ public:
+  StageTimer(StageStats& stats, std::size_t service)
+      : stats_(stats), service_(service), last_(std::chrono::steady_clock::now()) {}
+  void Lap(Stage stage) noexcept { LapAt(stage, std::chrono::steady_clock::now()); }
+  void LapAt(Stage stage, std::chrono::steady_clock::time_point now) noexcept {
+    stats_.Record(service_, stage, now - last_);
+    last_ = now;
+  }
+  void Fail(Stage stage) noexcept { stats_.RecordError(service_, stage); }
+  void Restart() noexcept { last_ = std::chrono::steady_clock::now(); }
+
+ private:
+  StageStats& stats_;
+  std::size_t service_;
+  std::chrono::steady_clock::time_point last_;
+};
+
+}  // namespace courier::detail

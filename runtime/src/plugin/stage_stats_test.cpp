@@ -1,0 +1,88 @@
+#include "stage_stats.hpp"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
+
+namespace courier::detail {
+namespace {
+
+TEST(BucketIndex, SmallValuesAreTheirOwnBucket) {
+  for (std::uint64_t v = 0; v < 4; ++v) EXPECT_EQ(BucketIndex(v), v);
+}
+
+TEST(BucketIndex, FourBucketsPerPowerOfTwo) {
+  EXPECT_EQ(BucketIndex(4), 4u);
+  EXPECT_EQ(BucketIndex(5), 5u);
+  EXPECT_EQ(BucketIndex(7), 7u);
+  EXPECT_EQ(BucketIndex(8), 8u);
+  EXPECT_EQ(BucketIndex(9), 8u);
+  EXPECT_EQ(BucketIndex(10), 9u);
+  EXPECT_EQ(BucketIndex(15), 11u);
+  EXPECT_EQ(BucketIndex(16), 12u);
+  EXPECT_EQ(BucketIndex(1000), 4u * (9 - 1) + ((1000 >> 7) & 3));
+  EXPECT_EQ(BucketIndex(UINT64_MAX), kStageBuckets - 1);
+}
+
+TEST(BucketIndex, LowerBoundsInvertTheIndex) {
+  for (std::size_t i = 0; i < kStageBuckets; ++i) {
+    EXPECT_EQ(BucketIndex(BucketLowerBound(i)), i) << i;
+    if (i + 1 < kStageBuckets) {
+      EXPECT_EQ(BucketIndex(BucketLowerBound(i + 1) - 1), i) << i;
+    }
+  }
+}
+
+TEST(StageStats, AggregatesPerServiceAndStage) {
+  StageStats stats;
+  const std::size_t echo = stats.AddService("echo");
+  const std::size_t other = stats.AddService("other");
+  stats.Record(echo, Stage::kHandle, std::chrono::nanoseconds(100));
+  stats.Record(echo, Stage::kHandle, std::chrono::nanoseconds(300));
+  stats.RecordError(echo, Stage::kOpen);
+  stats.Record(other, Stage::kSeal, std::chrono::nanoseconds(5));
+
+  const std::vector<StageSummary> snapshot = stats.Snapshot();
+  ASSERT_EQ(snapshot.size(), 2 * kStageCount);
+  const StageSummary& handle = snapshot[static_cast<std::size_t>(Stage::kHandle)];
+  EXPECT_EQ(handle.service, "echo");
+  EXPECT_EQ(handle.stage, Stage::kHandle);
+  EXPECT_EQ(handle.count, 2u);
+  EXPECT_EQ(handle.sum.count(), 400);
+  EXPECT_EQ(handle.min.count(), 100);
+  EXPECT_EQ(handle.max.count(), 300);
+  EXPECT_EQ(handle.buckets[BucketIndex(100)], 1u);
+  EXPECT_EQ(handle.buckets[BucketIndex(300)], 1u);
+  EXPECT_EQ(snapshot[static_cast<std::size_t>(Stage::kOpen)].errors, 1u);
+  EXPECT_EQ(snapshot[static_cast<std::size_t>(Stage::kOpen)].min.count(), 0);  // nothing recorded
+  EXPECT_EQ(snapshot[kStageCount + static_cast<std::size_t>(Stage::kSeal)].count, 1u);
+  EXPECT_EQ(stats.Describe().size(), 2u);
+}
+
+TEST(StageStats, RecordingIsThreadSafe) {
+  StageStats stats;
+  const std::size_t service = stats.AddService("s");
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 1; i <= 10000; ++i) stats.Record(service, Stage::kParse, std::chrono::nanoseconds(i + t));
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  const StageSummary parse = stats.Snapshot()[static_cast<std::size_t>(Stage::kParse)];
+  EXPECT_EQ(parse.count, 40000u);
+  EXPECT_EQ(parse.min.count(), 1);
+  EXPECT_EQ(parse.max.count(), 10003);
+  std::uint64_t total = 0;
+  for (std::uint64_t b : parse.buckets) total += b;
+  EXPECT_EQ(total, 40000u);
+}
+
+TEST(Stage, Names) {
+  EXPECT_EQ(ToString(Stage::kOpen), "open");
+  EXPECT_EQ(ToString(Stage::kSend), "send");
+}
+
+}  // namespace
+}  // namespace courier::detail

@@ -1,0 +1,835 @@
+// The worker host: registration, then the I/O loop that owns every socket (one DEALER
+// per broker × service, the PULL the pool answers on, a signalfd and an eventfd), and the
+// protocol state of each connection: READY, heartbeats, liveness, reconnect with backoff,
+// DISCONNECT, drain.
+#include "courier/worker.hpp"
+
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include "courier/error.hpp"
+#include "courier/keyring.hpp"
+#include "envelope_codec.hpp"
+#include "frames.hpp"
+#include "job_pool.hpp"
+#include "job_runner.hpp"
+#include "plugin_loader.hpp"
+#include "protocol.hpp"
+#include "stage_stats.hpp"
+
+namespace courier {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using detail::WorkerCommand;
+
+namespace {
+
+std::string HostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "unknown";
+  return name;
+}
+
+std::string_view CommandName(WorkerCommand command) {
+  switch (command) {
+    case WorkerCommand::kReady: return "READY";
+    case WorkerCommand::kRequest: return "REQUEST";
+    case WorkerCommand::kReply: return "REPLY";
+    case WorkerCommand::kHeartbeat: return "HEARTBEAT";
+    case WorkerCommand::kDisconnect: return "DISCONNECT";
+    case WorkerCommand::kError: return "ERROR";
+    case WorkerCommand::kCredit: return "CREDIT";
+    case WorkerCommand::kReject: return "REJECT";
+  }
+  return "UNKNOWN";
+}
+
+bool LooksLikePath(const std::string& plugin) {
+  return plugin.find('/') != std::string::npos || plugin.ends_with(".so");
+}
+
+std::optional<spdlog::level::level_enum> LevelFromName(std::string_view name) {
+  static constexpr std::pair<std::string_view, spdlog::level::level_enum> kLevels[] = {
+      {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
+      {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
+      {"error", spdlog::level::err},   {"critical", spdlog::level::critical},
+      {"off", spdlog::level::off}};
+  for (const auto& [level_name, level] : kLevels) {
+    if (level_name == name) return level;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+struct WorkerHost::Impl {
+  // One DEALER to one broker for one service.
+  struct Connection {
+    std::size_t service = 0;
+    std::string endpoint;
+    std::unique_ptr<zmq::socket_t> socket;  // null while waiting to reconnect
+    std::uint64_t generation = 0;           // bumped on every reset; stale results are dropped
+    Clock::time_point last_sent{};
+    Clock::time_point last_received{};
+    Clock::time_point reconnect_at{};
+    milliseconds backoff{};
+    std::size_t in_flight = 0;
+    bool heard = false;  // the broker spoke since we (re)connected
+    std::uint64_t connects = 0;
+  };
+  // A job handed to the pool, until its result comes back.
+  struct InFlight {
+    std::size_t connection = 0;
+    std::uint64_t generation = 0;
+    JobId job_id;
+    std::uint64_t deadline_ms = 0;
+    Clock::time_point received{};
+    bool reported_late = false;
+  };
+
+  explicit Impl(WorkerOptions opts) : options(std::move(opts)) {
+    if (options.brokers.empty()) throw Error(ErrorCode::kConfig, "the worker needs at least one broker");
+    if (options.threads == 0) options.threads = std::max(1u, std::thread::hardware_concurrency());
+    if (options.instance.empty()) options.instance = HostName() + ":" + std::to_string(::getpid());
+    stop_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (stop_fd < 0) throw Error(ErrorCode::kIo, std::string("eventfd: ") + std::strerror(errno));
+    if (options.handle_signals) {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGTERM);
+      sigaddset(&set, SIGINT);
+      sigaddset(&set, SIGHUP);
+      pthread_sigmask(SIG_BLOCK, &set, nullptr);
+      signal_fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+      if (signal_fd < 0) throw Error(ErrorCode::kIo, std::string("signalfd: ") + std::strerror(errno));
+    }
+  }
+
+  ~Impl() {
+    // Normally Shutdown() released all of this; here after Run() threw part-way.
+    connections.clear();
+    pool.reset();  // joins the threads, whose PUSH sockets close before the PULL
+    results.reset();
+    delete context;
+    if (stop_fd >= 0) ::close(stop_fd);
+    if (signal_fd >= 0) ::close(signal_fd);
+  }
+
+  // --- registration -----------------------------------------------------------------
+
+  std::filesystem::path ConfigDir() const { return options.config_file.parent_path(); }
+
+  detail::ServiceRuntime* Find(std::string_view name) {
+    for (auto& service : services) {
+      if (service->name == name) return service.get();
+    }
+    return nullptr;
+  }
+
+  void AddService(const CourierServiceV1& descriptor, const ConfigSection& config, std::string origin) {
+    std::string name(descriptor.name, descriptor.name_size);
+    if (const detail::ServiceRuntime* existing = Find(name)) {
+      throw Error(ErrorCode::kConfig, "service " + name + " is registered twice (" + existing->origin +
+                                          " and " + origin + ")");
+    }
+    auto service = std::make_unique<detail::ServiceRuntime>();
+    service->name = name;
+    service->origin = std::move(origin);
+    service->settings = ServiceSettings::Read(config);
+    service->idempotent = descriptor.idempotent != 0;
+    try {
+      service->instance.reset(descriptor.create(&config));
+    } catch (const Error& e) {
+      throw Error(ErrorCode::kConfig, "service " + name + ": " + e.what());
+    } catch (const std::exception& e) {
+      throw Error(ErrorCode::kConfig, "service " + name + " failed to start: " + e.what());
+    }
+    config.RejectUnknownKeys();  // even if the service forgot to
+
+    // Schema: configured file > NAME.toml in a schema dir > embedded > none.
+    if (!service->settings.schema.empty()) {
+      std::filesystem::path file(service->settings.schema);
+      if (file.is_relative() && !ConfigDir().empty()) file = ConfigDir() / file;
+      service->schema = detail::PayloadSchema::LoadFile(file);
+      service->schema_origin = file.string();
+    } else {
+      for (const auto& dir : options.schema_dirs) {
+        const std::filesystem::path file = dir / (name + ".toml");
+        std::error_code ignored;
+        if (std::filesystem::is_regular_file(file, ignored)) {
+          service->schema = detail::PayloadSchema::LoadFile(file);
+          service->schema_origin = file.string();
+          break;
+        }
+      }
+      if (!service->schema && descriptor.schema != nullptr) {
+        service->schema = detail::PayloadSchema::Parse(std::string_view(descriptor.schema, descriptor.schema_size),
+                                                       name + " (embedded schema)");
+        service->schema_origin = "embedded";
+      }
+    }
+    if (service->schema && !service->schema->service().empty() && service->schema->service() != name) {
+      throw Error(ErrorCode::kConfig, "schema " + service->schema_origin + " describes service \"" +
+                                          service->schema->service() + "\", not \"" + name + "\"");
+    }
+    if (!service->schema) service->schema_origin = "none";
+    if (!service->idempotent) {
+      service->cache = std::make_unique<detail::ReplyCache<detail::DuplicateWaiter>>(
+          service->settings.dedup_window, service->settings.dedup_entries);
+    }
+    service->capacity = EffectiveCapacity(service->settings);
+    service->stats_index = stats.AddService(name);
+    spdlog::info("service {} ({}): capacity {}, weight {}, {}, schema {}{}", name, service->origin,
+                 service->capacity.load(), service->settings.weight,
+                 service->idempotent ? "idempotent" : "not idempotent (duplicates suppressed)",
+                 service->schema_origin, service->settings.allow_unsealed ? ", accepts unsealed payloads" : "");
+    services.push_back(std::move(service));
+  }
+
+  std::uint32_t EffectiveCapacity(const ServiceSettings& settings) const {
+    if (settings.capacity != 0) return settings.capacity;
+    return std::min<std::uint32_t>(options.threads, detail::kMaxCapacity);
+  }
+
+  std::filesystem::path ResolvePlugin(const std::string& plugin, const std::filesystem::path& base) const {
+    if (LooksLikePath(plugin)) {
+      std::filesystem::path path(plugin);
+      if (path.is_relative() && !base.empty()) path = base / path;
+      return path;
+    }
+    if (options.plugin_dir.empty()) {
+      throw Error(ErrorCode::kConfig, "plugin \"" + plugin +
+                                          "\" is a bare name but no plugin_dir is set; give a path to the .so");
+    }
+    return options.plugin_dir / ("lib" + plugin + ".so");
+  }
+
+  std::vector<std::string> LoadPlugin(const std::filesystem::path& given, const std::vector<std::string>& only) {
+    std::error_code ignored;
+    std::filesystem::path path = std::filesystem::weakly_canonical(given, ignored);
+    if (path.empty()) path = given;
+    const CourierPluginV1& table = detail::LoadPluginFile(path);
+    std::vector<std::string> registered;
+    std::vector<std::string> provided;
+    for (std::uint32_t i = 0; i < table.service_count; ++i) {
+      const CourierServiceV1& descriptor = table.services[i];
+      std::string name(descriptor.name, descriptor.name_size);
+      provided.push_back(name);
+      if (!only.empty() && std::find(only.begin(), only.end(), name) == only.end()) continue;
+      if (const detail::ServiceRuntime* existing = Find(name); existing && existing->origin == path.string()) {
+        continue;  // already loaded from this very file (config and --plugin both name it)
+      }
+      AddService(descriptor, options.services.Section(name), path.string());
+      registered.push_back(std::move(name));
+    }
+    for (const std::string& wanted : only) {
+      if (std::find(provided.begin(), provided.end(), wanted) == provided.end()) {
+        std::string list;
+        for (const auto& name : provided) list += (list.empty() ? "" : ", ") + name;
+        throw Error(ErrorCode::kConfig, "services." + wanted + ": plugin " + path.string() +
+                                            " provides no service \"" + wanted + "\" (it provides: " + list + ")");
+      }
+    }
+    return registered;
+  }
+
+  void LoadConfiguredPlugins() {
+    for (const std::string& name : options.services.Keys()) {
+      const ConfigSection section = options.services.Section(name);
+      if (!section.Has("plugin")) continue;
+      const std::string plugin = section.GetString("plugin", "");
+      LoadPlugin(ResolvePlugin(plugin, ConfigDir()), {name});
+    }
+  }
+
+  // --- the I/O loop -------------------------------------------------------------------
+
+  int Run() {
+    if (services.empty()) {
+      throw Error(ErrorCode::kConfig,
+                  "no services to serve: pass --plugin PATH.so, or list [services.NAME] tables with "
+                  "plugin = \"PATH.so\" in the config file");
+    }
+    for (const std::string& name : options.services.Keys()) {
+      if (Find(name) == nullptr) {
+        throw Error(ErrorCode::kConfig,
+                    "services." + name + ": no plugin provides this service (add plugin = \"PATH.so\" "
+                    "to the table, pass --plugin, or fix the name)");
+      }
+    }
+    keyring = options.keyring.empty() ? Keyring::LoadOrCreate(Keyring::DefaultPath())
+                                      : Keyring::Load(options.keyring);
+    runner = std::make_unique<detail::JobRunner>(keyring, stats, *reporter, options.max_message_bytes);
+
+    context = new zmq::context_t(0);  // inproc only: no I/O threads
+    results = std::make_unique<zmq::socket_t>(*context, zmq::socket_type::pull);
+    results->set(zmq::sockopt::linger, 0);
+    results->set(zmq::sockopt::rcvhwm, 0);
+    const std::string results_endpoint = "inproc://courier-worker-results-" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
+    results->bind(results_endpoint);
+    pool = std::make_unique<detail::JobPool>(*context, results_endpoint, options.threads,
+                                             [this](detail::JobInput& job) {
+                                               return runner->Run(*services[job.service], job);
+                                             });
+
+    const Clock::time_point now = Clock::now();
+    for (const std::string& endpoint : options.brokers) {
+      for (std::size_t s = 0; s < services.size(); ++s) {
+        Connection connection;
+        connection.service = s;
+        connection.endpoint = endpoint;
+        connection.backoff = options.reconnect_initial;
+        connections.push_back(std::move(connection));
+      }
+    }
+    for (Connection& connection : connections) {
+      try {
+        Connect(connection, now);
+      } catch (const zmq::error_t& e) {
+        throw Error(ErrorCode::kConfig, "broker " + connection.endpoint + ": " + e.what());
+      }
+    }
+    std::string names;
+    for (const auto& service : services) names += (names.empty() ? "" : ", ") + service->name;
+    std::string brokers;
+    for (const auto& endpoint : options.brokers) brokers += (brokers.empty() ? "" : ", ") + endpoint;
+    spdlog::info("courier-worker {} serving [{}] to [{}] with {} threads (instance {}, heartbeat {} ms)",
+                 COURIER_VERSION_STRING, names, brokers, options.threads, options.instance,
+                 options.heartbeat_interval.count());
+
+    Loop();
+    return Shutdown();
+  }
+
+  void Loop() {
+    std::vector<zmq::pollitem_t> items;
+    std::vector<std::size_t> item_connection;  // items[i] → connection index (fixed items first)
+    while (true) {
+      const Clock::time_point now = Clock::now();
+      if (draining && (in_flight.empty() || now >= drain_deadline)) return;
+
+      if (sockets_changed) {
+        items.clear();
+        item_connection.clear();
+        items.push_back({nullptr, stop_fd, ZMQ_POLLIN, 0});
+        items.push_back({nullptr, signal_fd, static_cast<short>(signal_fd >= 0 ? ZMQ_POLLIN : 0), 0});
+        items.push_back({results->handle(), 0, ZMQ_POLLIN, 0});
+        for (std::size_t i = 0; i < connections.size(); ++i) {
+          if (!connections[i].socket) continue;
+          items.push_back({connections[i].socket->handle(), 0, ZMQ_POLLIN, 0});
+          item_connection.push_back(i);
+        }
+        sockets_changed = false;
+      }
+      const milliseconds timeout = NextTimeout(now);
+      zmq::poll(items.data(), items.size(), timeout);
+
+      if (items[0].revents & ZMQ_POLLIN) {
+        std::uint64_t count = 0;
+        while (::read(stop_fd, &count, sizeof count) > 0) {
+        }
+        BeginDrain("stop requested");
+      }
+      if (items[1].revents & ZMQ_POLLIN) ReadSignals();
+      if (items[2].revents & ZMQ_POLLIN) DrainResults();
+      for (std::size_t i = 3; i < items.size(); ++i) {
+        if ((items[i].revents & ZMQ_POLLIN) == 0) continue;
+        const std::size_t index = item_connection[i - 3];
+        ReadBroker(index);
+      }
+      Tick(Clock::now());
+    }
+  }
+
+  milliseconds NextTimeout(Clock::time_point now) const {
+    Clock::time_point next = now + milliseconds(1000);
+    const auto liveness = options.heartbeat_interval * options.heartbeat_liveness;
+    for (const Connection& connection : connections) {
+      if (connection.socket) {
+        next = std::min(next, connection.last_sent + options.heartbeat_interval);
+        next = std::min(next, connection.last_received + liveness);
+      } else {
+        next = std::min(next, connection.reconnect_at);
+      }
+    }
+    if (!in_flight.empty()) next = std::min(next, now + milliseconds(100));  // deadline watchdog
+    if (draining) next = std::min(next, drain_deadline);
+    const auto wait = std::chrono::duration_cast<milliseconds>(next - now) + milliseconds(1);
+    return std::clamp(wait, milliseconds(0), milliseconds(1000));
+  }
+
+  // Timers: heartbeats, dead brokers, reconnects, late handlers.
+  void Tick(Clock::time_point now) {
+    const auto liveness = options.heartbeat_interval * options.heartbeat_liveness;
+    for (Connection& connection : connections) {
+      if (connection.socket) {
+        if (now - connection.last_received >= liveness) {
+          Reset(connection, now,
+                "silent for " + std::to_string(std::chrono::duration_cast<milliseconds>(now - connection.last_received).count()) + " ms");
+        } else if (now - connection.last_sent >= options.heartbeat_interval) {
+          Send(connection, WorkerCommand::kHeartbeat, {}, now);
+        }
+      } else if (now >= connection.reconnect_at && !draining) {
+        Connect(connection, now);
+      }
+    }
+    if (!in_flight.empty() && now >= next_watchdog) {
+      next_watchdog = now + milliseconds(100);
+      const std::uint64_t now_ms = NowUnixMs();
+      for (auto& [seq, job] : in_flight) {
+        if (job.reported_late || now_ms <= job.deadline_ms) continue;
+        job.reported_late = true;
+        const detail::ServiceRuntime& service = *services[connections[job.connection].service];
+        const auto running = std::chrono::duration_cast<milliseconds>(now - job.received).count();
+        spdlog::warn("job {} of service {} is still in progress {} ms past its deadline ({} ms since it "
+                     "arrived): its handler may hang",
+                     job.job_id.Hex(), service.name, now_ms - job.deadline_ms, running);
+        detail::ErrorRecord record;
+        record.job_id = job.job_id;
+        record.service = service.name;
+        record.broker = connections[job.connection].endpoint;
+        record.stage = Stage::kHandle;
+        record.code = ErrorCode::kDeadlineExceeded;
+        record.message = "still running " + std::to_string(now_ms - job.deadline_ms) + " ms past the deadline";
+        record.at_ms = now_ms;
+        reporter->Report(record);
+      }
+    }
+  }
+
+  void Connect(Connection& connection, Clock::time_point now) {
+    const detail::ServiceRuntime& service = *services[connection.service];
+    auto socket = std::make_unique<zmq::socket_t>(network_context, zmq::socket_type::dealer);
+    const int hwm = static_cast<int>(std::min<std::uint64_t>(2ull * detail::kMaxCapacity + 64,
+                                                             2ull * service.capacity.load() + 64));
+    socket->set(zmq::sockopt::linger, 0);
+    socket->set(zmq::sockopt::sndhwm, hwm);
+    socket->set(zmq::sockopt::rcvhwm, hwm);
+    socket->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options.max_message_bytes + 4096));
+    socket->set(zmq::sockopt::reconnect_ivl, 100);
+    socket->connect(connection.endpoint);
+    connection.socket = std::move(socket);
+    connection.last_received = now;
+    connection.heard = false;
+    ++connection.connects;
+    sockets_changed = true;
+
+    detail::ReadyInfo info;
+    info.capacity = std::max<std::uint32_t>(1, service.capacity.load());
+    info.weight = service.settings.weight;
+    info.host = HostName().substr(0, 255);
+    info.pid = static_cast<std::uint64_t>(::getpid());
+    info.instance = options.instance;
+    Send(connection, WorkerCommand::kReady, {service.name, detail::EncodeReadyInfo(info)}, now);
+    if (draining) Send(connection, WorkerCommand::kCredit, {detail::EncodeCredit(0)}, now);
+    spdlog::info("sent READY for service {} to broker {} (capacity {})", service.name, connection.endpoint,
+                 info.capacity);
+  }
+
+  // Drops the connection (the broker requeues what it gave us) and schedules a new one.
+  void Reset(Connection& connection, Clock::time_point now, const std::string& why) {
+    if (connection.socket) {
+      connection.socket->set(zmq::sockopt::linger, 0);
+      connection.socket.reset();
+      sockets_changed = true;
+    }
+    ++connection.generation;
+    connection.in_flight = 0;
+    std::uniform_real_distribution<double> jitter(0.5, 1.5);
+    const auto delay = milliseconds(static_cast<std::int64_t>(static_cast<double>(connection.backoff.count()) * jitter(random)));
+    connection.reconnect_at = now + delay;
+    spdlog::warn("broker {} ({}): {}; reconnecting in {} ms", connection.endpoint,
+                 services[connection.service]->name, why, delay.count());
+    connection.backoff = std::min(connection.backoff * 2, options.reconnect_max);
+  }
+
+  bool Send(Connection& connection, WorkerCommand command, std::initializer_list<std::string_view> bodies,
+            Clock::time_point now) {
+    if (!connection.socket) return false;
+    try {
+      const auto byte = static_cast<std::uint8_t>(command);
+      zmq::socket_t& socket = *connection.socket;
+      if (!socket.send(zmq::message_t(), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        return Dropped(connection, command);
+      }
+      socket.send(zmq::buffer(detail::kCourierWorker), zmq::send_flags::sndmore);
+      socket.send(zmq::buffer(&byte, 1), bodies.size() == 0 ? zmq::send_flags::none : zmq::send_flags::sndmore);
+      std::size_t i = 0;
+      for (std::string_view body : bodies) {
+        ++i;
+        socket.send(zmq::message_t(body.data(), body.size()),
+                    i == bodies.size() ? zmq::send_flags::none : zmq::send_flags::sndmore);
+      }
+      connection.last_sent = now;
+      return true;
+    } catch (const zmq::error_t& e) {
+      spdlog::error("broker {}: cannot send {}: {}", connection.endpoint, CommandName(command), e.what());
+      return false;
+    }
+  }
+
+  bool Dropped(const Connection& connection, WorkerCommand command) {
+    if (send_limiter.Allow()) {
+      spdlog::error("broker {}: outgoing queue full, {} dropped ({} more since the last report)",
+                    connection.endpoint, CommandName(command), send_limiter.TakeSuppressed());
+    }
+    return false;
+  }
+
+  void ReadBroker(std::size_t index) {
+    for (int budget = 0; budget < 256; ++budget) {
+      Connection& connection = connections[index];
+      if (!connection.socket) return;
+      std::vector<zmq::message_t> frames;
+      try {
+        zmq::message_t frame;
+        if (!connection.socket->recv(frame, zmq::recv_flags::dontwait)) return;
+        frames.push_back(std::move(frame));
+        while (frames.back().more()) {
+          zmq::message_t next;
+          (void)connection.socket->recv(next, zmq::recv_flags::none);
+          frames.push_back(std::move(next));
+        }
+      } catch (const zmq::error_t& e) {
+        spdlog::error("broker {}: receive failed: {}", connection.endpoint, e.what());
+        return;
+      }
+      HandleBroker(index, frames);
+    }
+  }
+
+  void Malformed(const Connection& connection, const std::string& why) {
+    ++malformed;
+    if (malformed_limiter.Allow()) {
+      spdlog::warn("broker {}: ignoring a malformed message: {} ({} more suppressed)", connection.endpoint, why,
+                   malformed_limiter.TakeSuppressed());
+    }
+  }
+
+  void HandleBroker(std::size_t index, std::vector<zmq::message_t>& frames) {
+    Connection& connection = connections[index];
+    const Clock::time_point now = Clock::now();
+    if (frames.size() < 3 || frames[0].size() != 0 || frames[1].to_string_view() != detail::kCourierWorker ||
+        frames[2].size() != 1) {
+      Malformed(connection, "expected [empty][CRW01][command]...");
+      return;
+    }
+    connection.last_received = now;
+    if (!connection.heard) {
+      connection.heard = true;
+      connection.backoff = options.reconnect_initial;
+    }
+    const auto command = static_cast<WorkerCommand>(*static_cast<const std::uint8_t*>(frames[2].data()));
+    switch (command) {
+      case WorkerCommand::kRequest:
+        if (frames.size() < 5) {
+          Malformed(connection, "REQUEST without envelope and payload");
+          return;
+        }
+        HandleRequest(index, frames[3].to_string_view(), frames[4].to_string_view(), now);
+        return;
+      case WorkerCommand::kHeartbeat:
+        return;
+      case WorkerCommand::kDisconnect:
+        connection.backoff = options.reconnect_initial;
+        Reset(connection, now, "broker sent DISCONNECT");
+        if (!draining) connection.reconnect_at = now;  // a broker that forgot us: re-register now
+        return;
+      default:
+        Malformed(connection, "unexpected command " + std::to_string(static_cast<int>(command)));
+        return;
+    }
+  }
+
+  void SendError(Connection& connection, const JobId& job_id, ErrorCode code, const std::string& message,
+                 Clock::time_point now) {
+    Send(connection, WorkerCommand::kError, {detail::EncodeErrorBody(job_id, code, message)}, now);
+  }
+
+  void HandleRequest(std::size_t index, std::string_view envelope_bytes, std::string_view payload,
+                     Clock::time_point now) {
+    Connection& connection = connections[index];
+    detail::ServiceRuntime& service = *services[connection.service];
+    detail::EnvelopeView envelope;
+    try {
+      envelope = detail::DecodeEnvelope(envelope_bytes);
+    } catch (const Error& e) {
+      detail::ErrorRecord record;
+      record.service = service.name;
+      record.broker = connection.endpoint;
+      record.code = ErrorCode::kBadRequest;
+      record.message = e.what();
+      record.at_ms = NowUnixMs();
+      reporter->Report(record);
+      stats.RecordError(service.stats_index, Stage::kOpen);
+      SendError(connection, JobId{}, ErrorCode::kBadRequest, e.what(), now);
+      return;
+    }
+    if (draining) {
+      Send(connection, WorkerCommand::kReject, {detail::EncodeReject(envelope.job_id, ErrorCode::kShuttingDown)}, now);
+      spdlog::debug("rejected job {} of {}: draining", envelope.job_id.Hex(), service.name);
+      return;
+    }
+    if (envelope.service != service.name) {
+      SendError(connection, envelope.job_id, ErrorCode::kNoSuchService,
+                "this connection serves \"" + service.name + "\", not \"" + std::string(envelope.service) + "\"",
+                now);
+      return;
+    }
+    if (envelope.mode == ReplyMode::kReply) {
+      SendError(connection, envelope.job_id, ErrorCode::kBadRequest, "a REQUEST cannot carry a reply envelope", now);
+      return;
+    }
+    spdlog::debug("received job {} for {} from {} (attempt {})", envelope.job_id.Hex(), service.name,
+                  connection.endpoint, envelope.attempt);
+    const std::uint64_t seq = ++next_seq;
+    InFlight job;
+    job.connection = index;
+    job.generation = connection.generation;
+    job.job_id = envelope.job_id;
+    job.deadline_ms = envelope.deadline_ms;
+    job.received = now;
+    in_flight.emplace(seq, job);
+    ++connection.in_flight;
+
+    detail::JobInput input;
+    input.seq = seq;
+    input.service = connection.service;
+    input.broker = connection.endpoint;
+    input.envelope_bytes = std::string(envelope_bytes);
+    input.payload = std::string(payload);
+    input.envelope = envelope.ToEnvelope();
+    pool->Submit(std::move(input));
+  }
+
+  void DrainResults() {
+    while (true) {
+      std::vector<zmq::message_t> frames;
+      zmq::message_t first;
+      if (!results->recv(first, zmq::recv_flags::dontwait)) return;
+      frames.push_back(std::move(first));
+      while (frames.back().more()) {
+        zmq::message_t next;
+        (void)results->recv(next, zmq::recv_flags::none);
+        frames.push_back(std::move(next));
+      }
+      HandleResult(frames);
+    }
+  }
+
+  void HandleResult(std::vector<zmq::message_t>& frames) {
+    if (frames.size() < 3 || frames[0].size() != sizeof(std::uint64_t) || frames[1].size() != 1) return;
+    std::uint64_t seq = 0;
+    std::memcpy(&seq, frames[0].data(), sizeof seq);
+    const auto command = static_cast<WorkerCommand>(*static_cast<const std::uint8_t*>(frames[1].data()));
+    const auto found = in_flight.find(seq);
+    if (found == in_flight.end()) return;
+    const InFlight job = found->second;
+    in_flight.erase(found);
+    Connection& connection = connections[job.connection];
+    const Clock::time_point now = Clock::now();
+    if (job.reported_late) {
+      spdlog::warn("job {} of service {} finished {} ms after its deadline; answered deadline_exceeded",
+                   job.job_id.Hex(), services[connection.service]->name, NowUnixMs() - job.deadline_ms);
+    }
+    if (connection.generation != job.generation || !connection.socket) {
+      spdlog::info("dropping the answer to job {}: the connection to broker {} was reset since it arrived "
+                   "(the broker requeues such jobs)",
+                   job.job_id.Hex(), connection.endpoint);
+      return;
+    }
+    if (connection.in_flight > 0) --connection.in_flight;
+    const Clock::time_point start = Clock::now();
+    bool sent = false;
+    if (command == WorkerCommand::kReply && frames.size() >= 4) {
+      sent = Send(connection, command, {frames[2].to_string_view(), frames[3].to_string_view()}, now);
+    } else {
+      sent = Send(connection, command, {frames[2].to_string_view()}, now);
+    }
+    const std::size_t stats_index = services[connection.service]->stats_index;
+    if (sent) {
+      stats.Record(stats_index, Stage::kSend, Clock::now() - start);
+    } else {
+      stats.RecordError(stats_index, Stage::kSend);
+    }
+  }
+
+  void ReadSignals() {
+    signalfd_siginfo info{};
+    while (::read(signal_fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+      if (info.ssi_signo == SIGHUP) {
+        Reload();
+      } else {
+        BeginDrain(info.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+      }
+    }
+  }
+
+  void BeginDrain(const std::string& why) {
+    const Clock::time_point now = Clock::now();
+    if (draining) {
+      spdlog::info("{}: already draining, {} jobs in flight", why, in_flight.size());
+      return;
+    }
+    draining = true;
+    drain_deadline = now + options.grace_period;
+    spdlog::info("{}: draining: taking no new jobs, waiting up to {} ms for {} in flight", why,
+                 options.grace_period.count(), in_flight.size());
+    // Credit 0: the broker should stop sending; whatever still arrives is rejected.
+    for (Connection& connection : connections) {
+      Send(connection, WorkerCommand::kCredit, {detail::EncodeCredit(0)}, now);
+    }
+  }
+
+  void Reload() {
+    if (options.config_file.empty()) {
+      spdlog::info("SIGHUP: no config file to reload (started without --config)");
+      return;
+    }
+    try {
+      const ConfigSection root = ConfigSection::LoadFile(options.config_file);
+      WorkerOptions fresh = WorkerOptions::FromConfig(root, options.config_file);
+      if (options.overrides) options.overrides(fresh);
+      if (fresh.brokers != options.brokers || (fresh.threads != 0 && fresh.threads != options.threads) ||
+          fresh.heartbeat_interval != options.heartbeat_interval) {
+        spdlog::warn("SIGHUP: brokers, threads and heartbeat changes need a restart; keeping the running values");
+      }
+      const Clock::time_point now = Clock::now();
+      for (auto& service : services) {
+        const ConfigSection section = fresh.services.Section(service->name);
+        const ServiceSettings settings = ServiceSettings::Read(section);
+        const std::uint32_t capacity = EffectiveCapacity(settings);
+        if (capacity == service->capacity.load()) continue;
+        spdlog::info("SIGHUP: service {} capacity {} -> {}", service->name, service->capacity.load(), capacity);
+        service->capacity = capacity;
+        service->settings.capacity = settings.capacity;
+        if (draining) continue;
+        for (Connection& connection : connections) {
+          if (services[connection.service].get() == service.get()) {
+            Send(connection, WorkerCommand::kCredit, {detail::EncodeCredit(capacity)}, now);
+          }
+        }
+      }
+      // Logged before the new level applies, so the line shows even when it is quieter.
+      spdlog::info("SIGHUP: reloaded {} (log level {})", options.config_file.string(), fresh.log.level);
+      if (const auto level = LevelFromName(fresh.log.level)) {
+        spdlog::set_level(*level);
+        options.log.level = fresh.log.level;
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("SIGHUP: cannot reload {}, keeping the running configuration: {}", options.config_file.string(),
+                    e.what());
+    }
+  }
+
+  int Shutdown() {
+    const Clock::time_point now = Clock::now();
+    for (Connection& connection : connections) {
+      if (!connection.socket) continue;
+      Send(connection, WorkerCommand::kDisconnect, {}, now);
+      connection.socket->set(zmq::sockopt::linger, 1000);  // let the last replies and DISCONNECT out
+      connection.socket.reset();
+    }
+    // Waits (up to the linger) until the last replies and DISCONNECTs are on the wire. The
+    // broker sockets have a context of their own for this: the inproc one may have to be
+    // abandoned below, with sockets of stuck pool threads still open in it.
+    network_context.close();
+    int status = 0;
+    if (in_flight.empty()) {
+      pool->Stop();
+      pool.reset();
+      results.reset();
+      delete context;
+      context = nullptr;
+    } else {
+      spdlog::error("grace period over with {} jobs still running; abandoning them (the brokers redeliver them)",
+                    in_flight.size());
+      for (const auto& [seq, job] : in_flight) {
+        spdlog::error("  abandoned job {} of service {}", job.job_id.Hex(), services[connections[job.connection].service]->name);
+      }
+      pool->Abandon();
+      (void)pool.release();     // its threads still run handlers: leak rather than free under them
+      (void)results.release();  // and the context, which cannot terminate with their sockets open
+      context = nullptr;
+      status = 1;
+    }
+    for (const std::string& line : stats.Describe()) spdlog::info("stage timings: {}", line);
+    spdlog::info("worker stopped ({} malformed messages ignored)", malformed);
+    return status;
+  }
+
+  WorkerOptions options;
+  std::vector<std::unique_ptr<detail::ServiceRuntime>> services;
+  detail::StageStats stats;
+  // Where failed jobs are recorded: the log for now; the error sink with issue 6.
+  std::unique_ptr<detail::ErrorReporter> reporter{std::make_unique<detail::LoggingErrorReporter>()};
+  Keyring keyring;
+  std::unique_ptr<detail::JobRunner> runner;
+
+  int stop_fd = -1;
+  int signal_fd = -1;
+  zmq::context_t network_context{1};  // the DEALERs to the brokers
+  zmq::context_t* context = nullptr;   // inproc: the pool's PUSHes and the results PULL
+  std::unique_ptr<zmq::socket_t> results;
+  std::unique_ptr<detail::JobPool> pool;
+  std::vector<Connection> connections;
+  bool sockets_changed = true;
+  std::unordered_map<std::uint64_t, InFlight> in_flight;
+  std::uint64_t next_seq = 0;
+  bool draining = false;
+  Clock::time_point drain_deadline{};
+  Clock::time_point next_watchdog{};
+  std::mt19937_64 random{std::random_device{}()};
+  RateLimiter malformed_limiter{10, std::chrono::seconds(10)};
+  RateLimiter send_limiter{10, std::chrono::seconds(10)};
+  std::uint64_t malformed = 0;
+};
+
+WorkerHost::WorkerHost(WorkerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+WorkerHost::~WorkerHost() = default;
+
+const ConfigSection& WorkerHost::options_services() const { return impl_->options.services; }
+
+void WorkerHost::AddService(const CourierServiceV1& descriptor, const ConfigSection& config, std::string origin) {
+  impl_->AddService(descriptor, config, std::move(origin));
+}
+
+std::vector<std::string> WorkerHost::LoadPlugin(const std::filesystem::path& path,
+                                                const std::vector<std::string>& only) {
+  return impl_->LoadPlugin(impl_->ResolvePlugin(path.string(), {}), only);
+}
+
+void WorkerHost::LoadConfiguredPlugins() { impl_->LoadConfiguredPlugins(); }
+
+std::vector<std::string> WorkerHost::services() const {
+  std::vector<std::string> names;
+  for (const auto& service : impl_->services) names.push_back(service->name);
+  return names;
+}
+
+int WorkerHost::Run() { return impl_->Run(); }
+
+void WorkerHost::Stop() noexcept {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const auto written = ::write(impl_->stop_fd, &one, sizeof one);
+}
+
+std::vector<StageSummary> WorkerHost::StageSnapshot() const { return impl_->stats.Snapshot(); }
+
+}  // namespace courier

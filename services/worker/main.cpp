@@ -1,0 +1,121 @@
+// courier-worker — serve Courier services from plugins.
+//
+//   courier-worker --plugin ./libecho.so                       # defaults: local broker, own keyring
+//   courier-worker --plugin echo --broker tcp://10.0.0.5:5555 --broker tcp://10.0.0.6:5555
+//   courier-worker --config /etc/courier/worker.toml           # everything else
+//
+// Flags win over the file (also when SIGHUP re-reads it). Exit status: 0 after a clean
+// drain, 1 if jobs were abandoned at the end of the grace period, 2 for a configuration
+// error.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+
+#include <spdlog/spdlog.h>
+
+#include "courier/config.hpp"
+#include "courier/error.hpp"
+#include "courier/log.hpp"
+#include "courier/version.hpp"
+#include "courier/worker.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path ExecutableDir() {
+  std::error_code error;
+  const fs::path self = fs::read_symlink("/proc/self/exe", error);
+  return error ? fs::path(".") : self.parent_path();
+}
+
+struct Flags {
+  std::optional<std::string> config;
+  std::vector<std::string> plugins;
+  std::vector<std::string> brokers;
+  std::optional<std::string> keyring;
+  std::optional<unsigned> threads;
+  std::optional<std::string> log_level;
+  std::optional<std::string> log_format;
+  std::optional<std::string> instance;
+};
+
+void ApplyFlags(const Flags& flags, courier::WorkerOptions& options) {
+  if (!flags.brokers.empty()) options.brokers = flags.brokers;
+  if (flags.keyring) options.keyring = *flags.keyring;
+  if (flags.threads) options.threads = *flags.threads;
+  if (flags.log_level) options.log.level = *flags.log_level;
+  if (flags.log_format) options.log.format = *flags.log_format;
+  if (flags.instance) options.instance = *flags.instance;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before any thread exists, so every thread inherits the mask and the host's signalfd
+  // sees SIGTERM/SIGINT/SIGHUP.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  CLI::App app{"courier-worker: serves Courier services from plugins to one or more brokers"};
+  app.set_version_flag("--version", std::string("courier-worker ") + COURIER_VERSION_STRING);
+  Flags flags;
+  app.add_option("--config,-c", flags.config, "worker.toml: brokers, threads, [log], [services.NAME]")
+      ->check(CLI::ExistingFile);
+  app.add_option("--plugin,-p", flags.plugins,
+                 "a plugin to serve: PATH.so, or NAME for lib/courier/libNAME.so (repeatable)");
+  app.add_option("--broker,-b", flags.brokers, "broker endpoint (repeatable; default tcp://127.0.0.1:5555)");
+  app.add_option("--keyring,-k", flags.keyring, "payload keyring file (default ~/.config/courier/keyring.toml, created if missing)");
+  app.add_option("--threads,-t", flags.threads, "handler threads (default: hardware threads)")
+      ->check(CLI::Range(1u, 1024u));
+  app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error, critical, off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--log-format", flags.log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--instance", flags.instance, "a name for this host shown by the broker (default HOST:PID)");
+  CLI11_PARSE(app, argc, argv);
+
+  int status = 0;
+  try {
+    courier::WorkerOptions options;
+    if (flags.config) {
+      const fs::path file = fs::absolute(*flags.config);
+      options = courier::WorkerOptions::FromConfig(courier::ConfigSection::LoadFile(file), file);
+    }
+    // Defaults that depend on where this binary lives: bare plugin names, shipped schemas.
+    const fs::path exe_dir = ExecutableDir();
+    if (options.plugin_dir.empty()) {
+      const fs::path installed = exe_dir / COURIER_INSTALL_PLUGIN_RELDIR;
+      options.plugin_dir = fs::is_directory(installed) ? installed : exe_dir / COURIER_BUILD_PLUGIN_RELDIR;
+    }
+    options.schema_dirs.push_back(exe_dir / COURIER_INSTALL_SCHEMA_RELDIR);
+    options.schema_dirs.push_back(COURIER_SOURCE_SCHEMA_DIR);
+    ApplyFlags(flags, options);
+    options.overrides = [flags](courier::WorkerOptions& fresh) { ApplyFlags(flags, fresh); };
+    courier::ConfigureLogging(options.log);
+
+    courier::WorkerHost host(options);
+    host.LoadConfiguredPlugins();
+    for (const std::string& plugin : flags.plugins) host.LoadPlugin(plugin);
+    status = host.Run();
+    if (status != 0) {
+      // Abandoned handler threads cannot be joined; leave without running destructors.
+      spdlog::default_logger()->flush();
+      std::fflush(nullptr);
+      std::_Exit(status);
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "courier-worker: " << e.what() << std::endl;
+    return 2;
+  }
+  return status;
+}
