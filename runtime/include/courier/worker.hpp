@@ -103,6 +103,10 @@ struct WorkerOptions {
   std::string instance;
   // Largest request or reply payload, in bytes (`max_message_bytes`). Default 16 MiB.
   std::size_t max_message_bytes = 16 * 1024 * 1024;
+  // Send failed jobs to courier.errors and stage timings to courier.metrics through the
+  // brokers (`report = true`). Default true; the error sink itself turns it off so a
+  // failure of its own never feeds back into it.
+  bool report_errors = true;
   // Install SIGTERM/SIGINT/SIGHUP handling (signalfd). Default true.
   bool handle_signals = true;
   // The file SIGHUP re-reads. Default empty: SIGHUP only logs that there is nothing to read.

@@ -1,6 +1,5 @@
 #include "stage_stats.hpp"
 
-#include <bit>
 #include <cstdio>
 
 namespace courier {
@@ -20,19 +19,6 @@ std::string_view ToString(Stage stage) noexcept {
 
 namespace detail {
 
-std::size_t BucketIndex(std::uint64_t v) noexcept {
-  if (v < 4) return static_cast<std::size_t>(v);
-  const int e = 63 - std::countl_zero(v);  // floor(log2 v), >= 2
-  return static_cast<std::size_t>(4 * (e - 1)) + static_cast<std::size_t>((v >> (e - 2)) & 3);
-}
-
-std::uint64_t BucketLowerBound(std::size_t index) noexcept {
-  if (index < 4) return index;
-  const std::size_t e = index / 4 + 1;
-  const std::uint64_t quarter = index % 4;
-  return (std::uint64_t{1} << e) | (quarter << (e - 2));
-}
-
 void StageAggregate::Record(std::chrono::nanoseconds duration) noexcept {
   const auto ns = static_cast<std::uint64_t>(duration.count() < 0 ? 0 : duration.count());
   count_.fetch_add(1, std::memory_order_relaxed);
@@ -43,7 +29,7 @@ void StageAggregate::Record(std::chrono::nanoseconds duration) noexcept {
   seen = max_.load(std::memory_order_relaxed);
   while (ns > seen && !max_.compare_exchange_weak(seen, ns, std::memory_order_relaxed)) {
   }
-  buckets_[BucketIndex(ns)].fetch_add(1, std::memory_order_relaxed);
+  buckets_[LatencyBucket(ns)].fetch_add(1, std::memory_order_relaxed);
 }
 
 StageSummary StageAggregate::Summary() const {
@@ -54,8 +40,8 @@ StageSummary StageAggregate::Summary() const {
   const std::uint64_t min = min_.load(std::memory_order_relaxed);
   summary.min = std::chrono::nanoseconds(min == UINT64_MAX ? 0 : min);
   summary.max = std::chrono::nanoseconds(max_.load(std::memory_order_relaxed));
-  summary.buckets.resize(kStageBuckets);
-  for (std::size_t i = 0; i < kStageBuckets; ++i) {
+  summary.buckets.resize(kLatencyBuckets);
+  for (std::size_t i = 0; i < kLatencyBuckets; ++i) {
     summary.buckets[i] = buckets_[i].load(std::memory_order_relaxed);
   }
   return summary;

@@ -18,15 +18,10 @@
 #include <vector>
 
 #include "courier/worker.hpp"
+#include "reporting/histogram.hpp"  // the protocol's log buckets
 
 namespace courier::detail {
 
-// Four buckets per power of two: v < 4 → v; else e = floor(log2 v) and
-// 4 * (e - 1) + ((v >> (e - 2)) & 3). 2^64 - 1 lands in bucket 251.
-inline constexpr std::size_t kStageBuckets = 252;
-std::size_t BucketIndex(std::uint64_t nanoseconds) noexcept;
-// Returns: the smallest value that lands in bucket `index` (its lower bound).
-std::uint64_t BucketLowerBound(std::size_t index) noexcept;
 
 class StageAggregate {
  public:
@@ -40,7 +35,7 @@ class StageAggregate {
   std::atomic<std::uint64_t> sum_{0};
   std::atomic<std::uint64_t> min_{UINT64_MAX};
   std::atomic<std::uint64_t> max_{0};
-  std::array<std::atomic<std::uint64_t>, kStageBuckets> buckets_{};
+  std::array<std::atomic<std::uint64_t>, kLatencyBuckets> buckets_{};
 };
 
 class StageStats {

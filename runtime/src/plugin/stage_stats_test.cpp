@@ -8,32 +8,6 @@
 namespace courier::detail {
 namespace {
 
-TEST(BucketIndex, SmallValuesAreTheirOwnBucket) {
-  for (std::uint64_t v = 0; v < 4; ++v) EXPECT_EQ(BucketIndex(v), v);
-}
-
-TEST(BucketIndex, FourBucketsPerPowerOfTwo) {
-  EXPECT_EQ(BucketIndex(4), 4u);
-  EXPECT_EQ(BucketIndex(5), 5u);
-  EXPECT_EQ(BucketIndex(7), 7u);
-  EXPECT_EQ(BucketIndex(8), 8u);
-  EXPECT_EQ(BucketIndex(9), 8u);
-  EXPECT_EQ(BucketIndex(10), 9u);
-  EXPECT_EQ(BucketIndex(15), 11u);
-  EXPECT_EQ(BucketIndex(16), 12u);
-  EXPECT_EQ(BucketIndex(1000), 4u * (9 - 1) + ((1000 >> 7) & 3));
-  EXPECT_EQ(BucketIndex(UINT64_MAX), kStageBuckets - 1);
-}
-
-TEST(BucketIndex, LowerBoundsInvertTheIndex) {
-  for (std::size_t i = 0; i < kStageBuckets; ++i) {
-    EXPECT_EQ(BucketIndex(BucketLowerBound(i)), i) << i;
-    if (i + 1 < kStageBuckets) {
-      EXPECT_EQ(BucketIndex(BucketLowerBound(i + 1) - 1), i) << i;
-    }
-  }
-}
-
 TEST(StageStats, AggregatesPerServiceAndStage) {
   StageStats stats;
   const std::size_t echo = stats.AddService("echo");
@@ -52,8 +26,8 @@ TEST(StageStats, AggregatesPerServiceAndStage) {
   EXPECT_EQ(handle.sum.count(), 400);
   EXPECT_EQ(handle.min.count(), 100);
   EXPECT_EQ(handle.max.count(), 300);
-  EXPECT_EQ(handle.buckets[BucketIndex(100)], 1u);
-  EXPECT_EQ(handle.buckets[BucketIndex(300)], 1u);
+  EXPECT_EQ(handle.buckets[LatencyBucket(100)], 1u);
+  EXPECT_EQ(handle.buckets[LatencyBucket(300)], 1u);
   EXPECT_EQ(snapshot[static_cast<std::size_t>(Stage::kOpen)].errors, 1u);
   EXPECT_EQ(snapshot[static_cast<std::size_t>(Stage::kOpen)].min.count(), 0);  // nothing recorded
   EXPECT_EQ(snapshot[kStageCount + static_cast<std::size_t>(Stage::kSeal)].count, 1u);

@@ -29,6 +29,7 @@
 #include "job_runner.hpp"
 #include "plugin_loader.hpp"
 #include "protocol.hpp"
+#include "reporting/worker_reporting.hpp"
 #include "stage_stats.hpp"
 
 namespace courier {
@@ -125,7 +126,7 @@ struct WorkerHost::Impl {
     connections.clear();
     pool.reset();  // joins the threads, whose PUSH sockets close before the PULL
     results.reset();
-    delete context;
+    context.reset();
     if (stop_fd >= 0) ::close(stop_fd);
     if (signal_fd >= 0) ::close(signal_fd);
   }
@@ -274,9 +275,14 @@ struct WorkerHost::Impl {
     }
     keyring = options.keyring.empty() ? Keyring::LoadOrCreate(Keyring::DefaultPath())
                                       : Keyring::Load(options.keyring);
+    if (options.report_errors) {
+      const ReporterOptions reporting = detail::WorkerReporterOptions(options.brokers, options.instance);
+      reporter = std::make_unique<detail::SinkErrorReporter>(reporting);
+      metrics = std::make_unique<MetricsReporter>(reporting, [this] { return detail::ToStageTotals(stats.Snapshot()); });
+    }
     runner = std::make_unique<detail::JobRunner>(keyring, stats, *reporter, options.max_message_bytes);
 
-    context = new zmq::context_t(0);  // inproc only: no I/O threads
+    context = std::make_unique<zmq::context_t>(0);  // inproc only: no I/O threads
     results = std::make_unique<zmq::socket_t>(*context, zmq::socket_type::pull);
     results->set(zmq::sockopt::linger, 0);
     results->set(zmq::sockopt::rcvhwm, 0);
@@ -754,8 +760,7 @@ struct WorkerHost::Impl {
       pool->Stop();
       pool.reset();
       results.reset();
-      delete context;
-      context = nullptr;
+      context.reset();
     } else {
       spdlog::error("grace period over with {} jobs still running; abandoning them (the brokers redeliver them)",
                     in_flight.size());
@@ -765,9 +770,12 @@ struct WorkerHost::Impl {
       pool->Abandon();
       (void)pool.release();     // its threads still run handlers: leak rather than free under them
       (void)results.release();  // and the context, which cannot terminate with their sockets open
-      context = nullptr;
+      (void)context.release();
       status = 1;
     }
+    // The last timings go out now (at most a second); the error reporter delivers what it
+    // holds when the host is destroyed, after every thread that could report has stopped.
+    metrics.reset();
     for (const std::string& line : stats.Describe()) spdlog::info("stage timings: {}", line);
     spdlog::info("worker stopped ({} malformed messages ignored)", malformed);
     return status;
@@ -776,15 +784,16 @@ struct WorkerHost::Impl {
   WorkerOptions options;
   std::vector<std::unique_ptr<detail::ServiceRuntime>> services;
   detail::StageStats stats;
-  // Where failed jobs are recorded: the log for now; the error sink with issue 6.
+  // Where failed jobs are recorded: courier.errors (or the log when report_errors is off).
   std::unique_ptr<detail::ErrorReporter> reporter{std::make_unique<detail::LoggingErrorReporter>()};
+  std::unique_ptr<MetricsReporter> metrics;  // stage timings to courier.metrics, once a second
   Keyring keyring;
   std::unique_ptr<detail::JobRunner> runner;
 
   int stop_fd = -1;
   int signal_fd = -1;
   zmq::context_t network_context{1};  // the DEALERs to the brokers
-  zmq::context_t* context = nullptr;   // inproc: the pool's PUSHes and the results PULL
+  std::unique_ptr<zmq::context_t> context;  // inproc: the pool's PUSHes and the results PULL
   std::unique_ptr<zmq::socket_t> results;
   std::unique_ptr<detail::JobPool> pool;
   std::vector<Connection> connections;

@@ -70,6 +70,7 @@ WorkerOptions WorkerOptions::FromConfig(const ConfigSection& root, const std::fi
   }
   if (const auto dir = root.GetOptionalString("plugin_dir")) options.plugin_dir = Resolve(base, *dir);
   options.instance = root.GetString("instance", "");
+  options.report_errors = root.GetBool("report", options.report_errors);
   if (options.instance.size() > 255) {
     throw Error(ErrorCode::kConfig, root.Describe("instance", "at most 255 bytes"));
   }

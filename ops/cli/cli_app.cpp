@@ -1,0 +1,42 @@
+#include "cli_app.hpp"
+
+#include <iostream>
+
+#include "cli_support.hpp"
+#include "courier/config.hpp"
+#include "courier/log.hpp"
+
+namespace courier::cli {
+
+ClientOptions BuildOptions(const GlobalFlags& flags) {
+  ClientOptions options;
+  LogOptions log{.level = flags.verbose ? "debug" : "warn", .format = "text", .name = "courier"};
+  if (!flags.config.empty()) {
+    const ConfigSection root = ConfigSection::LoadFile(flags.config);
+    if (root.Has("log")) {
+      log = ReadLogOptions(root.Section("log"), "courier");
+      if (flags.verbose) log.level = "debug";
+    }
+    options = ClientOptions::FromConfig(root);
+  }
+  ConfigureLogging(log);
+  options.ApplyEnvironment();
+  if (!flags.brokers.empty()) options.brokers = flags.brokers;
+  if (!flags.keyring.empty()) options.keyring_path = flags.keyring;
+  try {
+    if (!flags.deadline.empty()) options.deadline = ParseDuration(flags.deadline);
+    if (!flags.failover_timeout.empty()) {
+      options.failover_timeout = ParseDuration(flags.failover_timeout);
+      options.heartbeat_interval = std::max(std::chrono::milliseconds(1), options.failover_timeout / 3);
+    }
+  } catch (const std::invalid_argument& error) {
+    throw Error(ErrorCode::kConfig, error.what());
+  }
+  return options;
+}
+
+void PrintError(const Error& error) {
+  std::cerr << "courier: " << ToString(error.code()) << ": " << error.what() << "\n";
+}
+
+}  // namespace courier::cli

@@ -1,0 +1,138 @@
+// The pure parts of the CLI: durations, percentiles, summaries, tables, exit codes.
+#include "cli_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <random>
+
+namespace courier::cli {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(CliSupportTest, ParsesDurations) {
+  EXPECT_EQ(ParseDuration("250ms"), 250ms);
+  EXPECT_EQ(ParseDuration("250"), 250ms);
+  EXPECT_EQ(ParseDuration("3s"), 3000ms);
+  EXPECT_EQ(ParseDuration("1.5s"), 1500ms);
+  EXPECT_EQ(ParseDuration("2m"), 120000ms);
+  EXPECT_EQ(ParseDuration("1h"), 3600000ms);
+  EXPECT_THROW(ParseDuration(""), std::invalid_argument);
+  EXPECT_THROW(ParseDuration("s"), std::invalid_argument);
+  EXPECT_THROW(ParseDuration("5 s"), std::invalid_argument);
+  EXPECT_THROW(ParseDuration("5d"), std::invalid_argument);
+  EXPECT_THROW(ParseDuration("0"), std::invalid_argument);
+  EXPECT_THROW(ParseDuration("25h"), std::invalid_argument);
+  EXPECT_EQ(ParseDuration("7d", std::chrono::hours(24 * 30)), std::chrono::hours(24 * 7));
+  EXPECT_THROW(ParseDuration("31d", std::chrono::hours(24 * 30)), std::invalid_argument);
+}
+
+TEST(CliSupportTest, MapsErrorsToExitCodes) {
+  EXPECT_EQ(ExitCodeFor(ErrorCode::kUnavailable), kExitUnavailable);
+  EXPECT_EQ(ExitCodeFor(ErrorCode::kConfig), kExitUsage);
+  EXPECT_EQ(ExitCodeFor(ErrorCode::kHandlerError), kExitJobErrors);
+  EXPECT_EQ(ExitCodeFor(ErrorCode::kDeadlineExceeded), kExitJobErrors);
+}
+
+TEST(LatencyHistogramTest, IsExactForSmallValues) {
+  LatencyHistogram histogram;
+  for (int i = 1; i <= 100; ++i) histogram.Add(std::chrono::microseconds(i));
+  EXPECT_EQ(histogram.count(), 100u);
+  EXPECT_EQ(histogram.Percentile(0.50), 50us);
+  EXPECT_EQ(histogram.Percentile(0.90), 90us);
+  EXPECT_EQ(histogram.Percentile(0.99), 99us);
+  EXPECT_EQ(histogram.Percentile(1.0), 100us);
+  EXPECT_EQ(histogram.Percentile(0.0), 1us);
+  EXPECT_EQ(histogram.max(), 100us);
+  EXPECT_EQ(histogram.min(), 1us);
+  EXPECT_EQ(LatencyHistogram().Percentile(0.5), 0us);
+}
+
+TEST(LatencyHistogramTest, IsWithinOnePercentForLargeValues) {
+  LatencyHistogram histogram;
+  std::vector<std::int64_t> values;
+  std::mt19937_64 random(7);
+  std::lognormal_distribution<double> distribution(8.0, 1.5);  // ~3 ms median, long tail
+  for (int i = 0; i < 20000; ++i) {
+    const auto value = static_cast<std::int64_t>(distribution(random)) + 1;
+    values.push_back(value);
+    histogram.Add(std::chrono::microseconds(value));
+  }
+  std::sort(values.begin(), values.end());
+  for (const double q : {0.5, 0.9, 0.99, 0.999}) {
+    const auto exact = static_cast<double>(values[static_cast<std::size_t>(std::ceil(q * values.size())) - 1]);
+    const auto estimate = static_cast<double>(histogram.Percentile(q).count());
+    EXPECT_NEAR(estimate, exact, exact * 0.01 + 1) << "q=" << q;
+  }
+  EXPECT_EQ(histogram.max().count(), values.back());
+  // Huge values do not overflow the bucket array.
+  histogram.Add(std::chrono::hours(24 * 365));
+  EXPECT_EQ(histogram.max(), std::chrono::hours(24 * 365));
+}
+
+TEST(SummaryTest, JsonHasTheDocumentedShape) {
+  Summary summary;
+  summary.sent = 4;
+  summary.AddOk(1000us);
+  summary.AddOk(2000us);
+  summary.AddError(ErrorCode::kBusy, 3000us);
+  summary.AddError(ErrorCode::kHandlerError, 4000us);
+  summary.elapsed = 2s;
+  const auto json = nlohmann::json::parse(summary.ToJson());
+  EXPECT_EQ(json["sent"], 4);
+  EXPECT_EQ(json["ok"], 2);
+  EXPECT_EQ(json["errors"]["busy"], 1);
+  EXPECT_EQ(json["errors"]["handler_error"], 1);
+  EXPECT_DOUBLE_EQ(json["jobs_per_s"].get<double>(), 2.0);
+  EXPECT_NEAR(json["latency_ms"]["p50"].get<double>(), 2.0, 0.02);  // within the 1 % buckets
+  EXPECT_DOUBLE_EQ(json["latency_ms"]["max"].get<double>(), 4.0);
+  EXPECT_TRUE(json["latency_ms"].contains("p90"));
+  EXPECT_TRUE(json["latency_ms"].contains("p99"));
+  EXPECT_EQ(summary.ExitCode(), kExitJobErrors);
+
+  Summary clean;
+  clean.sent = 1;
+  clean.AddOk(5us);
+  EXPECT_EQ(nlohmann::json::parse(clean.ToJson())["errors"], nlohmann::json::object());
+  EXPECT_EQ(clean.ExitCode(), kExitOk);
+
+  Summary down;
+  down.AddError(ErrorCode::kUnavailable, 1us);
+  down.AddError(ErrorCode::kBusy, 1us);
+  EXPECT_EQ(down.ExitCode(), kExitUnavailable);
+}
+
+TEST(SummaryTest, TextNamesErrorsByCode) {
+  Summary summary;
+  summary.sent = 3;
+  summary.AddOk(100us);
+  summary.AddError(ErrorCode::kDeadlineExceeded, 100us);
+  summary.AddError(ErrorCode::kDeadlineExceeded, 100us);
+  summary.elapsed = 1s;
+  const std::string text = summary.ToText();
+  EXPECT_NE(text.find("sent 3  ok 1  errors 2 (deadline_exceeded 2)"), std::string::npos) << text;
+  EXPECT_NE(text.find("3.0 jobs/s"), std::string::npos) << text;
+  EXPECT_NE(text.find("p50 0.100"), std::string::npos) << text;
+}
+
+TEST(RenderTableTest, AlignsColumnsAndRightAlignsNumbers) {
+  const std::string table = RenderTable({"NAME", "WORKERS"}, {{"echo", "2"}, {"resize-images", "10"}});
+  EXPECT_EQ(table,
+            "NAME           WORKERS\n"
+            "echo                 2\n"
+            "resize-images       10\n");
+  EXPECT_EQ(RenderTable({"A", "B"}, {}), "A  B\n");
+}
+
+TEST(ProgressLineTest, FitsTheWidth) {
+  const std::string line = ProgressLine(50, 100, 45, 5, 2.0, 80);
+  EXPECT_LE(line.size(), 80u);
+  EXPECT_NE(line.find("50/100"), std::string::npos) << line;
+  EXPECT_NE(line.find("25 jobs/s"), std::string::npos) << line;
+  EXPECT_EQ(line.find('['), 0u);
+  EXPECT_LE(ProgressLine(1, 1, 1, 0, 0, 30).size(), 30u);
+}
+
+}  // namespace
+}  // namespace courier::cli

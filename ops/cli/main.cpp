@@ -1,0 +1,397 @@
+// courier — the command line for Courier: send jobs, load-test a service, list services
+// and workers, ping brokers, create keys. Usage and exit codes: ops/cli/CLI.md.
+#include <unistd.h>
+#include <sys/ioctl.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <sys/stat.h>
+#include <thread>
+
+#include "cli_app.hpp"
+#include "cli_support.hpp"
+#include "errors_command.hpp"
+#include "metrics_command.hpp"
+#include "courier/client.hpp"
+#include "courier/config.hpp"
+#include "courier/error.hpp"
+#include "courier/keyring.hpp"
+#include "courier/log.hpp"
+#include "courier/value.hpp"
+
+namespace courier::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::ordered_json;
+using SteadyClock = std::chrono::steady_clock;
+
+std::size_t TerminalWidth() {
+  winsize size{};
+  if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+  return 80;
+}
+
+// ---- send ----------------------------------------------------------------------------------
+
+struct SendFlags {
+  std::string service;
+  std::string json = "null";
+  std::uint64_t count = 1;
+  std::size_t concurrency = 16;
+  bool summary_json = false;
+  bool fire_and_forget = false;
+  bool pretty = false;
+  std::string idempotency_key;
+  std::uint32_t max_attempts = 0;
+  int retries = -1;
+};
+
+Value ReadRequest(const std::string& text) {
+  std::string json = text;
+  if (text == "-") {
+    json.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  }
+  return FromJson(json);  // Error(kBadRequest) for malformed JSON: a usage error
+}
+
+CallOptions BuildCallOptions(const SendFlags& flags, std::optional<std::uint64_t> index) {
+  CallOptions call;
+  if (!flags.idempotency_key.empty()) {
+    call.idempotency_key = index ? flags.idempotency_key + "/" + std::to_string(*index) : flags.idempotency_key;
+  }
+  if (flags.max_attempts > 0) call.max_attempts = flags.max_attempts;
+  if (flags.retries >= 0) call.max_retries = static_cast<std::uint32_t>(flags.retries);
+  return call;
+}
+
+int RunSingle(ClientOptions options, const SendFlags& flags, const Value& request) {
+  Client client(std::move(options));
+  if (flags.fire_and_forget) {
+    const JobId id = client.Send(flags.service, request, BuildCallOptions(flags, std::nullopt));
+    Json out;
+    out["accepted"] = true;
+    out["job_id"] = id.Hex();
+    std::cout << out.dump() << "\n";
+    return kExitOk;
+  }
+  const Value reply = client.Call(flags.service, request, BuildCallOptions(flags, std::nullopt));
+  std::cout << ToJson(reply, flags.pretty ? 2 : -1) << "\n";
+  return kExitOk;
+}
+
+int RunLoad(ClientOptions options, const SendFlags& flags, const Value& request) {
+  options.max_in_flight = std::max<std::size_t>(1, flags.concurrency);
+  options.overflow = OverflowPolicy::kBlock;
+  Client client(std::move(options));
+
+  std::mutex mutex;
+  std::condition_variable finished;
+  Summary summary;
+  std::map<std::string, std::string> first_error;  // code → message
+  std::uint64_t answered = 0;
+  const auto started = SteadyClock::now();
+
+  const bool show_progress = flags.count > 1 && ::isatty(STDERR_FILENO) == 1;
+  std::atomic<bool> progress_done{false};
+  std::thread progress;
+  if (show_progress) {
+    progress = std::thread([&] {
+      const std::size_t width = std::max<std::size_t>(40, TerminalWidth() - 1);
+      while (!progress_done.load()) {
+        std::string line;
+        {
+          std::unique_lock lock(mutex);
+          finished.wait_for(lock, std::chrono::milliseconds(100), [&] { return progress_done.load(); });
+          const double seconds = std::chrono::duration<double>(SteadyClock::now() - started).count();
+          line = ProgressLine(answered, flags.count, summary.ok, answered - summary.ok, seconds, width);
+        }
+        std::fprintf(stderr, "\r%s\x1b[K", line.c_str());
+        std::fflush(stderr);
+      }
+      std::fprintf(stderr, "\r\x1b[K");
+      std::fflush(stderr);
+    });
+  }
+
+  auto on_result = [&](Result result) {
+    std::lock_guard lock(mutex);
+    if (const Error* error = result.error()) {
+      summary.AddError(error->code(), result.elapsed());
+      first_error.try_emplace(std::string(ToString(error->code())), error->what());
+    } else {
+      summary.AddOk(result.elapsed());
+    }
+    ++answered;
+    if (answered == flags.count) finished.notify_all();
+  };
+  for (std::uint64_t i = 0; i < flags.count; ++i) {
+    {
+      std::lock_guard lock(mutex);
+      ++summary.sent;
+    }
+    const CallOptions call = BuildCallOptions(flags, i);
+    if (flags.fire_and_forget) {
+      client.Send(flags.service, request, on_result, call);
+    } else {
+      client.Submit(flags.service, request, on_result, call);
+    }
+  }
+  {
+    std::unique_lock lock(mutex);
+    finished.wait(lock, [&] { return answered == flags.count; });
+    summary.elapsed = SteadyClock::now() - started;
+  }
+  if (show_progress) {
+    progress_done.store(true);
+    finished.notify_all();
+    progress.join();
+  }
+  std::lock_guard lock(mutex);
+  std::cout << (flags.summary_json ? summary.ToJson() + "\n" : summary.ToText());
+  for (const auto& [code, message] : first_error) {
+    std::cerr << "courier: first " << code << " error: " << message << "\n";
+  }
+  return summary.ExitCode();
+}
+
+int RunSend(const GlobalFlags& global, const SendFlags& flags) {
+  Value request;
+  try {
+    request = ReadRequest(flags.json);
+  } catch (const Error& error) {
+    std::cerr << "courier: the request is not valid JSON: " << error.what() << "\n";
+    return kExitUsage;
+  }
+  ClientOptions options = BuildOptions(global);
+  if (flags.count == 1 && !flags.summary_json) return RunSingle(std::move(options), flags, request);
+  return RunLoad(std::move(options), flags, request);
+}
+
+// ---- services, workers, stats, ping --------------------------------------------------------
+
+int RunServices(const GlobalFlags& global, bool json, bool cluster) {
+  Client client(BuildOptions(global));
+  const std::vector<ServiceInfo> services = cluster ? client.ClusterServices() : client.Services();
+  if (json) {
+    Json out = Json::array();
+    for (const auto& s : services) {
+      Json row = {{"name", s.name},         {"workers", s.workers},       {"queued", s.queued},
+                  {"in_flight", s.in_flight}, {"strategy", s.strategy},   {"dispatched", s.dispatched},
+                  {"replied", s.replied},   {"failed", s.failed}};
+      if (cluster) row["brokers"] = s.brokers;
+      out.push_back(std::move(row));
+    }
+    std::cout << out.dump() << "\n";
+    return kExitOk;
+  }
+  std::vector<std::string> header{"SERVICE", "WORKERS", "QUEUED", "IN_FLIGHT", "STRATEGY", "DISPATCHED", "REPLIED", "FAILED"};
+  if (cluster) header.push_back("BROKERS");
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& s : services) {
+    std::vector<std::string> row{s.name, std::to_string(s.workers), std::to_string(s.queued), std::to_string(s.in_flight),
+                                 s.strategy, std::to_string(s.dispatched), std::to_string(s.replied), std::to_string(s.failed)};
+    if (cluster) row.push_back(std::to_string(s.brokers.size()));
+    rows.push_back(std::move(row));
+  }
+  std::cout << RenderTable(header, rows);
+  return kExitOk;
+}
+
+int RunWorkers(const GlobalFlags& global, bool json, bool cluster) {
+  Client client(BuildOptions(global));
+  const std::vector<WorkerInfo> workers = cluster ? client.ClusterWorkers() : client.Workers();
+  if (json) {
+    Json out = Json::array();
+    for (const auto& w : workers) {
+      Json row = {{"id", w.id},           {"service", w.service}, {"protocol", w.protocol}, {"capacity", w.capacity},
+                  {"in_flight", w.in_flight}, {"weight", w.weight}, {"host", w.host},     {"pid", w.pid},
+                  {"instance", w.instance}, {"idle_ms", w.idle_ms}};
+      if (cluster) row["broker"] = w.broker;
+      out.push_back(std::move(row));
+    }
+    std::cout << out.dump() << "\n";
+    return kExitOk;
+  }
+  std::vector<std::string> header{"SERVICE", "ID", "PROTOCOL", "CAPACITY", "IN_FLIGHT", "WEIGHT", "HOST", "PID", "INSTANCE", "IDLE_MS"};
+  if (cluster) header.push_back("BROKER");
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& w : workers) {
+    std::vector<std::string> row{w.service, w.id, w.protocol, std::to_string(w.capacity), std::to_string(w.in_flight),
+                                 std::to_string(w.weight), w.host, std::to_string(w.pid), w.instance, std::to_string(w.idle_ms)};
+    if (cluster) row.push_back(w.broker);
+    rows.push_back(std::move(row));
+  }
+  std::cout << RenderTable(header, rows);
+  return kExitOk;
+}
+
+int RunStats(const GlobalFlags& global, bool cluster) {
+  Client client(BuildOptions(global));
+  if (!cluster) {
+    std::cout << ToJson(client.Query("stats"), 2) << "\n";
+    return kExitOk;
+  }
+  Value merged;
+  int code = kExitOk;
+  for (const BrokerAnswer& answer : client.QueryAll("stats")) {
+    if (answer.result) {
+      merged.Set(answer.broker, *answer.result);
+    } else {
+      merged.Set(answer.broker, Value::Object({{"error", std::string(ToString(answer.error->code()))},
+                                               {"message", std::string(answer.error->what())}}));
+      code = kExitUnavailable;
+    }
+  }
+  std::cout << ToJson(merged, 2) << "\n";
+  return code;
+}
+
+int RunPing(const GlobalFlags& global, bool json) {
+  Client client(BuildOptions(global));
+  const std::vector<BrokerPing> pings = client.Ping();
+  bool all_up = true;
+  Json out = Json::array();
+  std::vector<std::vector<std::string>> rows;
+  for (const BrokerPing& ping : pings) {
+    if (ping.round_trip) {
+      out.push_back({{"broker", ping.broker}, {"ok", true}, {"rtt_ms", static_cast<double>(ping.round_trip->count()) / 1000.0}});
+      rows.push_back({ping.broker, "up", FormatMs(*ping.round_trip)});
+    } else {
+      all_up = false;
+      out.push_back({{"broker", ping.broker}, {"ok", false}, {"error", std::string(ping.error->what())}});
+      rows.push_back({ping.broker, "down", "-"});
+    }
+  }
+  std::cout << (json ? out.dump() + "\n" : RenderTable({"BROKER", "STATUS", "RTT_MS"}, rows));
+  return all_up ? kExitOk : kExitUnavailable;
+}
+
+// ---- keygen --------------------------------------------------------------------------------
+
+int RunKeygen(const GlobalFlags& global, std::string out, bool force) {
+  fs::path path = out;
+  if (path.empty()) {
+    if (!global.keyring.empty()) {
+      path = global.keyring;
+    } else if (const char* env = std::getenv("COURIER_KEYRING"); env != nullptr && *env != '\0') {
+      path = env;
+    } else {
+      path = Keyring::DefaultPath();
+    }
+  }
+  if (path.has_parent_path() && !fs::exists(path.parent_path())) {
+    fs::create_directories(path.parent_path());
+    ::chmod(path.parent_path().c_str(), 0700);
+  }
+  std::uint32_t id = 0;
+  if (force) {
+    const Keyring keyring = Keyring::Generate();
+    keyring.Save(path);
+    id = keyring.active_key_id();
+  } else {
+    if (fs::exists(path)) {
+      throw Error(ErrorCode::kIo, path.string() + " already exists; pass --force to replace it (every peer "
+                                                  "sealing with the old key will then fail to authenticate)");
+    }
+    id = GenerateKeyFile(path);
+  }
+  std::cout << "wrote a new keyring (active key " << id << ", mode 0600) to " << path.string() << "\n";
+  return kExitOk;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"Send jobs to Courier services and inspect brokers.", "courier"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  GlobalFlags global;
+  app.add_option("-b,--broker", global.brokers, "broker endpoint, repeatable (default tcp://127.0.0.1:5555)");
+  app.add_option("-k,--keyring", global.keyring, "key file (default ~/.config/courier/keyring.toml, created if missing)");
+  app.add_option("-c,--config", global.config, "client.toml with defaults (flags and COURIER_* override it)");
+  app.add_option("-d,--deadline", global.deadline, "deadline per job, e.g. 500ms, 5s (default 30s)");
+  app.add_option("--failover-timeout", global.failover_timeout, "silence after which a broker counts as down (default 3s)");
+  app.add_flag("-v,--verbose", global.verbose, "log debug messages to stderr");
+
+  SendFlags send;
+  CLI::App* send_cmd = app.add_subcommand("send", "send a job and print the reply as JSON (or many: --count)");
+  send_cmd->add_option("service", send.service, "service name")->required();
+  send_cmd->add_option("json", send.json, "request as JSON, or - to read it from stdin (default null)");
+  send_cmd->add_option("-n,--count", send.count, "jobs to send (prints a summary when > 1)")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1'000'000'000}));
+  send_cmd->add_option("-C,--concurrency", send.concurrency, "jobs in flight at once (default 16)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}));
+  send_cmd->add_flag("--json", send.summary_json, "print the summary as one JSON object");
+  send_cmd->add_flag("--send", send.fire_and_forget, "fire-and-forget: wait for acceptance only");
+  send_cmd->add_flag("--pretty", send.pretty, "indent the reply");
+  send_cmd->add_option("--idempotency-key", send.idempotency_key, "derive the job id from this key (job i of --count: KEY/i)");
+  send_cmd->add_option("--max-attempts", send.max_attempts, "deliveries the broker may try (default 3)")
+      ->check(CLI::Range(1, 1000));
+  send_cmd->add_option("--retries", send.retries, "client retries of retryable errors (default 3)")->check(CLI::Range(0, 100));
+
+  bool services_json = false, services_cluster = false;
+  CLI::App* services_cmd = app.add_subcommand("services", "list the services a broker knows");
+  services_cmd->add_flag("--json", services_json, "print JSON");
+  services_cmd->add_flag("--cluster", services_cluster, "ask every broker and merge");
+
+  bool workers_json = false, workers_cluster = false;
+  CLI::App* workers_cmd = app.add_subcommand("workers", "list the workers a broker knows");
+  workers_cmd->add_flag("--json", workers_json, "print JSON");
+  workers_cmd->add_flag("--cluster", workers_cluster, "ask every broker and merge");
+
+  bool stats_cluster = false;
+  CLI::App* stats_cmd = app.add_subcommand("stats", "print a broker's counters as JSON");
+  stats_cmd->add_flag("--cluster", stats_cluster, "ask every broker");
+
+  bool ping_json = false;
+  CLI::App* ping_cmd = app.add_subcommand("ping", "ping every broker and print round trips");
+  ping_cmd->add_flag("--json", ping_json, "print JSON");
+
+  std::string keygen_out;
+  bool keygen_force = false;
+  CLI::App* keygen_cmd = app.add_subcommand("keygen", "create a key file (mode 0600)");
+  keygen_cmd->add_option("-o,--out", keygen_out, "where to write it (default: --keyring, $COURIER_KEYRING or ~/.config/courier/keyring.toml)");
+  keygen_cmd->add_flag("--force", keygen_force, "replace an existing file");
+
+  // `courier errors` and `courier metrics` query the error sink and the metrics collector.
+  const CommandRunner errors = AddErrorsCommand(app, [&global] { return BuildOptions(global); });
+  const CommandRunner metrics = AddMetricsCommand(app, [&global] { return BuildOptions(global); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    const int code = app.exit(error);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+
+  try {
+    if (*send_cmd) return RunSend(global, send);
+    if (*services_cmd) return RunServices(global, services_json, services_cluster);
+    if (*workers_cmd) return RunWorkers(global, workers_json, workers_cluster);
+    if (*stats_cmd) return RunStats(global, stats_cluster);
+    if (*ping_cmd) return RunPing(global, ping_json);
+    if (*keygen_cmd) return RunKeygen(global, keygen_out, keygen_force);
+    if (auto status = errors()) return *status;
+    if (auto status = metrics()) return *status;
+  } catch (const Error& error) {
+    PrintError(error);
+    return ExitCodeFor(error.code());
+  } catch (const std::exception& error) {
+    std::cerr << "courier: " << error.what() << "\n";
+    return kExitJobErrors;
+  }
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace courier::cli
+
+int main(int argc, char** argv) { return courier::cli::Main(argc, argv); }

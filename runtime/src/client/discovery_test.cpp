@@ -1,0 +1,112 @@
+// Parsing and merging management answers; stage timing aggregates.
+#include "client/discovery.hpp"
+
+#include <gtest/gtest.h>
+
+#include "client/timings.hpp"
+#include "courier/error.hpp"
+
+namespace courier::detail {
+namespace {
+
+using namespace std::chrono_literals;
+
+Value ServiceRow(std::string name, std::uint64_t workers, std::uint64_t queued, std::string strategy) {
+  return Value::Object({{"name", std::move(name)},
+                        {"workers", workers},
+                        {"queued", queued},
+                        {"in_flight", 1u},
+                        {"strategy", std::move(strategy)},
+                        {"dispatched", 10u},
+                        {"replied", 9u},
+                        {"failed", 1u},
+                        {"future_field", "ignored"}});
+}
+
+TEST(DiscoveryTest, DecodesQueryReplies) {
+  const Value ok = DecodeQueryReply(EncodeValue(Value(Value::Array{Value(0u), Value(Value::Array{})})));
+  EXPECT_TRUE(ok.IsArray());
+  try {
+    DecodeQueryReply(EncodeValue(Value(Value::Array{Value(3u), Value("unknown query 'x'")})));
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::kNoSuchService);
+    EXPECT_STREQ(error.what(), "unknown query 'x'");
+  }
+  EXPECT_THROW(DecodeQueryReply(EncodeValue(Value("nope"))), Error);
+  EXPECT_THROW(DecodeQueryReply("\xc1"), Error);
+}
+
+TEST(DiscoveryTest, ParsesServicesLeniently) {
+  Value rows(Value::Array{ServiceRow("resize", 2, 5, "least_loaded"), Value::Object({{"name", "bare"}})});
+  const auto services = ParseServices(rows, "tcp://b1");
+  ASSERT_EQ(services.size(), 2u);
+  EXPECT_EQ(services[0].name, "bare");
+  EXPECT_EQ(services[0].workers, 0u);
+  EXPECT_EQ(services[1].name, "resize");
+  EXPECT_EQ(services[1].workers, 2u);
+  EXPECT_EQ(services[1].queued, 5u);
+  EXPECT_EQ(services[1].strategy, "least_loaded");
+  EXPECT_EQ(services[1].replied, 9u);
+  EXPECT_EQ(services[1].brokers, std::vector<std::string>{"tcp://b1"});
+  EXPECT_THROW(ParseServices(Value("x"), "b"), Error);
+  EXPECT_THROW(ParseServices(Value(Value::Array{Value(1)}), "b"), Error);
+}
+
+TEST(DiscoveryTest, ParsesWorkersWithBinaryIds) {
+  Value rows(Value::Array{Value::Object({{"id", Binary{std::string("\x01\xab", 2)}},
+                                         {"service", "echo"},
+                                         {"protocol", "courier"},
+                                         {"capacity", 8u},
+                                         {"pid", 4242u},
+                                         {"idle_ms", 12u}})});
+  const auto workers = ParseWorkers(rows, "tcp://b1");
+  ASSERT_EQ(workers.size(), 1u);
+  EXPECT_EQ(workers[0].id, "01ab");
+  EXPECT_EQ(workers[0].capacity, 8u);
+  EXPECT_EQ(workers[0].pid, 4242u);
+  EXPECT_EQ(workers[0].broker, "tcp://b1");
+}
+
+TEST(DiscoveryTest, MergesServicesAcrossBrokers) {
+  const auto a = ParseServices(Value(Value::Array{ServiceRow("echo", 2, 1, "round_robin"),
+                                                  ServiceRow("only_a", 1, 0, "random")}), "A");
+  const auto b = ParseServices(Value(Value::Array{ServiceRow("echo", 3, 4, "least_loaded")}), "B");
+  const auto merged = MergeServices({a, b});
+  ASSERT_EQ(merged.size(), 2u);
+  EXPECT_EQ(merged[0].name, "echo");
+  EXPECT_EQ(merged[0].workers, 5u);
+  EXPECT_EQ(merged[0].queued, 5u);
+  EXPECT_EQ(merged[0].dispatched, 20u);
+  EXPECT_EQ(merged[0].strategy, "mixed");
+  EXPECT_EQ(merged[0].brokers, (std::vector<std::string>{"A", "B"}));
+  EXPECT_EQ(merged[1].name, "only_a");
+  EXPECT_EQ(merged[1].strategy, "random");
+}
+
+TEST(TimingTableTest, AggregatesPerServiceAndBoundsRows) {
+  TimingTable table;
+  table.Record("echo", TimedStage::kEncode, 3us);
+  table.Record("echo", TimedStage::kEncode, 1us);
+  table.Record("echo", TimedStage::kRoundTrip, 100us);
+  table.RecordOutcome("echo", true);
+  table.RecordOutcome("echo", false);
+  auto rows = table.Snapshot();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].service, "echo");
+  EXPECT_EQ(rows[0].encode.count, 2u);
+  EXPECT_EQ(rows[0].encode.min, 1us);
+  EXPECT_EQ(rows[0].encode.max, 3us);
+  EXPECT_EQ(rows[0].encode.mean(), 2us);
+  EXPECT_EQ(rows[0].round_trip.count, 1u);
+  EXPECT_EQ(rows[0].ok, 1u);
+  EXPECT_EQ(rows[0].failed, 1u);
+  for (std::size_t i = 0; i < TimingTable::kMaxServices + 10; ++i) {
+    table.RecordOutcome("s" + std::to_string(i), true);
+  }
+  rows = table.Snapshot();
+  EXPECT_EQ(rows.size(), TimingTable::kMaxServices + 1);
+}
+
+}  // namespace
+}  // namespace courier::detail

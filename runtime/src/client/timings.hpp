@@ -1,0 +1,37 @@
+// timings.hpp — per-service aggregates (count, sum, min, max) of the client's stage timings.
+//
+// Memory is bounded: at most kMaxServices names are tracked; later names share one
+// "(other)" row. Thread-safety: every member is safe to call from any thread.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "courier/client.hpp"
+
+namespace courier::detail {
+
+enum class TimedStage : std::uint8_t { kEncode, kSeal, kRoundTrip, kOpen, kDecode };
+
+class TimingTable {
+ public:
+  static constexpr std::size_t kMaxServices = 1024;
+  static constexpr std::string_view kOther = "(other)";
+
+  void Record(std::string_view service, TimedStage stage, std::chrono::nanoseconds time);
+  void RecordOutcome(std::string_view service, bool ok);
+  // Returns: one row per service, sorted by name.
+  std::vector<ServiceTimings> Snapshot() const;
+
+ private:
+  ServiceTimings& Row(std::string_view service);
+
+  mutable std::mutex mutex_;
+  std::map<std::string, ServiceTimings, std::less<>> rows_;
+};
+
+}  // namespace courier::detail

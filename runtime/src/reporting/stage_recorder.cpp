@@ -1,0 +1,52 @@
+#include "stage_recorder.hpp"
+
+#include "histogram.hpp"
+
+namespace courier::detail {
+
+StageTotals* StageRecorder::Series(std::string_view service, std::string_view stage) {
+  std::pair<std::string, std::string> key{std::string(service), std::string(stage)};
+  auto it = series_.find(key);
+  if (it != series_.end()) return &it->second;
+  if (series_.size() >= kMaxSeries) {
+    ++overflow_;
+    return nullptr;
+  }
+  StageTotals fresh;
+  fresh.service = key.first;
+  fresh.stage = key.second;
+  fresh.buckets.assign(kLatencyBuckets, 0);
+  return &series_.emplace(std::move(key), std::move(fresh)).first->second;
+}
+
+void StageRecorder::Record(std::string_view service, std::string_view stage, std::chrono::nanoseconds duration) {
+  const auto ns = static_cast<std::uint64_t>(duration.count() < 0 ? 0 : duration.count());
+  std::lock_guard lock(mutex_);
+  StageTotals* series = Series(service, stage);
+  if (series == nullptr) return;
+  series->min_ns = series->count == 0 ? ns : std::min(series->min_ns, ns);
+  series->max_ns = std::max(series->max_ns, ns);
+  ++series->count;
+  series->sum_ns += ns;
+  ++series->buckets[LatencyBucket(ns)];
+}
+
+void StageRecorder::RecordError(std::string_view service, std::string_view stage) {
+  std::lock_guard lock(mutex_);
+  if (StageTotals* series = Series(service, stage)) ++series->errors;
+}
+
+std::vector<StageTotals> StageRecorder::Totals() const {
+  std::lock_guard lock(mutex_);
+  std::vector<StageTotals> out;
+  out.reserve(series_.size());
+  for (const auto& [key, totals] : series_) out.push_back(totals);
+  return out;
+}
+
+std::uint64_t StageRecorder::overflow() const {
+  std::lock_guard lock(mutex_);
+  return overflow_;
+}
+
+}  // namespace courier::detail

@@ -1,0 +1,46 @@
+// stage_recorder.hpp — per-(service, stage) cumulative timings with the protocol's
+// log-bucket histogram, for processes that have no aggregate of their own yet (the broker's
+// queue_wait/dispatch, the client's encode/seal/round_trip). Totals() is the snapshot
+// provider a MetricsReporter wants:
+//
+//   detail::StageRecorder stages;
+//   MetricsReporter metrics(options, [&stages] { return stages.Totals(); });
+//   stages.Record("echo", "round_trip", elapsed);
+//
+// Memory is bounded: at most kMaxSeries (service, stage) pairs; later ones are counted in
+// overflow() and not recorded. Thread-safety: every member is safe from any thread (one
+// short mutex hold per Record).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "courier/reporting.hpp"
+
+namespace courier::detail {
+
+class StageRecorder {
+ public:
+  static constexpr std::size_t kMaxSeries = 4096;
+
+  void Record(std::string_view service, std::string_view stage, std::chrono::nanoseconds duration);
+  void RecordError(std::string_view service, std::string_view stage);
+  // Returns: cumulative totals, sorted by (service, stage).
+  std::vector<StageTotals> Totals() const;
+  std::uint64_t overflow() const;
+
+ private:
+  StageTotals* Series(std::string_view service, std::string_view stage);
+
+  mutable std::mutex mutex_;
+  std::map<std::pair<std::string, std::string>, StageTotals, std::less<>> series_;
+  std::uint64_t overflow_ = 0;
+};
+
+}  // namespace courier::detail

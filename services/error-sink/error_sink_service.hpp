@@ -1,0 +1,82 @@
+// error_sink_service.hpp — the courier.errors service: stores error report batches and
+// answers queries about them, as an ordinary Courier service on the worker host.
+//
+//   courier::WorkerHost host(options);
+//   host.Register<courier::sink::ErrorSinkService>(courier::ConfigSection::Parse(R"(
+//     allow_unsealed = true              # reporters and brokers send unsealed batches
+//     db = "/var/lib/courier/errors.db"
+//   )", "error-sink"));
+//
+// Requests (MessagePack maps; sealed or unsealed):
+//   {"reports": [...], "dropped": n}     a report batch (PROTOCOL.md §10.1) → {"stored": n, "duplicate": bool}
+//   {"op": "list", "service"?, "since_ms"?, "code"? (number or name), "fingerprint"?,
+//    "before_id"?, "limit"? (1..1000, default 50)}  → {"reports": [row...], "stats": {...}}
+//   {"op": "show", "id": n}              → row with "envelope", "payload" (bin) and "job"
+//   {"op": "groups", ...list filters}    → {"groups": [...]}   (by fingerprint, with counts)
+//   {"op": "replay", "id": n, "wait_ms"?} → {"outcome": ..., ...} (below)
+//   {"op": "replayed", "id": n, "outcome": str}  records a replay done elsewhere (the CLI)
+//   {"op": "stats"}                      → {"stored", "received", "dropped", ...}
+// An unknown op, a missing id or a bad filter is answered ERROR invalid_payload.
+//
+// Replay resubmits a stored dead letter exactly as it was (its envelope with the attempt
+// reset to 1, and its still-sealed payload: no key needed, same job id) to its service
+// through the broker(s) in `brokers`, and waits up to `replay_wait` (or wait_ms) for the
+// answer. Outcomes: "replied" (reply_envelope and reply_payload, still sealed, are
+// returned for the caller to open), "failed" (code, message), "accepted" (a mode-send job),
+// "no_answer" (nothing within the wait; the job may still run), "expired" (its deadline,
+// which is sealed into the job, has passed: only a key holder can resubmit it as a fresh
+// job — `courier errors replay` does that when it holds the key). Each attempt is recorded.
+//
+// Settings ([services."courier.errors"] keys besides the host's own, e.g. allow_unsealed):
+//   db = PATH             default $XDG_STATE_HOME/courier/errors.db (~/.local/state/...)
+//   max_age = "720h"      retention by age (default 30 days)
+//   max_reports = 1000000 retention by count
+//   synchronous = "full"  or "normal" (faster; survives process crashes, not power loss)
+//   brokers = [...]       where replays are submitted (default tcp://127.0.0.1:5555)
+//   replay_wait = "10s"   longest wait for a replayed job's answer (1 ms .. 10 min)
+//
+// Thread-safety: Handle runs concurrently on the host's pool; the store serialises.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "courier/config.hpp"
+#include "courier/plugin.hpp"
+#include "courier/value.hpp"
+#include "error_store.hpp"
+
+namespace courier::sink {
+
+class ErrorSinkService {
+ public:
+  static constexpr std::string_view kName = "courier.errors";
+
+  // Throws: Error(kConfig) for a bad setting, Error(kIo) if the database cannot be opened.
+  explicit ErrorSinkService(const ConfigSection& config);
+
+  Value Handle(const Value& request, const JobContext& job);
+
+  ErrorStore& store() { return *store_; }
+
+ private:
+  Value Store(const Value& request, const JobContext& job);
+  Value List(const Value& request) const;
+  Value Show(const Value& request) const;
+  Value Groups(const Value& request) const;
+  Value Replay(const Value& request);
+  Value Replayed(const Value& request);
+  Value Stats() const;
+
+  std::unique_ptr<ErrorStore> store_;
+  std::vector<std::string> brokers_;
+  std::chrono::milliseconds replay_wait_{10000};
+};
+
+// Returns: the row as the service answers it (also what `courier errors list --json` prints).
+Value StoredReportToValue(const StoredReport& row, bool with_job);
+
+}  // namespace courier::sink

@@ -1,0 +1,147 @@
+#include "exposition.hpp"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "metrics_service.hpp"
+
+namespace courier::metrics {
+namespace {
+
+using namespace std::chrono_literals;
+
+detail::MetricsReport OneStage(std::string service, std::string stage, std::uint64_t count, std::uint64_t each_ns,
+                               std::uint64_t errors = 0) {
+  detail::MetricsReport report;
+  report.process = "worker";
+  report.host = "h";
+  report.pid = 7;
+  report.instance = "h:7";
+  report.interval_ms = 1000;
+  detail::StageInterval interval;
+  interval.service = std::move(service);
+  interval.stage = std::move(stage);
+  interval.count = count;
+  interval.errors = errors;
+  interval.sum_ns = count * each_ns;
+  interval.min_ns = each_ns;
+  interval.max_ns = each_ns;
+  interval.buckets = {{static_cast<std::uint32_t>(detail::LatencyBucket(each_ns)), count}};
+  report.stages.push_back(interval);
+  return report;
+}
+
+// A strict reading of the text format 0.0.4: every sample belongs to the family declared
+// just before it, names and labels are well formed, values are numbers.
+void ExpectValidExposition(const std::string& text) {
+  static const std::regex kSample(
+      R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\[\\"n])*")(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\[\\"n])*")*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$)");
+  static const std::regex kType(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|summary|histogram|untyped)$)");
+  std::istringstream lines(text);
+  std::string line;
+  std::string family;
+  std::string type;
+  std::set<std::string> seen;
+  while (std::getline(lines, line)) {
+    std::smatch match;
+    if (line.rfind("# HELP ", 0) == 0) continue;
+    if (std::regex_match(line, match, kType)) {
+      family = match[1];
+      type = match[2];
+      EXPECT_TRUE(seen.insert(family).second) << "family declared twice: " << family;
+      continue;
+    }
+    ASSERT_TRUE(std::regex_match(line, match, kSample)) << "bad line: " << line;
+    const std::string name = match[1];
+    bool belongs = name == family;
+    if (type == "summary") belongs |= name == family + "_sum" || name == family + "_count";
+    EXPECT_TRUE(belongs) << name << " outside its family " << family;
+  }
+}
+
+TEST(ExpositionTest, PrometheusTextIsWellFormedAndHasTheNumbers) {
+  const Clock::time_point start{};
+  StageTable table(100, start);
+  table.Add(JobId::Random(), OneStage("echo", "handle", 100, 20'000'000, 5), start + 500ms);
+  table.Add(JobId::Random(), OneStage("we\"ird\\name\n", "open", 1, 1000), start + 500ms);
+  const std::string text = PrometheusText(table, start + 1s);
+  ExpectValidExposition(text);
+  EXPECT_NE(text.find("# TYPE courier_stage_duration_seconds summary"), std::string::npos);
+  EXPECT_NE(text.find("courier_stage_duration_seconds_count{service=\"echo\",stage=\"handle\"} 100\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("courier_stage_duration_seconds_sum{service=\"echo\",stage=\"handle\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("courier_stage_duration_seconds{service=\"echo\",stage=\"handle\",quantile=\"0.5\"} 0.02\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("courier_stage_window_mean_seconds{service=\"echo\",stage=\"handle\",window=\"10s\"} 0.02\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("courier_stage_errors_total{service=\"echo\",stage=\"handle\"} 5\n"), std::string::npos);
+  EXPECT_NE(text.find("service=\"we\\\"ird\\\\name\\n\""), std::string::npos);
+}
+
+TEST(ExpositionTest, EmptyTableStillExposesTheCollectorsOwnMetrics) {
+  StageTable table;
+  const std::string text = PrometheusText(table, Clock::now());
+  ExpectValidExposition(text);
+  EXPECT_NE(text.find("courier_metrics_reports_total 0\n"), std::string::npos);
+}
+
+TEST(ExpositionTest, StatsValueCarriesEveryWindow) {
+  const Clock::time_point start{};
+  StageTable table(100, start);
+  table.Add(JobId::Random(), OneStage("echo", "handle", 4, 1'000'000), start);
+  const Value stats = StatsValue(table, start + 1s);
+  EXPECT_EQ(stats.At("reports").AsUint(), 1u);
+  const Value& stage = stats.At("stages").AsArray().at(0);
+  EXPECT_EQ(stage.At("service").AsString(), "echo");
+  for (std::string_view window : kWindowNames) {
+    const Value& w = stage.At("windows").At(window);
+    EXPECT_EQ(w.At("count").AsUint(), 4u) << window;
+    EXPECT_DOUBLE_EQ(w.At("mean_ns").AsDouble(), 1e6) << window;
+    EXPECT_DOUBLE_EQ(w.At("p99_ns").AsDouble(), 1e6) << window;
+  }
+  EXPECT_EQ(stats.At("reporters").AsArray().at(0).At("instance").AsString(), "h:7");
+}
+
+TEST(MetricsServiceTest, ServesHttpAndQueries) {
+  MetricsService service(ConfigSection::Parse("http = \"127.0.0.1:0\"\n", "test"));
+  ASSERT_FALSE(service.http_address().empty());
+  const Value added = service.Handle(DecodeValue(detail::EncodeMetricsReport(OneStage("echo", "handle", 3, 5000))),
+                                     JobContext());
+  EXPECT_TRUE(added.At("added").AsBool());
+  EXPECT_EQ(service.Handle(Value::Object({{"op", "stats"}}), JobContext()).At("stages").size(), 1u);
+  EXPECT_THROW(service.Handle(Value::Object({{"op", "nope"}}), JobContext()), Error);
+  EXPECT_THROW(service.Handle(Value(3), JobContext()), Error);
+
+  const std::size_t colon = service.http_address().rfind(':');
+  httplib::Client client(service.http_address().substr(0, colon), std::stoi(service.http_address().substr(colon + 1)));
+  client.set_read_timeout(5, 0);
+  auto page = client.Get("/metrics");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->get_header_value("Content-Type").find("text/plain; version=0.0.4"), std::string::npos);
+  ExpectValidExposition(page->body);
+  EXPECT_NE(page->body.find("courier_stage_duration_seconds_count{service=\"echo\",stage=\"handle\"} 3"),
+            std::string::npos);
+  auto json = client.Get("/metrics.json");
+  ASSERT_TRUE(json);
+  EXPECT_EQ(json->status, 200);
+  EXPECT_EQ(FromJson(json->body).At("stages").AsArray().at(0).At("stage").AsString(), "handle");
+  auto missing = client.Get("/nope");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+}
+
+TEST(MetricsServiceTest, HttpCanBeOffAndBadAddressesAreConfigErrors) {
+  MetricsService off(ConfigSection::Parse("http = \"\"\n", "test"));
+  EXPECT_TRUE(off.http_address().empty());
+  EXPECT_THROW(MetricsService(ConfigSection::Parse("http = \"nonsense\"\n", "test")), Error);
+  EXPECT_THROW(MetricsService(ConfigSection::Parse("http = \"127.0.0.1:99999\"\n", "test")), Error);
+  EXPECT_THROW(MetricsService(ConfigSection::Parse("htp = \"x\"\n", "test")), Error);
+}
+
+}  // namespace
+}  // namespace courier::metrics

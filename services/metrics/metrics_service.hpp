@@ -1,0 +1,64 @@
+// metrics_service.hpp — the courier.metrics service: adds up the stage timings every
+// process reports and serves them over HTTP and as a Courier query.
+//
+//   courier::WorkerHost host(options);
+//   host.Register<courier::metrics::MetricsService>(courier::ConfigSection::Parse(R"(
+//     allow_unsealed = true         # processes report unsealed by default
+//     http = "127.0.0.1:9464"       # GET /metrics (Prometheus), GET /metrics.json
+//   )", "metrics"));
+//
+// Requests (MessagePack maps, sealed or unsealed):
+//   a metrics report (PROTOCOL.md §10.2: {"process", ..., "stages": [...]}) → {"added": bool}
+//   {"op": "stats"}        → the table (exposition.hpp, StatsValue)
+//   {"op": "prometheus"}   → {"text": the /metrics page}
+// Anything else is answered ERROR invalid_payload.
+//
+// Settings ([services."courier.metrics"] keys besides the host's own):
+//   http = "127.0.0.1:9464"   HOST:PORT to serve HTTP on; "" turns HTTP off; port 0 picks one
+//   max_series = 2000         (service, stage) series held at most (1..1000000)
+//
+// The HTTP server (cpp-httplib, two threads) starts in the constructor and stops in the
+// destructor; only GET /metrics and GET /metrics.json exist (others: 404).
+// Thread-safety: Handle runs concurrently on the host's pool; the table serialises.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "courier/config.hpp"
+#include "courier/plugin.hpp"
+#include "courier/value.hpp"
+#include "stage_table.hpp"
+
+namespace httplib {
+class Server;
+}
+
+namespace courier::metrics {
+
+class MetricsService {
+ public:
+  static constexpr std::string_view kName = "courier.metrics";
+
+  // Throws: Error(kConfig) for a bad setting or an HTTP address that cannot be bound.
+  explicit MetricsService(const ConfigSection& config);
+  ~MetricsService();
+  MetricsService(const MetricsService&) = delete;
+  MetricsService& operator=(const MetricsService&) = delete;
+
+  Value Handle(const Value& request, const JobContext& job);
+
+  StageTable& table() { return *table_; }
+  // Returns: "HOST:PORT" the HTTP server listens on, or "" when HTTP is off.
+  const std::string& http_address() const { return http_address_; }
+
+ private:
+  std::unique_ptr<StageTable> table_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread server_thread_;
+  std::string http_address_;
+};
+
+}  // namespace courier::metrics

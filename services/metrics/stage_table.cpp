@@ -1,0 +1,172 @@
+#include "stage_table.hpp"
+
+#include <algorithm>
+
+namespace courier::metrics {
+namespace {
+
+constexpr std::size_t kRecentIds = 10000;
+constexpr std::size_t kMaxReporters = 10000;
+constexpr auto kReporterMemory = std::chrono::minutes(5);
+
+void AddInto(WindowStats& into, std::uint64_t count, std::uint64_t errors, std::uint64_t sum_ns, std::uint64_t min_ns,
+             std::uint64_t max_ns, const detail::SparseBuckets& buckets) {
+  if (count > 0) {
+    into.min_ns = into.count == 0 ? min_ns : std::min(into.min_ns, min_ns);
+    into.max_ns = std::max(into.max_ns, max_ns);
+  }
+  into.count += count;
+  into.errors += errors;
+  into.sum_ns += sum_ns;
+  detail::MergeBuckets(into.buckets, buckets);
+}
+
+}  // namespace
+
+std::optional<double> WindowStats::mean_ns() const {
+  if (count == 0) return std::nullopt;
+  return static_cast<double>(sum_ns) / static_cast<double>(count);
+}
+
+double WindowStats::rate() const { return seconds > 0 ? static_cast<double>(count) / seconds : 0.0; }
+
+double WindowStats::error_ratio() const {
+  const std::uint64_t all = count + errors;
+  return all == 0 ? 0.0 : static_cast<double>(errors) / static_cast<double>(all);
+}
+
+std::optional<double> WindowStats::quantile_ns(double q) const {
+  return detail::EstimateQuantile(buckets, q, min_ns, max_ns);
+}
+
+int StageOrder(std::string_view stage) {
+  static constexpr std::string_view kOrder[] = {"encode", "seal",    "round_trip", "queue_wait", "dispatch",
+                                                "open",   "parse",   "verify",     "handle",     "convert",
+                                                "send",   "deliver"};
+  for (std::size_t i = 0; i < std::size(kOrder); ++i) {
+    if (kOrder[i] == stage) return static_cast<int>(i);
+  }
+  return static_cast<int>(std::size(kOrder));
+}
+
+StageTable::StageTable(std::size_t max_series, Clock::time_point start) : max_series_(max_series), start_(start) {}
+
+std::int64_t StageTable::SecondOf(Clock::time_point now) const {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::max(now, start_) - start_).count();
+}
+
+bool StageTable::Add(const JobId& report_id, const detail::MetricsReport& report, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (!report_id.IsZero()) {
+    if (!recent_.insert(report_id).second) {
+      ++duplicates_;
+      return false;
+    }
+    recent_order_.push_back(report_id);
+    if (recent_order_.size() > kRecentIds) {
+      recent_.erase(recent_order_.front());
+      recent_order_.pop_front();
+    }
+  }
+  ++reports_;
+  auto reporter_key = std::make_tuple(report.process, report.host, report.pid, report.instance);
+  auto reporter = reporters_.find(reporter_key);
+  if (reporter == reporters_.end() && reporters_.size() >= kMaxReporters) {
+    std::erase_if(reporters_, [&](const auto& entry) { return now - entry.second.last > kReporterMemory; });
+  }
+  if (reporter != reporters_.end() || reporters_.size() < kMaxReporters) {
+    Reporter& entry = reporters_[reporter_key];
+    ++entry.reports;
+    entry.last = now;
+  }
+  const std::int64_t second = SecondOf(now);
+  for (const detail::StageInterval& stage : report.stages) {
+    auto key = std::make_pair(stage.service, stage.stage);
+    auto it = series_.find(key);
+    if (it == series_.end()) {
+      if (series_.size() >= max_series_) {
+        ++series_dropped_;
+        continue;
+      }
+      it = series_.emplace(std::move(key), Series{}).first;
+    }
+    Series& series = it->second;
+    Slot& slot = series.ring[static_cast<std::size_t>(second % static_cast<std::int64_t>(series.ring.size()))];
+    if (slot.second != second) slot = Slot{.second = second};
+    for (Slot* target : {&slot, &series.total}) {
+      if (stage.count > 0) {
+        target->min_ns = target->count == 0 ? stage.min_ns : std::min(target->min_ns, stage.min_ns);
+        target->max_ns = std::max(target->max_ns, stage.max_ns);
+      }
+      target->count += stage.count;
+      target->errors += stage.errors;
+      target->sum_ns += stage.sum_ns;
+      detail::MergeBuckets(target->buckets, stage.buckets);
+    }
+  }
+  return true;
+}
+
+std::vector<SeriesView> StageTable::Snapshot(Clock::time_point now) const {
+  const std::int64_t current = SecondOf(now);
+  const double uptime = std::chrono::duration<double>(std::max(now, start_) - start_).count();
+  // How far into the current second we are: a window of N seconds spans N-1 whole seconds
+  // plus this fraction (and never more than the collector has been up).
+  const double fraction = uptime - static_cast<double>(current);
+  std::lock_guard lock(mutex_);
+  std::vector<SeriesView> out;
+  out.reserve(series_.size());
+  for (const auto& [key, series] : series_) {
+    SeriesView view;
+    view.service = key.first;
+    view.stage = key.second;
+    for (std::size_t w = 0; w < kWindowSeconds.size(); ++w) {
+      view.windows[w].seconds = std::min(uptime, static_cast<double>(kWindowSeconds[w] - 1) + fraction);
+    }
+    for (const Slot& slot : series.ring) {  // one pass over the ring for every window
+      if (slot.second < 0 || slot.second > current) continue;
+      for (std::size_t w = 0; w < kWindowSeconds.size(); ++w) {
+        if (slot.second <= current - kWindowSeconds[w]) continue;
+        AddInto(view.windows[w], slot.count, slot.errors, slot.sum_ns, slot.min_ns, slot.max_ns, slot.buckets);
+      }
+    }
+    WindowStats& all = view.windows[kWindowAll];
+    all.seconds = uptime;
+    AddInto(all, series.total.count, series.total.errors, series.total.sum_ns, series.total.min_ns,
+            series.total.max_ns, series.total.buckets);
+    out.push_back(std::move(view));
+  }
+  std::sort(out.begin(), out.end(), [](const SeriesView& a, const SeriesView& b) {
+    if (a.service != b.service) return a.service < b.service;
+    const int order_a = StageOrder(a.stage);
+    const int order_b = StageOrder(b.stage);
+    if (order_a != order_b) return order_a < order_b;
+    return a.stage < b.stage;
+  });
+  return out;
+}
+
+std::vector<ReporterView> StageTable::Reporters(Clock::time_point now) const {
+  std::lock_guard lock(mutex_);
+  std::vector<ReporterView> out;
+  for (const auto& [key, reporter] : reporters_) {
+    const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - reporter.last);
+    if (age > kReporterMemory) continue;
+    out.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key), std::get<3>(key), reporter.reports, age});
+  }
+  std::sort(out.begin(), out.end(), [](const ReporterView& a, const ReporterView& b) { return a.age < b.age; });
+  return out;
+}
+
+TableCounters StageTable::counters(Clock::time_point now) const {
+  std::lock_guard lock(mutex_);
+  TableCounters counters;
+  counters.reports = reports_;
+  counters.duplicates = duplicates_;
+  counters.series_dropped = series_dropped_;
+  counters.series = series_.size();
+  counters.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(std::max(now, start_) - start_);
+  return counters;
+}
+
+}  // namespace courier::metrics

@@ -1,0 +1,30 @@
+# Integration tests of the error sink and the metrics collector: a real courier-broker,
+# courier-error-sink and courier-metrics, reporters and workers around them.
+if(NOT TARGET courier-error-sink OR NOT TARGET courier-metrics OR NOT TARGET courier_cli_support)
+  return()
+endif()
+
+# `courier errors` / `courier metrics` on their own, for the tests (ops/cli wires the same
+# two files into the real `courier`).
+add_executable(courier-services-cli
+  integration/services_cli_main.cpp
+  ${PROJECT_SOURCE_DIR}/ops/cli/errors_command.cpp
+  ${PROJECT_SOURCE_DIR}/ops/cli/metrics_command.cpp)
+courier_target(courier-services-cli)
+target_include_directories(courier-services-cli PRIVATE ${PROJECT_SOURCE_DIR}/ops/cli)
+target_link_libraries(courier-services-cli PRIVATE courier_cli_support courier CLI11::CLI11)
+set_target_properties(courier-services-cli PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)
+
+courier_test(services_integration_test
+  SOURCES integration/services_error_sink_test.cpp integration/services_metrics_test.cpp
+  LIBS courier_test_support PkgConfig::httplib
+  LABELS integration
+  TIMEOUT 300)
+add_dependencies(services_integration_test
+  courier-broker courier-error-sink courier-metrics courier-test-worker courier-services-cli)
+target_compile_definitions(services_integration_test PRIVATE
+  COURIER_SERVICES_CLI="$<TARGET_FILE:courier-services-cli>")
+if(TARGET courier-worker AND TARGET echo_plugin)
+  add_dependencies(services_integration_test courier-worker echo_plugin)
+  target_compile_definitions(services_integration_test PRIVATE COURIER_HAVE_ECHO_WORKER=1)
+endif()
