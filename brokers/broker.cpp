@@ -6,7 +6,6 @@
 
 #include "envelope_codec.hpp"
 #include "protocol.hpp"
-#include "reports.hpp"
 
 namespace courier::broker {
 namespace {
@@ -46,6 +45,7 @@ Broker::Broker(BrokerConfig config, Outbox& outbox, std::uint64_t random_seed)
   services_.reserve(kMaxServices);
   job_index_.reserve(1024);
   started_ = std::chrono::steady_clock::now();
+  last_metrics_ = started_;
   const JobId random = JobId::Random();
   incarnation_.assign(random.View().substr(0, 8));
 }
@@ -448,6 +448,7 @@ void Broker::OnWorkerReply(std::uint32_t worker_slot, std::span<zmq::message_t> 
   }
   Job& job = jobs_[slot];
   const std::uint32_t service = job.service;
+  timings_.Record(service, services_[service].name, BrokerStage::kDispatch, now.steady - job.dispatched_at);
   if (job.mode == ReplyMode::kCall && job.client_kind != PeerKind::kInternal) {
     out_.clear();
     out_.emplace_back(job.client.data(), job.client.size());
@@ -486,6 +487,7 @@ void Broker::OnWorkerError(std::uint32_t worker_slot, std::span<zmq::message_t> 
   }
   const std::uint32_t slot = found->second;
   const std::uint32_t service = jobs_[slot].service;
+  timings_.Record(service, services_[service].name, BrokerStage::kDispatch, now.steady - jobs_[slot].dispatched_at);
   ++counters_.jobs_answered;
   FailJob(slot, body.code, body.message);
   Dispatch(service, now);
@@ -543,6 +545,8 @@ void Broker::Dispatch(std::uint32_t service, const Now& now) {
     }
     Job& job = jobs_[slot];
     Worker& holder = workers_[worker];
+    timings_.Record(service, entry.name, BrokerStage::kQueueWait, now.steady - job.enqueued_at);
+    job.dispatched_at = now.steady;
     job.worker = worker;
     ++holder.in_flight;
     holder.last_sent = now.steady;
@@ -592,10 +596,7 @@ void Broker::CompleteJob(std::uint32_t slot) {
     if (worker.in_flight > 0) --worker.in_flight;
     if (services_[job.service].in_flight > 0) --services_[job.service].in_flight;
   }
-  if (job.client_kind == PeerKind::kInternal && job.service == FindService(detail::kErrorSinkService) &&
-      dead_letters_queued_ > 0) {
-    --dead_letters_queued_;
-  }
+  if (job.dead_letter && dead_letters_queued_ > 0) --dead_letters_queued_;
   job_index_.erase(job.id);
   jobs_.Release(slot);
   if (jobs_.live() == 0) jobs_.Trim();
@@ -620,6 +621,7 @@ void Broker::Requeue(std::uint32_t slot, bool count_attempt, const Now& now) {
     job.worker = kNone;
   }
   if (count_attempt) {
+    timings_.RecordError(service, services_[service].name, BrokerStage::kDispatch);
     if (job.attempt >= job.max_attempts) {
       DeadLetter(slot, ErrorCode::kAttemptsExhausted,
                  "worker lost on attempt " + std::to_string(job.attempt) + " of " + std::to_string(job.max_attempts),
@@ -639,56 +641,81 @@ void Broker::Requeue(std::uint32_t slot, bool count_attempt, const Now& now) {
 }
 
 void Broker::DeadLetter(std::uint32_t slot, ErrorCode code, std::string_view message, const Now& now) {
-  Job& job = jobs_[slot];
   ++counters_.dead_lettered;
-  const std::string service_name = services_[job.service].name;
-  spdlog::warn("job {} of '{}' dead-lettered: {}", job.id.Hex(), service_name, message);
+  {
+    const Job& job = jobs_[slot];
+    spdlog::warn("job {} of '{}' dead-lettered: {}", job.id.Hex(), services_[job.service].name, message);
+  }
   // The report carries the original envelope and still-sealed payload: the sink never
   // needs the key, and can replay the job as it was.
-  if (job.client_kind != PeerKind::kInternal) {
-    const std::uint32_t sink = FindOrAddService(detail::kErrorSinkService);
-    if (sink != kNone && dead_letters_queued_ < config_.dead_letter_buffer) {
-      DeadLetterInput input{.service = service_name,
-                            .job_id = job.id,
-                            .attempt = job.attempt,
-                            .max_attempts = job.max_attempts,
-                            .code = code,
-                            .message = std::string(message),
-                            .envelope = job.envelope.to_string_view(),
-                            .payload = job.payload.to_string_view(),
-                            .time_ms = now.unix_ms};
-      Envelope report_envelope;
-      report_envelope.job_id = JobId::Random();
-      report_envelope.service = std::string(detail::kErrorSinkService);
-      report_envelope.created_at_ms = now.unix_ms;
-      report_envelope.deadline_ms = now.unix_ms + kDeadLetterLifetimeMs;
-      report_envelope.max_attempts = config_.max_attempts;
-      report_envelope.mode = ReplyMode::kSend;
-      const std::string envelope_bytes = detail::EncodeEnvelope(report_envelope);
-      const std::string report = EncodeDeadLetterReport(input);
-      const std::uint32_t report_slot = jobs_.Acquire();
-      Job& report_job = jobs_[report_slot];
-      report_job.id = report_envelope.job_id;
-      report_job.service = sink;
-      report_job.client_kind = PeerKind::kInternal;
-      report_job.envelope = zmq::message_t(envelope_bytes.data(), envelope_bytes.size());
-      report_job.payload = zmq::message_t(report.data(), report.size());
-      report_job.deadline_ms = report_envelope.deadline_ms;
-      report_job.max_attempts = report_envelope.max_attempts;
-      report_job.mode = ReplyMode::kSend;
-      if (Enqueue(sink, report_slot, now) == kNone) {
-        jobs_.Release(report_slot);
-        ++counters_.dead_letter_dropped;
-      } else {
-        ++dead_letters_queued_;
-      }
-    } else {
+  if (jobs_[slot].client_kind != PeerKind::kInternal) {
+    std::uint32_t report = kNone;
+    if (dead_letters_queued_ < config_.dead_letter_buffer) {
+      const Job& job = jobs_[slot];
+      const std::string payload = EncodeDeadLetter(
+          DeadLetterInput{.service = services_[job.service].name,
+                          .job_id = job.id,
+                          .attempt = job.attempt,
+                          .max_attempts = job.max_attempts,
+                          .code = code,
+                          .message = message,
+                          .envelope = job.envelope.to_string_view(),
+                          .payload = job.payload.to_string_view(),
+                          .time_ms = now.unix_ms},
+          config_.bind.front());
+      report = EnqueueInternal(detail::kErrorSinkService, payload, kDeadLetterLifetimeMs, now);
+    }
+    if (report == kNone) {
       ++counters_.dead_letter_dropped;
+    } else {
+      jobs_[report].dead_letter = true;
+      ++dead_letters_queued_;
     }
   }
-  // Jobs[] may have grown above: take the slot afresh.
   FailJob(slot, code, message);
   if (const std::uint32_t sink = FindService(detail::kErrorSinkService); sink != kNone) Dispatch(sink, now);
+}
+
+std::uint32_t Broker::EnqueueInternal(std::string_view service_name, const std::string& payload,
+                                      std::uint64_t lifetime_ms, const Now& now) {
+  const std::uint32_t service = FindOrAddService(service_name);
+  if (service == kNone) return kNone;
+  Envelope envelope;
+  envelope.job_id = JobId::Random();
+  envelope.service = std::string(service_name);
+  envelope.created_at_ms = now.unix_ms;
+  envelope.deadline_ms = now.unix_ms + lifetime_ms;
+  envelope.max_attempts = config_.max_attempts;
+  envelope.mode = ReplyMode::kSend;
+  const std::string envelope_bytes = detail::EncodeEnvelope(envelope);
+  const std::uint32_t slot = jobs_.Acquire();
+  Job& job = jobs_[slot];
+  job.id = envelope.job_id;
+  job.service = service;
+  job.client_kind = PeerKind::kInternal;
+  job.envelope = zmq::message_t(envelope_bytes.data(), envelope_bytes.size());
+  job.payload = zmq::message_t(payload.data(), payload.size());
+  job.deadline_ms = envelope.deadline_ms;
+  job.max_attempts = envelope.max_attempts;
+  job.mode = ReplyMode::kSend;
+  if (Enqueue(service, slot, now) == kNone) {
+    jobs_.Release(slot);
+    return kNone;
+  }
+  return slot;
+}
+
+void Broker::ReportMetrics(const Now& now) {
+  // Only while a collector listens: otherwise the next report covers the longer interval.
+  const std::uint32_t collector = FindService(detail::kMetricsService);
+  if (collector == kNone || services_[collector].workers.empty()) return;
+  const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(now.steady - last_metrics_);
+  const std::string report = timings_.BuildReport(config_.bind.front(), static_cast<std::uint64_t>(interval.count()));
+  if (report.empty()) return;
+  if (EnqueueInternal(detail::kMetricsService, report, kMetricsLifetimeMs, now) == kNone) return;
+  timings_.Commit();
+  last_metrics_ = now.steady;
+  Dispatch(collector, now);
 }
 
 void Broker::ExpireQueued(const Now& now) {
@@ -730,6 +757,10 @@ void Broker::OnTick(const Now& now) {
   if (now.steady >= next_deadline_scan_) {
     ExpireQueued(now);
     next_deadline_scan_ = now.steady + std::chrono::milliseconds(100);
+  }
+  if (now.steady >= next_metrics_) {
+    ReportMetrics(now);
+    next_metrics_ = now.steady + std::chrono::seconds(1);
   }
 }
 

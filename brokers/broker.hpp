@@ -21,6 +21,7 @@
 #include "broker_state.hpp"
 #include "courier/error.hpp"
 #include "courier/log.hpp"
+#include "reports.hpp"
 #include "zap.hpp"
 
 namespace courier::broker {
@@ -107,6 +108,11 @@ class Broker {
   void FailJob(std::uint32_t job, ErrorCode code, std::string_view message);
   void Requeue(std::uint32_t job, bool count_attempt, const Now& now);
   void DeadLetter(std::uint32_t job, ErrorCode code, std::string_view message, const Now& now);
+  // Queues a broker-made, unsealed, fire-and-forget job. Returns: its slot, or kNone if
+  // the service's queue is full.
+  std::uint32_t EnqueueInternal(std::string_view service, const std::string& payload,
+                                std::uint64_t lifetime_ms, const Now& now);
+  void ReportMetrics(const Now& now);
   void ExpireQueued(const Now& now);
 
   // Workers and services.
@@ -148,6 +154,9 @@ class Broker {
   std::uint64_t dispatch_sequence_ = 0;
   bool draining_ = false;
   std::string incarnation_;
+  BrokerTimings timings_;
+  SteadyTime next_metrics_{};
+  SteadyTime last_metrics_{};
 };
 
 inline constexpr std::size_t kMaxServices = 10000;

@@ -45,7 +45,9 @@ struct Job {
   std::uint32_t max_attempts = 1;
   ReplyMode mode = ReplyMode::kCall;
   std::uint32_t worker = kNone;     // slot of the worker holding it, or kNone while queued
+  bool dead_letter = false;         // a broker-made report counted in the dead-letter buffer
   SteadyTime enqueued_at{};
+  SteadyTime dispatched_at{};
 };
 
 struct Worker {

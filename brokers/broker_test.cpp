@@ -521,6 +521,29 @@ TEST_F(BrokerTest, DrainRefusesNewJobsAnswersQueuedOnesAndLetsInFlightFinish) {
   (void)running;
 }
 
+TEST_F(BrokerTest, ReportsItsStageTimingsToTheCollectorOnceASecond) {
+  CourierReady("W1", "echo", 10);
+  for (int i = 0; i < 5; ++i) Submit("C1", "echo");
+  elapsed_ += 3ms;
+  EXPECT_EQ(AnswerAll("W1"), 5u);
+  Advance(1000ms);  // no collector yet: nothing is queued for it
+  EXPECT_EQ(broker_->QueueDepth("courier.metrics"), 0u);
+  CourierReady("COLLECTOR", "courier.metrics");
+  Advance(1000ms);
+  const auto to_collector = outbox_.Take("COLLECTOR");
+  ASSERT_EQ(Requests(to_collector), 1u);
+  EXPECT_EQ(detail::DecodeEnvelope(to_collector.back()[4]).mode, ReplyMode::kSend);
+  const Value report = DecodeValue(to_collector.back()[5]);
+  EXPECT_EQ(report.At("process").AsString(), "broker");
+  std::map<std::string, std::uint64_t> counts;
+  for (const Value& stage : report.At("stages").AsArray()) {
+    EXPECT_EQ(stage.At("service").AsString(), "echo");
+    counts[stage.At("stage").AsString()] = stage.At("count").AsUint();
+  }
+  EXPECT_EQ(counts["queue_wait"], 5u);
+  EXPECT_EQ(counts["dispatch"], 5u);
+}
+
 TEST_F(BrokerTest, MdpClientJobServedByCourierWorkerGetsPayloadBack) {
   CourierReady("W1", "echo");
   Deliver({"C1", "", "MDPC01", "echo", "plain body"});

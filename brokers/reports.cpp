@@ -2,84 +2,101 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <msgpack.hpp>
 
 #include "envelope_codec.hpp"
+#include "reporting/histogram.hpp"
+#include "reporting/report_codec.hpp"
 
 namespace courier::broker {
-namespace {
 
-struct StringStream {
-  std::string& out;
-  void write(const char* data, std::size_t size) { out.append(data, size); }
-};
-using Packer = msgpack::packer<StringStream>;
-
-void Str(Packer& packer, std::string_view text) {
-  packer.pack_str(static_cast<std::uint32_t>(text.size()));
-  packer.pack_str_body(text.data(), static_cast<std::uint32_t>(text.size()));
-}
-
-void Bin(Packer& packer, std::string_view bytes) {
-  packer.pack_bin(static_cast<std::uint32_t>(bytes.size()));
-  packer.pack_bin_body(bytes.data(), static_cast<std::uint32_t>(bytes.size()));
-}
-
-std::string HostName() {
-  char name[256] = {};
-  ::gethostname(name, sizeof name - 1);
-  return name;
-}
-
-}  // namespace
-
-std::string EncodeDeadLetterReport(const DeadLetterInput& input) {
-  std::string trace_id;
+std::string EncodeDeadLetter(const DeadLetterInput& input, std::string_view instance) {
+  ErrorReport report;
+  report.time_ms = input.time_ms;
+  report.service = std::string(input.service);
+  report.job_id = input.job_id;
+  report.attempt = input.attempt;
+  report.max_attempts = input.max_attempts;
   try {
-    const auto view = detail::DecodeEnvelope(input.envelope);
-    if (std::any_of(view.trace_id.begin(), view.trace_id.end(), [](auto b) { return b != 0; })) {
-      trace_id.assign(reinterpret_cast<const char*>(view.trace_id.data()), view.trace_id.size());
-    }
-  } catch (const std::exception&) {
-    // The envelope was validated on arrival; a failure here only loses the trace id.
+    report.trace_id = detail::DecodeEnvelope(input.envelope).trace_id;
+  } catch (const Error&) {
+    // Validated on arrival; a failure here would only lose the trace id.
   }
-  static const std::string host = HostName();
-  std::string out;
-  StringStream stream{out};
-  Packer packer(stream);
-  packer.pack_map(2);
-  Str(packer, "reports");
-  packer.pack_array(1);
-  packer.pack_map(16);
-  Str(packer, "time_ms"), packer.pack_uint64(input.time_ms);
-  Str(packer, "service"), Str(packer, input.service);
-  Str(packer, "job_id"), Bin(packer, input.job_id.View());
-  Str(packer, "attempt"), packer.pack_uint32(input.attempt);
-  Str(packer, "max_attempts"), packer.pack_uint32(input.max_attempts);
-  Str(packer, "reporter"), Str(packer, "broker");
-  Str(packer, "host"), Str(packer, host);
-  Str(packer, "pid"), packer.pack_uint64(static_cast<std::uint64_t>(::getpid()));
-  Str(packer, "instance"), Str(packer, "");
-  Str(packer, "stage"), Str(packer, "deliver");
-  Str(packer, "code"), packer.pack_uint16(static_cast<std::uint16_t>(input.code));
-  Str(packer, "message"), Str(packer, input.message);
-  Str(packer, "trace_id"), Bin(packer, trace_id);
-  Str(packer, "sender"), Str(packer, "");
-  Str(packer, "envelope"), Bin(packer, input.envelope);
-  Str(packer, "payload"), Bin(packer, input.payload);
-  Str(packer, "dropped");
-  packer.pack_uint64(0);
-  return out;
+  report.reporter = "broker";
+  report.host = detail::LocalHostName();
+  report.pid = static_cast<std::uint64_t>(::getpid());
+  report.instance = std::string(instance);
+  report.stage = "dispatch";
+  report.code = input.code;
+  report.message = std::string(input.message);
+  report.envelope = std::string(input.envelope);
+  report.payload = std::string(input.payload);
+  detail::ErrorBatch batch;
+  batch.reports.push_back(std::move(report));
+  return detail::EncodeErrorBatch(batch);
 }
 
 std::string EncodeQueryFailure(ErrorCode code, std::string_view message) {
+  struct Stream {
+    std::string& out;
+    void write(const char* data, std::size_t size) { out.append(data, size); }
+  };
   std::string out;
-  StringStream stream{out};
-  Packer packer(stream);
+  Stream stream{out};
+  msgpack::packer<Stream> packer(stream);
   packer.pack_array(2);
   packer.pack_uint16(static_cast<std::uint16_t>(code));
-  Str(packer, message);
+  packer.pack_str(static_cast<std::uint32_t>(message.size()));
+  packer.pack_str_body(message.data(), static_cast<std::uint32_t>(message.size()));
   return out;
 }
+
+StageTotals& BrokerTimings::At(std::uint32_t service, std::string_view name, BrokerStage stage) {
+  if (service >= totals_.size()) totals_.resize(service + 1);
+  StageTotals& totals = totals_[service][static_cast<std::size_t>(stage)];
+  if (totals.buckets.empty()) {
+    totals.service = std::string(name);
+    totals.stage = stage == BrokerStage::kQueueWait ? "queue_wait" : "dispatch";
+    totals.buckets.resize(detail::kLatencyBuckets);
+  }
+  return totals;
+}
+
+void BrokerTimings::Record(std::uint32_t service, std::string_view name, BrokerStage stage,
+                           std::chrono::steady_clock::duration duration) {
+  StageTotals& totals = At(service, name, stage);
+  const auto ns = static_cast<std::uint64_t>(
+      std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count()));
+  totals.min_ns = totals.count == 0 ? ns : std::min(totals.min_ns, ns);
+  totals.max_ns = std::max(totals.max_ns, ns);
+  ++totals.count;
+  totals.sum_ns += ns;
+  ++totals.buckets[detail::LatencyBucket(ns)];
+}
+
+void BrokerTimings::RecordError(std::uint32_t service, std::string_view name, BrokerStage stage) {
+  ++At(service, name, stage).errors;
+}
+
+std::string BrokerTimings::BuildReport(std::string_view instance, std::uint64_t interval_ms) {
+  pending_.clear();
+  for (const auto& stages : totals_) {
+    for (const StageTotals& totals : stages) {
+      if (totals.count + totals.errors > 0) pending_.push_back(totals);
+    }
+  }
+  detail::MetricsReport report;
+  report.stages = delta_.Compute(pending_);
+  if (report.stages.empty()) return {};
+  report.process = "broker";
+  report.host = detail::LocalHostName();
+  report.pid = static_cast<std::uint64_t>(::getpid());
+  report.instance = std::string(instance);
+  report.interval_ms = interval_ms;
+  return detail::EncodeMetricsReport(report);
+}
+
+void BrokerTimings::Commit() { delta_.Commit(std::move(pending_)); }
 
 }  // namespace courier::broker

@@ -1,36 +1,67 @@
-// reports.hpp — MessagePack bodies the broker writes itself: dead-letter reports for
-// courier.errors and management query replies (schemas/PROTOCOL.md, "Reports" and
-// "Management queries"). Maps are used on purpose: these are rare and readable beats fast.
+// reports.hpp — what the broker itself tells courier.errors and courier.metrics, built on
+// the runtime's report codec (schemas/PROTOCOL.md §10): dead letters, and its own stage
+// timings (queue_wait: queued → dispatched; dispatch: dispatched → answered by the worker).
+// Single-threaded, like the broker loop that owns it.
 #pragma once
 
+#include <array>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "courier/error.hpp"
 #include "courier/job.hpp"
+#include "courier/reporting.hpp"
+#include "reporting/stage_delta.hpp"
 
 namespace courier::broker {
 
 // How long a dead letter may wait for courier.errors to appear.
 inline constexpr std::uint64_t kDeadLetterLifetimeMs = 24ULL * 3600 * 1000;
+// How long a metrics report may wait for courier.metrics: stale metrics are worthless.
+inline constexpr std::uint64_t kMetricsLifetimeMs = 60ULL * 1000;
 
 struct DeadLetterInput {
-  std::string service;
+  std::string_view service;
   JobId job_id;
   std::uint32_t attempt = 0;
   std::uint32_t max_attempts = 0;
   ErrorCode code = ErrorCode::kAttemptsExhausted;
-  std::string message;
+  std::string_view message;
   std::string_view envelope;  // original wire bytes
   std::string_view payload;   // still sealed
   std::uint64_t time_ms = 0;
 };
 
-// Returns: {"reports": [report], "dropped": 0} for one dead-lettered job.
-std::string EncodeDeadLetterReport(const DeadLetterInput& input);
+// Returns: an error batch holding one dead letter (reporter "broker", stage "dispatch").
+std::string EncodeDeadLetter(const DeadLetterInput& input, std::string_view instance);
 
 // Returns: a QUERY_REPLY body [code, message] for a failed query.
 std::string EncodeQueryFailure(ErrorCode code, std::string_view message);
+
+enum class BrokerStage : std::uint8_t { kQueueWait, kDispatch };
+inline constexpr std::size_t kBrokerStages = 2;
+
+// Cumulative timings per service and broker stage; becomes one metrics report a second.
+class BrokerTimings {
+ public:
+  // `service` is the broker's service slot; services are never removed.
+  void Record(std::uint32_t service, std::string_view name, BrokerStage stage,
+              std::chrono::steady_clock::duration duration);
+  void RecordError(std::uint32_t service, std::string_view name, BrokerStage stage);
+  // Returns: the report of what changed since the last Commit, or "" if nothing did.
+  std::string BuildReport(std::string_view instance, std::uint64_t interval_ms);
+  // Makes the totals BuildReport saw the new baseline (call once the report is queued).
+  void Commit();
+
+ private:
+  StageTotals& At(std::uint32_t service, std::string_view name, BrokerStage stage);
+
+  std::vector<std::array<StageTotals, kBrokerStages>> totals_;
+  detail::StageDelta delta_;
+  std::vector<StageTotals> pending_;
+};
 
 }  // namespace courier::broker
