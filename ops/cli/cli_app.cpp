@@ -20,6 +20,9 @@ ClientOptions BuildOptions(const GlobalFlags& flags) {
     options = ClientOptions::FromConfig(root);
   }
   ConfigureLogging(log);
+  // One-shot commands do not report: the last report would add up to a second at exit.
+  // Load runs (send --count) turn it back on.
+  options.report = false;
   options.ApplyEnvironment();
   if (!flags.brokers.empty()) options.brokers = flags.brokers;
   if (!flags.keyring.empty()) options.keyring_path = flags.keyring;

@@ -92,6 +92,7 @@ int RunSingle(ClientOptions options, const SendFlags& flags, const Value& reques
 int RunLoad(ClientOptions options, const SendFlags& flags, const Value& request) {
   options.max_in_flight = std::max<std::size_t>(1, flags.concurrency);
   options.overflow = OverflowPolicy::kBlock;
+  options.report = true;  // a load run's timings belong on the metrics collector
   Client client(std::move(options));
 
   std::mutex mutex;

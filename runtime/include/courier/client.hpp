@@ -114,6 +114,11 @@ struct ClientOptions {
   std::chrono::milliseconds failover_timeout{3000};
   // How often each broker is pinged. Default 1 s; must be below failover_timeout.
   std::chrono::milliseconds heartbeat_interval{1000};
+  // Ship this client's stage timings (encode, seal, round_trip, open, decode) to
+  // courier.metrics once a second and its failed jobs to courier.errors, through the same
+  // brokers (`report = true`). Default true. A short-lived process pays up to a second at
+  // destruction for the last report; the CLI turns it on only for load runs.
+  bool report = true;
 
   // Returns: options read from a client.toml table (every key optional, defaults above):
   //   brokers = ["tcp://127.0.0.1:5555"]
@@ -124,6 +129,7 @@ struct ClientOptions {
   //   overflow = "block"            # block | fail_fast
   //   failover_timeout = "3s"
   //   heartbeat_interval = "1s"
+  //   report = true                 # stage timings and failures to courier.metrics/.errors
   //   [retry]
   //   max_retries = 3
   //   initial_backoff = "50ms"

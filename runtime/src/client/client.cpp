@@ -20,6 +20,7 @@
 #include "client/discovery.hpp"
 #include "client/in_flight.hpp"
 #include "client/timings.hpp"
+#include "courier/reporting.hpp"
 #include "envelope_codec.hpp"
 #include "protocol.hpp"
 
@@ -163,6 +164,19 @@ class Client::Impl {
   void Loop(detail::ClientCore& core, DealerTransport& transport, zmq::socket_t& pipe);
   void Publish(const detail::ClientCore& core);
 
+  // Failures only the client can see go to courier.errors (the others are reported by
+  // the broker or worker that met them).
+  void ReportFailure(const JobId& id, const std::string& service, std::string_view stage, const Error& error) {
+    if (!errors_) return;
+    ErrorReport report;
+    report.service = service;
+    report.job_id = id;
+    report.stage = std::string(stage);
+    report.code = error.code();
+    report.message = error.what();
+    errors_->Report(std::move(report));
+  }
+
   const ClientOptions options_;
   const std::shared_ptr<const Keyring> keyring_;
   zmq::context_t context_{1};
@@ -182,6 +196,10 @@ class Client::Impl {
   mutable std::mutex status_mutex_;  // the I/O thread's published view
   std::vector<std::pair<BrokerHealth, std::size_t>> status_;
   ClientCounters counters_;
+
+  // Declared last: destroyed first, while everything they read from is still alive.
+  std::unique_ptr<ErrorReportSender> errors_;
+  std::unique_ptr<MetricsReporter> metrics_;
 };
 
 Client::Impl::Impl(ClientOptions options)
@@ -189,6 +207,13 @@ Client::Impl::Impl(ClientOptions options)
       keyring_(OpenKeyring(options_)),
       limiter_(options_.max_in_flight) {
   status_.assign(options_.brokers.size(), {BrokerHealth::kConnecting, 0});
+  if (options_.report) {
+    ReporterOptions reporting;
+    reporting.brokers = options_.brokers;
+    reporting.reporter = "client";
+    errors_ = std::make_unique<ErrorReportSender>(reporting);
+    metrics_ = std::make_unique<MetricsReporter>(reporting, [this] { return timings_.Totals(); });
+  }
   char name[64];
   std::snprintf(name, sizeof name, "inproc://courier-client-%p", static_cast<void*>(this));
   pipe_endpoint_ = name;
@@ -472,6 +497,9 @@ void Client::Impl::SubmitJob(std::string_view service, std::string plaintext, na
       result.job_id = id;
       if (outcome.error) {
         result.error = std::move(outcome.error);
+        if (result.error->code() == ErrorCode::kUnavailable) {
+          ReportFailure(id, service_name, "round_trip", *result.error);  // no broker saw this job
+        }
       } else if (mode == ReplyMode::kCall) {
         try {
           const SteadyTime open_start = SteadyClock::now();
@@ -493,6 +521,7 @@ void Client::Impl::SubmitJob(std::string_view service, std::string plaintext, na
           timings_.Record(service_name, detail::TimedStage::kOpen, SteadyClock::now() - open_start);
         } catch (const Error& error) {
           result.error = error;
+          ReportFailure(id, service_name, "open", error);  // only the client sees this one
         }
       }
       timings_.RecordOutcome(service_name, !result.error);

@@ -68,6 +68,7 @@ ClientOptions ClientOptions::FromConfig(const ConfigSection& section) {
       section.GetDuration("failover_timeout", options.failover_timeout, milliseconds(10), kMaxDuration);
   options.heartbeat_interval =
       section.GetDuration("heartbeat_interval", options.heartbeat_interval, milliseconds(5), kMaxDuration);
+  options.report = section.GetBool("report", options.report);
   if (options.heartbeat_interval >= options.failover_timeout) {
     throw Error(ErrorCode::kConfig,
                 section.Describe("heartbeat_interval", "must be shorter than failover_timeout"));

@@ -32,7 +32,21 @@ ServiceTimings& TimingTable::Row(std::string_view service) {
   return it->second;
 }
 
+namespace {
+std::string_view StageName(TimedStage stage) {
+  switch (stage) {
+    case TimedStage::kEncode: return "encode";
+    case TimedStage::kSeal: return "seal";
+    case TimedStage::kRoundTrip: return "round_trip";
+    case TimedStage::kOpen: return "open";
+    case TimedStage::kDecode: return "decode";
+  }
+  return "unknown";
+}
+}  // namespace
+
 void TimingTable::Record(std::string_view service, TimedStage stage, std::chrono::nanoseconds time) {
+  recorder_.Record(service, StageName(stage), time);
   std::lock_guard lock(mutex_);
   ServiceTimings& row = Row(service);
   switch (stage) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "courier/client.hpp"
+#include "reporting/stage_recorder.hpp"
 
 namespace courier::detail {
 
@@ -26,12 +27,15 @@ class TimingTable {
   void RecordOutcome(std::string_view service, bool ok);
   // Returns: one row per service, sorted by name.
   std::vector<ServiceTimings> Snapshot() const;
+  // Returns: cumulative totals with the protocol's histograms, for a MetricsReporter.
+  std::vector<StageTotals> Totals() const { return recorder_.Totals(); }
 
  private:
   ServiceTimings& Row(std::string_view service);
 
   mutable std::mutex mutex_;
   std::map<std::string, ServiceTimings, std::less<>> rows_;
+  StageRecorder recorder_;
 };
 
 }  // namespace courier::detail
