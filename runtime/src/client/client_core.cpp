@@ -493,7 +493,8 @@ void ClientCore::Query(QueryRequest request, SteadyTime now) {
   query.sent = now;
   const QueryKind kind = request.kind;
   query.request = std::move(request);
-  const auto [it, inserted] = queries_.emplace(id, std::move(query));
+  // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+  const auto it = queries_.emplace(id, std::move(query)).first;
 
   auto fail = [&](std::string message) {
     QueryOutcome outcome;
