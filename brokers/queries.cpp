@@ -1,16 +1,14 @@
 // Management query replies (schemas/PROTOCOL.md, "Management queries").
 #include <msgpack.hpp>
 
+#include "courier/codec.hpp"
+
 #include "broker.hpp"
 
 namespace courier::broker {
 namespace {
 
-struct StringStream {
-  std::string& out;
-  void write(const char* data, std::size_t size) { out.append(data, size); }
-};
-using Packer = msgpack::packer<StringStream>;
+using Packer = msgpack::packer<detail::StringWriter>;
 
 void Str(Packer& packer, std::string_view text) {
   packer.pack_str(static_cast<std::uint32_t>(text.size()));
@@ -46,7 +44,7 @@ std::uint64_t Ms(std::chrono::steady_clock::duration duration) {
 
 std::string Broker::BuildServicesReply() const {
   std::string out;
-  StringStream stream{out};
+  detail::StringWriter stream(out);
   Packer packer(stream);
   packer.pack_array(2);
   packer.pack_uint8(0);
@@ -67,7 +65,7 @@ std::string Broker::BuildServicesReply() const {
 
 std::string Broker::BuildWorkersReply(const Now& now) const {
   std::string out;
-  StringStream stream{out};
+  detail::StringWriter stream(out);
   Packer packer(stream);
   packer.pack_array(2);
   packer.pack_uint8(0);
@@ -92,7 +90,7 @@ std::string Broker::BuildWorkersReply(const Now& now) const {
 
 std::string Broker::BuildStatsReply(const Now& now) const {
   std::string out;
-  StringStream stream{out};
+  detail::StringWriter stream(out);
   Packer packer(stream);
   packer.pack_array(2);
   packer.pack_uint8(0);

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <msgpack.hpp>
 
+#include "courier/codec.hpp"
+
 #include "envelope_codec.hpp"
 #include "reporting/histogram.hpp"
 #include "reporting/report_codec.hpp"
@@ -30,6 +32,7 @@ std::string EncodeDeadLetter(const DeadLetterInput& input, std::string_view inst
   report.stage = "dispatch";
   report.code = input.code;
   report.message = std::string(input.message);
+  report.sender = std::string(input.sender);
   report.envelope = std::string(input.envelope);
   report.payload = std::string(input.payload);
   detail::ErrorBatch batch;
@@ -38,13 +41,9 @@ std::string EncodeDeadLetter(const DeadLetterInput& input, std::string_view inst
 }
 
 std::string EncodeQueryFailure(ErrorCode code, std::string_view message) {
-  struct Stream {
-    std::string& out;
-    void write(const char* data, std::size_t size) { out.append(data, size); }
-  };
   std::string out;
-  Stream stream{out};
-  msgpack::packer<Stream> packer(stream);
+  detail::StringWriter stream(out);
+  msgpack::packer<detail::StringWriter> packer(stream);
   packer.pack_array(2);
   packer.pack_uint16(static_cast<std::uint16_t>(code));
   packer.pack_str(static_cast<std::uint32_t>(message.size()));

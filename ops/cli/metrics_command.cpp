@@ -1,12 +1,16 @@
 #include "metrics_command.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <span>
+#include <string_view>
 
 #include "cli_support.hpp"
 #include "courier/error.hpp"
 #include "courier/value.hpp"
+#include "stage_table.hpp"
 
 namespace courier::cli {
 namespace {
@@ -14,8 +18,31 @@ namespace {
 struct MetricsFlags {
   std::string window = "1m";
   std::string service;
+  std::string process;
   bool json = false;
 };
+
+struct Row {
+  std::string service;
+  std::string process;
+  std::string stage;
+  std::vector<std::string> cells;  // every column, in table order
+};
+
+// Returns: whether `a` belongs above `b`: the collector's own order (service, then process
+// client → broker → worker, then stage in pipeline order; unknown ones last, by name), so
+// the table does not depend on the order a collector of another version sent.
+bool RowBefore(const Row& a, const Row& b) {
+  if (a.service != b.service) return a.service < b.service;
+  const int process_a = metrics::ProcessOrder(a.process);
+  const int process_b = metrics::ProcessOrder(b.process);
+  if (process_a != process_b) return process_a < process_b;
+  if (a.process != b.process) return a.process < b.process;
+  const int stage_a = metrics::StageOrder(a.process, a.stage);
+  const int stage_b = metrics::StageOrder(b.process, b.stage);
+  if (stage_a != stage_b) return stage_a < stage_b;
+  return a.stage < b.stage;
+}
 
 // Returns: a duration in ns as "850ns", "12.3µs", "4.56ms" or "1.23s".
 std::string FormatNs(double ns) {
@@ -54,21 +81,33 @@ int RunMetrics(const ClientOptions& options, const MetricsFlags& flags) {
     std::cout << ToJson(stats, 2) << "\n";
     return kExitOk;
   }
-  std::vector<std::vector<std::string>> rows;
+  std::vector<Row> rows;
   for (const Value& stage : stats.At("stages").AsArray()) {
-    if (!flags.service.empty() && stage.At("service").AsString() != flags.service) continue;
+    const std::string& service = stage.At("service").AsString();
+    // A collector older than the "process" key merged every process's rows: shown as "-".
+    const Value* process_field = stage.Find("process");
+    const std::string process = process_field != nullptr && process_field->IsString() ? process_field->AsString() : "";
+    if (!flags.service.empty() && service != flags.service) continue;
+    if (!flags.process.empty() && process != flags.process) continue;
     const Value* window = stage.At("windows").Find(flags.window);
     if (window == nullptr) continue;
     const std::uint64_t count = window->At("count").AsUint();
     const std::uint64_t errors = window->At("errors").AsUint();
     if (count + errors == 0) continue;
-    rows.push_back({stage.At("service").AsString(), stage.At("stage").AsString(), std::to_string(count),
-                    Fixed(window->At("rate").AsDouble(), 1), Optional(*window, "mean_ns"), Optional(*window, "p50_ns"),
-                    Optional(*window, "p90_ns"), Optional(*window, "p99_ns"),
-                    count > 0 ? FormatNs(static_cast<double>(window->At("max_ns").AsUint())) : "-",
-                    Fixed(window->At("error_ratio").AsDouble() * 100.0, 2)});
+    const std::string& stage_name = stage.At("stage").AsString();
+    rows.push_back({service, process, stage_name,
+                    {service, process.empty() ? "-" : process, stage_name, std::to_string(count),
+                     Fixed(window->At("rate").AsDouble(), 1), Optional(*window, "mean_ns"),
+                     Optional(*window, "p50_ns"), Optional(*window, "p90_ns"), Optional(*window, "p99_ns"),
+                     count > 0 ? FormatNs(static_cast<double>(window->At("max_ns").AsUint())) : "-",
+                     Fixed(window->At("error_ratio").AsDouble() * 100.0, 2)}});
   }
-  std::cout << RenderTable({"SERVICE", "STAGE", "COUNT", "RATE/S", "MEAN", "P50", "P90", "P99", "MAX", "ERR%"}, rows);
+  std::stable_sort(rows.begin(), rows.end(), RowBefore);
+  std::vector<std::vector<std::string>> cells;
+  cells.reserve(rows.size());
+  for (Row& row : rows) cells.push_back(std::move(row.cells));
+  std::cout << RenderTable(
+      {"SERVICE", "PROCESS", "STAGE", "COUNT", "RATE/S", "MEAN", "P50", "P90", "P99", "MAX", "ERR%"}, cells);
   std::cout << "window " << flags.window << "; " << stats.At("reporters").size() << " reporting processes; collector up "
             << stats.At("uptime_ms").AsUint() / 1000 << "s, " << stats.At("reports").AsUint() << " reports\n";
   return kExitOk;
@@ -82,6 +121,7 @@ CommandRunner AddMetricsCommand(CLI::App& app, std::function<ClientOptions()> cl
   metrics->add_option("--window,-w", flags->window, "10s, 1m (default), 5m or all (since the collector started)")
       ->check(CLI::IsMember({"10s", "1m", "5m", "all"}));
   metrics->add_option("--service,-s", flags->service, "only this service");
+  metrics->add_option("--process,-p", flags->process, "only this reporting process: client, broker or worker");
   metrics->add_flag("--json", flags->json, "print the collector's whole table as JSON (every window)");
   return [=]() -> std::optional<int> {
     if (!metrics->parsed()) return std::nullopt;

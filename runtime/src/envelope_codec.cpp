@@ -4,6 +4,8 @@
 #include <cstring>
 #include <msgpack.hpp>
 
+#include "courier/codec.hpp"
+
 #include "courier/error.hpp"
 #include "msgpack_reader.hpp"
 #include "protocol.hpp"
@@ -14,10 +16,6 @@ namespace {
 constexpr std::uint32_t kEnvelopeFields = 12;
 constexpr std::uint32_t kMaxEnvelopeFields = 15;  // fixarray: keeps `attempt` at a fixed offset
 
-struct StringStream {
-  std::string& out;
-  void write(const char* data, std::size_t size) { out.append(data, size); }
-};
 
 [[noreturn]] void Reject(const std::string& why) {
   throw Error(ErrorCode::kBadRequest, "envelope: " + why);
@@ -75,8 +73,8 @@ std::string EncodeEnvelope(const Envelope& envelope) {
 
   std::string out;
   out.reserve(96 + envelope.service.size());
-  StringStream stream{out};
-  msgpack::packer<StringStream> packer(stream);
+  detail::StringWriter stream(out);
+  msgpack::packer<detail::StringWriter> packer(stream);
   packer.pack_array(kEnvelopeFields);
   packer.pack_uint8(static_cast<std::uint8_t>(envelope.version));  // a positive fixint
   packer.pack_fix_uint32(envelope.attempt);

@@ -2,23 +2,21 @@
 
 #include <msgpack.hpp>
 
+#include "courier/codec.hpp"
+
 #include "msgpack_reader.hpp"
 #include "protocol.hpp"
 
 namespace courier::detail {
 namespace {
 
-struct StringStream {
-  std::string& out;
-  void write(const char* data, std::size_t size) { out.append(data, size); }
-};
 
-void PackBin(msgpack::packer<StringStream>& packer, std::string_view bytes) {
+void PackBin(msgpack::packer<detail::StringWriter>& packer, std::string_view bytes) {
   packer.pack_bin(static_cast<std::uint32_t>(bytes.size()));
   packer.pack_bin_body(bytes.data(), static_cast<std::uint32_t>(bytes.size()));
 }
 
-void PackStr(msgpack::packer<StringStream>& packer, std::string_view text) {
+void PackStr(msgpack::packer<detail::StringWriter>& packer, std::string_view text) {
   packer.pack_str(static_cast<std::uint32_t>(text.size()));
   packer.pack_str_body(text.data(), static_cast<std::uint32_t>(text.size()));
 }
@@ -45,8 +43,8 @@ void ExpectEnd(const MsgpackReader& reader, std::string_view what) {
 
 std::string EncodeErrorBody(const JobId& job_id, ErrorCode code, std::string_view message) {
   std::string out;
-  StringStream stream{out};
-  msgpack::packer<StringStream> packer(stream);
+  detail::StringWriter stream(out);
+  msgpack::packer<detail::StringWriter> packer(stream);
   packer.pack_array(3);
   PackBin(packer, job_id.View());
   packer.pack_uint16(static_cast<std::uint16_t>(code));
@@ -69,8 +67,8 @@ ErrorBody DecodeErrorBody(std::string_view bytes) {
 
 std::string EncodeReadyInfo(const ReadyInfo& info) {
   std::string out;
-  StringStream stream{out};
-  msgpack::packer<StringStream> packer(stream);
+  detail::StringWriter stream(out);
+  msgpack::packer<detail::StringWriter> packer(stream);
   packer.pack_array(6);
   packer.pack_uint32(info.protocol_version);
   packer.pack_uint32(info.capacity);
@@ -113,8 +111,8 @@ ReadyInfo DecodeReadyInfo(std::string_view bytes) {
 
 std::string EncodeCredit(std::uint32_t capacity) {
   std::string out;
-  StringStream stream{out};
-  msgpack::packer<StringStream>(stream).pack_uint32(capacity);
+  detail::StringWriter stream(out);
+  msgpack::packer<detail::StringWriter>(stream).pack_uint32(capacity);
   return out;
 }
 
@@ -130,8 +128,8 @@ std::uint32_t DecodeCredit(std::string_view bytes) {
 
 std::string EncodeReject(const JobId& job_id, ErrorCode code) {
   std::string out;
-  StringStream stream{out};
-  msgpack::packer<StringStream> packer(stream);
+  detail::StringWriter stream(out);
+  msgpack::packer<detail::StringWriter> packer(stream);
   packer.pack_array(2);
   PackBin(packer, job_id.View());
   packer.pack_uint16(static_cast<std::uint16_t>(code));
@@ -150,8 +148,8 @@ RejectBody DecodeReject(std::string_view bytes) {
 
 std::string EncodeQuery(std::string_view name) {
   std::string out;
-  StringStream stream{out};
-  msgpack::packer<StringStream> packer(stream);
+  detail::StringWriter stream(out);
+  msgpack::packer<detail::StringWriter> packer(stream);
   packer.pack_array(2);
   PackStr(packer, name);
   packer.pack_map(0);

@@ -32,7 +32,7 @@ class Writer {
     out_ += type;
     out_ += '\n';
   }
-  // `labels` is already formatted: {service="a",stage="b"} or empty.
+  // `labels` is already formatted: {service="a",process="b",stage="c"} or empty.
   void Sample(std::string_view name, std::string_view labels, const std::string& value) {
     out_ += name;
     out_ += labels;
@@ -47,7 +47,8 @@ class Writer {
 };
 
 std::string Labels(const SeriesView& series, std::string_view extra = {}) {
-  std::string labels = "{service=\"" + EscapeLabel(series.service) + "\",stage=\"" + EscapeLabel(series.stage) + "\"";
+  std::string labels = "{service=\"" + EscapeLabel(series.service) + "\",process=\"" + EscapeLabel(series.process) +
+                       "\",stage=\"" + EscapeLabel(series.stage) + "\"";
   if (!extra.empty()) {
     labels += ',';
     labels += extra;
@@ -98,8 +99,8 @@ std::string PrometheusText(const StageTable& table, Clock::time_point now) {
   Writer w;
 
   w.Family("courier_stage_duration_seconds", "summary",
-           "Time jobs spent in a stage, per service and stage: quantiles over the last minute, sum and count "
-           "since the collector started.");
+           "Time jobs spent in a stage, per service, reporting process and stage: quantiles over the last minute, "
+           "sum and count since the collector started.");
   for (const SeriesView& s : series) {
     const WindowStats& minute = s.windows[kWindow1m];
     for (std::size_t i = 0; i < std::size(kQuantiles); ++i) {
@@ -170,7 +171,7 @@ std::string PrometheusText(const StageTable& table, Clock::time_point now) {
   w.Family("courier_metrics_series_dropped_total", "counter",
            "Stage entries dropped because the collector holds its maximum number of series.");
   w.Sample("courier_metrics_series_dropped_total", "", std::to_string(counters.series_dropped));
-  w.Family("courier_metrics_series", "gauge", "(service, stage) series held.");
+  w.Family("courier_metrics_series", "gauge", "(service, process, stage) series held.");
   w.Sample("courier_metrics_series", "", std::to_string(counters.series));
   w.Family("courier_metrics_reporters", "gauge", "Processes that sent a report in the last 5 minutes.");
   w.Sample("courier_metrics_reporters", "", std::to_string(reporters));
@@ -195,6 +196,7 @@ Value StatsValue(const StageTable& table, Clock::time_point now) {
     Value windows = Value::Map{};
     for (std::size_t i = 0; i < kWindows; ++i) windows.Set(kWindowNames[i], WindowValue(series.windows[i]));
     stages.Append(Value::Object({{"service", Value(series.service)},
+                                 {"process", Value(series.process)},
                                  {"stage", Value(series.stage)},
                                  {"windows", std::move(windows)}}));
   }

@@ -1,7 +1,8 @@
 // exposition.hpp — the collector's aggregates in the two shapes it serves:
 //
 // PrometheusText: the Prometheus text exposition format 0.0.4 (GET /metrics). Families,
-// each with HELP and TYPE, every series labelled service="..." and stage="...":
+// each with HELP and TYPE, every stage series labelled service="...", process="..." (the
+// reporting process: client, broker, worker) and stage="...":
 //   courier_stage_duration_seconds          summary: quantiles 0.5/0.9/0.99 over the last
 //                                           minute; _sum and _count since the collector started
 //   courier_stage_errors_total              counter: jobs that failed in the stage
@@ -12,16 +13,18 @@
 //   courier_metrics_reports_total, courier_metrics_duplicate_reports_total,
 //   courier_metrics_series_dropped_total    counters of the collector itself
 //   courier_metrics_series, courier_metrics_reporters, courier_metrics_uptime_seconds  gauges
+//                                           (courier_metrics_series counts (service, process, stage))
 // Windows with no samples are left out rather than written as NaN.
 //
 // StatsValue: the same table as a Value (GET /metrics.json, and the {"op": "stats"} query
 // `courier metrics` prints):
 //   {"uptime_ms", "reports", "duplicates", "series_dropped",
 //    "reporters": [{"process", "host", "pid", "instance", "reports", "age_ms"}],
-//    "stages": [{"service", "stage", "windows": {"10s"|"1m"|"5m"|"all":
+//    "stages": [{"service", "process", "stage", "windows": {"10s"|"1m"|"5m"|"all":
 //        {"seconds", "count", "errors", "rate", "error_ratio", "sum_ns", "min_ns", "max_ns",
 //         "mean_ns"?, "p50_ns"?, "p90_ns"?, "p99_ns"?}}}]}
-// (mean and percentiles are absent when the window has no samples or no histogram).
+// (mean and percentiles are absent when the window has no samples or no histogram; rows
+// in StageTable::Snapshot order: service, then process, then stage in pipeline order).
 // Thread-safety: plain functions over a thread-safe table.
 #pragma once
 

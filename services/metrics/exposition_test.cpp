@@ -15,9 +15,9 @@ namespace {
 using namespace std::chrono_literals;
 
 detail::MetricsReport OneStage(std::string service, std::string stage, std::uint64_t count, std::uint64_t each_ns,
-                               std::uint64_t errors = 0) {
+                               std::uint64_t errors = 0, std::string process = "worker") {
   detail::MetricsReport report;
-  report.process = "worker";
+  report.process = std::move(process);
   report.host = "h";
   report.pid = 7;
   report.instance = "h:7";
@@ -71,14 +71,19 @@ TEST(ExpositionTest, PrometheusTextIsWellFormedAndHasTheNumbers) {
   const std::string text = PrometheusText(table, start + 1s);
   ExpectValidExposition(text);
   EXPECT_NE(text.find("# TYPE courier_stage_duration_seconds summary"), std::string::npos);
-  EXPECT_NE(text.find("courier_stage_duration_seconds_count{service=\"echo\",stage=\"handle\"} 100\n"),
+  EXPECT_NE(
+      text.find("courier_stage_duration_seconds_count{service=\"echo\",process=\"worker\",stage=\"handle\"} 100\n"),
+      std::string::npos);
+  EXPECT_NE(text.find("courier_stage_duration_seconds_sum{service=\"echo\",process=\"worker\",stage=\"handle\"} 2\n"),
             std::string::npos);
-  EXPECT_NE(text.find("courier_stage_duration_seconds_sum{service=\"echo\",stage=\"handle\"} 2\n"), std::string::npos);
-  EXPECT_NE(text.find("courier_stage_duration_seconds{service=\"echo\",stage=\"handle\",quantile=\"0.5\"} 0.02\n"),
+  EXPECT_NE(text.find("courier_stage_duration_seconds{service=\"echo\",process=\"worker\",stage=\"handle\",quantile="
+                      "\"0.5\"} 0.02\n"),
             std::string::npos);
-  EXPECT_NE(text.find("courier_stage_window_mean_seconds{service=\"echo\",stage=\"handle\",window=\"10s\"} 0.02\n"),
+  EXPECT_NE(text.find("courier_stage_window_mean_seconds{service=\"echo\",process=\"worker\",stage=\"handle\",window="
+                      "\"10s\"} 0.02\n"),
             std::string::npos);
-  EXPECT_NE(text.find("courier_stage_errors_total{service=\"echo\",stage=\"handle\"} 5\n"), std::string::npos);
+  EXPECT_NE(text.find("courier_stage_errors_total{service=\"echo\",process=\"worker\",stage=\"handle\"} 5\n"),
+            std::string::npos);
   EXPECT_NE(text.find("service=\"we\\\"ird\\\\name\\n\""), std::string::npos);
 }
 
@@ -97,6 +102,8 @@ TEST(ExpositionTest, StatsValueCarriesEveryWindow) {
   EXPECT_EQ(stats.At("reports").AsUint(), 1u);
   const Value& stage = stats.At("stages").AsArray().at(0);
   EXPECT_EQ(stage.At("service").AsString(), "echo");
+  EXPECT_EQ(stage.At("process").AsString(), "worker");
+  EXPECT_EQ(stage.At("stage").AsString(), "handle");
   for (std::string_view window : kWindowNames) {
     const Value& w = stage.At("windows").At(window);
     EXPECT_EQ(w.At("count").AsUint(), 4u) << window;
@@ -104,6 +111,44 @@ TEST(ExpositionTest, StatsValueCarriesEveryWindow) {
     EXPECT_DOUBLE_EQ(w.At("p99_ns").AsDouble(), 1e6) << window;
   }
   EXPECT_EQ(stats.At("reporters").AsArray().at(0).At("instance").AsString(), "h:7");
+}
+
+TEST(ExpositionTest, AClientAndAWorkerSealOfOneServiceAreSeparateSeries) {
+  const Clock::time_point start{};
+  StageTable table(100, start);
+  table.Add(JobId::Random(), OneStage("echo", "seal", 10, 2'000, 0, "client"), start + 500ms);
+  table.Add(JobId::Random(), OneStage("echo", "seal", 30, 50'000, 1, "worker"), start + 500ms);
+  const std::string text = PrometheusText(table, start + 1s);
+  ExpectValidExposition(text);
+  EXPECT_NE(text.find("courier_stage_duration_seconds_count{service=\"echo\",process=\"client\",stage=\"seal\"} 10\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("courier_stage_duration_seconds_count{service=\"echo\",process=\"worker\",stage=\"seal\"} 30\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("courier_stage_window_mean_seconds{service=\"echo\",process=\"client\",stage=\"seal\","
+                      "window=\"all\"} 2e-06\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("courier_stage_window_mean_seconds{service=\"echo\",process=\"worker\",stage=\"seal\","
+                      "window=\"all\"} 5e-05\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("courier_stage_errors_total{service=\"echo\",process=\"client\",stage=\"seal\"} 0\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("courier_stage_errors_total{service=\"echo\",process=\"worker\",stage=\"seal\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("courier_metrics_series 2\n"), std::string::npos);
+
+  const Value stats = StatsValue(table, start + 1s);
+  const auto& rows = stats.At("stages").AsArray();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows.at(0).At("process").AsString(), "client");  // client before worker
+  EXPECT_EQ(rows.at(0).At("stage").AsString(), "seal");
+  EXPECT_EQ(rows.at(0).At("windows").At("all").At("count").AsUint(), 10u);
+  EXPECT_EQ(rows.at(1).At("process").AsString(), "worker");
+  EXPECT_EQ(rows.at(1).At("stage").AsString(), "seal");
+  EXPECT_EQ(rows.at(1).At("windows").At("all").At("count").AsUint(), 30u);
 }
 
 TEST(MetricsServiceTest, ServesHttpAndQueries) {
@@ -124,12 +169,15 @@ TEST(MetricsServiceTest, ServesHttpAndQueries) {
   EXPECT_EQ(page->status, 200);
   EXPECT_NE(page->get_header_value("Content-Type").find("text/plain; version=0.0.4"), std::string::npos);
   ExpectValidExposition(page->body);
-  EXPECT_NE(page->body.find("courier_stage_duration_seconds_count{service=\"echo\",stage=\"handle\"} 3"),
-            std::string::npos);
+  EXPECT_NE(
+      page->body.find("courier_stage_duration_seconds_count{service=\"echo\",process=\"worker\",stage=\"handle\"} 3"),
+      std::string::npos);
   auto json = client.Get("/metrics.json");
   ASSERT_TRUE(json);
   EXPECT_EQ(json->status, 200);
-  EXPECT_EQ(FromJson(json->body).At("stages").AsArray().at(0).At("stage").AsString(), "handle");
+  const Value from_json = FromJson(json->body);
+  EXPECT_EQ(from_json.At("stages").AsArray().at(0).At("stage").AsString(), "handle");
+  EXPECT_EQ(from_json.At("stages").AsArray().at(0).At("process").AsString(), "worker");
   auto missing = client.Get("/nope");
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);

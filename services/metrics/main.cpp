@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "courier/config.hpp"
+#include "courier/curve.hpp"
 #include "courier/error.hpp"
 #include "courier/log.hpp"
 #include "courier/version.hpp"
@@ -55,6 +56,7 @@ struct Settings {
   std::chrono::milliseconds heartbeat_interval{2500};  // must match the brokers'
   std::string keyring;
   std::string instance;
+  courier::CurveOptions curve;  // [security]: CURVE to the brokers (courier/curve.hpp)
   courier::LogOptions log{.level = "info", .format = "text", .name = "metrics"};
 };
 
@@ -71,6 +73,7 @@ Settings ReadFile(const fs::path& file) {
   settings.keyring = root.GetString("keyring", "");
   settings.instance = root.GetString("instance", "");
   settings.log = courier::ReadLogOptions(root.Section("log"), "metrics");
+  settings.curve = courier::CurveOptions::FromConfig(root.Section("security"));
   root.RejectUnknownKeys();
   return settings;
 }
@@ -93,6 +96,8 @@ int main(int argc, char** argv) {
   std::optional<std::string> keyring;
   std::optional<unsigned> threads;
   std::optional<std::string> log_level;
+  std::optional<std::string> curve_server_key;
+  std::optional<std::string> curve_key;
   app.add_option("--config,-c", config, "metrics.toml: brokers, http, max_series, threads, [log]")
       ->check(CLI::ExistingFile);
   app.add_option("--broker,-b", brokers, "broker endpoint (repeatable; default tcp://127.0.0.1:5555)");
@@ -102,6 +107,9 @@ int main(int argc, char** argv) {
   app.add_option("--threads,-t", threads, "handler threads (default 2)")->check(CLI::Range(1u, 64u));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--curve-server-key", curve_server_key,
+                 "turn CURVE on: the brokers' public key (Z85), or a file holding it");
+  app.add_option("--curve-key", curve_key, "this service's CURVE key pair file (courier keygen --curve; mode 0600)");
   CLI11_PARSE(app, argc, argv);
 
   int status = 0;
@@ -113,6 +121,11 @@ int main(int argc, char** argv) {
     if (keyring) settings.keyring = *keyring;
     if (threads) settings.threads = *threads;
     if (log_level) settings.log.level = *log_level;
+    if (curve_server_key) settings.curve.server_public_key = courier::ResolveCurvePublicKey(*curve_server_key);
+    if (curve_key) {
+      settings.curve.key_file = fs::absolute(*curve_key);
+      settings.curve.keys.reset();
+    }
     courier::ConfigureLogging(settings.log);
 
     courier::WorkerOptions options;
@@ -122,6 +135,7 @@ int main(int argc, char** argv) {
     if (!settings.keyring.empty()) options.keyring = settings.keyring;
     if (!settings.instance.empty()) options.instance = settings.instance;
     options.log = settings.log;
+    options.curve = settings.curve;
     options.schema_dirs.clear();
     std::ostringstream table;
     table << "allow_unsealed = true\n"

@@ -15,7 +15,7 @@
 //
 // Settings ([services."courier.metrics"] keys besides the host's own):
 //   http = "127.0.0.1:9464"   HOST:PORT to serve HTTP on; "" turns HTTP off; port 0 picks one
-//   max_series = 2000         (service, stage) series held at most (1..1000000)
+//   max_series = 2000         (service, process, stage) series held at most (1..1000000)
 //
 // The HTTP server (cpp-httplib, two threads) starts in the constructor and stops in the
 // destructor; only GET /metrics and GET /metrics.json exist (others: 404).

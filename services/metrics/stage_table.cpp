@@ -39,14 +39,41 @@ std::optional<double> WindowStats::quantile_ns(double q) const {
   return detail::EstimateQuantile(buckets, q, min_ns, max_ns);
 }
 
-int StageOrder(std::string_view stage) {
-  static constexpr std::string_view kOrder[] = {"encode", "seal",    "round_trip", "queue_wait", "dispatch",
-                                                "open",   "parse",   "verify",     "handle",     "convert",
-                                                "send",   "deliver"};
+int ProcessOrder(std::string_view process) {
+  static constexpr std::string_view kOrder[] = {"client", "broker", "worker"};
   for (std::size_t i = 0; i < std::size(kOrder); ++i) {
-    if (kOrder[i] == stage) return static_cast<int>(i);
+    if (kOrder[i] == process) return static_cast<int>(i);
   }
   return static_cast<int>(std::size(kOrder));
+}
+
+int StageOrder(std::string_view process, std::string_view stage) {
+  static constexpr std::string_view kClient[] = {"encode", "seal", "round_trip", "open", "decode"};
+  static constexpr std::string_view kBroker[] = {"queue_wait", "dispatch"};
+  static constexpr std::string_view kWorker[] = {"open", "parse", "verify", "handle", "convert", "seal", "send"};
+  static constexpr std::size_t kUnknown = std::size(kWorker);  // the longest list
+  auto position = [stage](auto& order) {
+    for (std::size_t i = 0; i < std::size(order); ++i) {
+      if (order[i] == stage) return static_cast<int>(i);
+    }
+    return static_cast<int>(kUnknown);
+  };
+  if (process == "client") return position(kClient);
+  if (process == "broker") return position(kBroker);
+  if (process == "worker") return position(kWorker);
+  return static_cast<int>(kUnknown);
+}
+
+bool SeriesBefore(const SeriesView& a, const SeriesView& b) {
+  if (a.service != b.service) return a.service < b.service;
+  const int process_a = ProcessOrder(a.process);
+  const int process_b = ProcessOrder(b.process);
+  if (process_a != process_b) return process_a < process_b;
+  if (a.process != b.process) return a.process < b.process;
+  const int stage_a = StageOrder(a.process, a.stage);
+  const int stage_b = StageOrder(b.process, b.stage);
+  if (stage_a != stage_b) return stage_a < stage_b;
+  return a.stage < b.stage;
 }
 
 StageTable::StageTable(std::size_t max_series, Clock::time_point start) : max_series_(max_series), start_(start) {}
@@ -81,7 +108,7 @@ bool StageTable::Add(const JobId& report_id, const detail::MetricsReport& report
   }
   const std::int64_t second = SecondOf(now);
   for (const detail::StageInterval& stage : report.stages) {
-    auto key = std::make_pair(stage.service, stage.stage);
+    auto key = std::make_tuple(stage.service, report.process, stage.stage);
     auto it = series_.find(key);
     if (it == series_.end()) {
       if (series_.size() >= max_series_) {
@@ -118,8 +145,9 @@ std::vector<SeriesView> StageTable::Snapshot(Clock::time_point now) const {
   out.reserve(series_.size());
   for (const auto& [key, series] : series_) {
     SeriesView view;
-    view.service = key.first;
-    view.stage = key.second;
+    view.service = std::get<0>(key);
+    view.process = std::get<1>(key);
+    view.stage = std::get<2>(key);
     for (std::size_t w = 0; w < kWindowSeconds.size(); ++w) {
       view.windows[w].seconds = std::min(uptime, static_cast<double>(kWindowSeconds[w] - 1) + fraction);
     }
@@ -136,13 +164,7 @@ std::vector<SeriesView> StageTable::Snapshot(Clock::time_point now) const {
             series.total.max_ns, series.total.buckets);
     out.push_back(std::move(view));
   }
-  std::sort(out.begin(), out.end(), [](const SeriesView& a, const SeriesView& b) {
-    if (a.service != b.service) return a.service < b.service;
-    const int order_a = StageOrder(a.stage);
-    const int order_b = StageOrder(b.stage);
-    if (order_a != order_b) return order_a < order_b;
-    return a.stage < b.stage;
-  });
+  std::sort(out.begin(), out.end(), SeriesBefore);
   return out;
 }
 

@@ -1,5 +1,7 @@
-// stage_table.hpp — the collector's aggregates: per (service, stage), everything since the
-// collector started plus sliding windows of 10 s, 1 min and 5 min.
+// stage_table.hpp — the collector's aggregates: per (service, process, stage), everything
+// since the collector started plus sliding windows of 10 s, 1 min and 5 min. The process
+// ("client", "broker", "worker") is part of the key because processes share stage names:
+// a client's "seal" and a worker's "seal" of the same service are different series.
 //
 //   StageTable table;
 //   table.Add(job_id, report, Clock::now());          // one metrics report (many stages)
@@ -14,7 +16,8 @@
 // Rates are completions per second over the window's span (shorter while the collector is
 // younger than the window); the error ratio is errors / (count + errors).
 //
-// Bounded: at most max_series series (later ones are dropped and counted), 300 slots each;
+// Bounded: at most max_series (service, process, stage) series (later ones are dropped and
+// counted), 300 slots each;
 // the last 10000 report job ids are remembered to drop duplicates (a report resent after a
 // lost ACCEPT); reporting processes are remembered for 5 minutes (at most 10000).
 // Thread-safety: every member is safe from any thread (one mutex).
@@ -62,6 +65,7 @@ struct WindowStats {
 
 struct SeriesView {
   std::string service;
+  std::string process;  // the reporting process: "client", "broker" or "worker"
   std::string stage;
   std::array<WindowStats, kWindows> windows;
 };
@@ -87,12 +91,14 @@ class StageTable {
  public:
   static constexpr std::size_t kDefaultMaxSeries = 2000;  // ~25 KB each at most
 
+  // `max_series` bounds the (service, process, stage) series held (default 2000).
   explicit StageTable(std::size_t max_series = kDefaultMaxSeries, Clock::time_point start = Clock::now());
 
   // Adds a report received at `now`. Returns: false if `report_id` was already added.
   bool Add(const JobId& report_id, const detail::MetricsReport& report, Clock::time_point now);
 
-  // Returns: every series, sorted by service then stage (known stages in job order).
+  // Returns: every series, sorted by service, then process (ProcessOrder), then stage
+  // (StageOrder).
   std::vector<SeriesView> Snapshot(Clock::time_point now) const;
   // Returns: processes that reported within the last 5 minutes, most recent first.
   std::vector<ReporterView> Reporters(Clock::time_point now) const;
@@ -122,7 +128,7 @@ class StageTable {
   const std::size_t max_series_;
   const Clock::time_point start_;
   mutable std::mutex mutex_;
-  std::map<std::pair<std::string, std::string>, Series> series_;
+  std::map<std::tuple<std::string, std::string, std::string>, Series> series_;  // (service, process, stage)
   std::map<std::tuple<std::string, std::string, std::uint64_t, std::string>, Reporter> reporters_;
   std::deque<JobId> recent_order_;
   std::unordered_set<JobId, JobIdHash> recent_;
@@ -131,8 +137,19 @@ class StageTable {
   std::uint64_t series_dropped_ = 0;
 };
 
-// Returns: the position of `stage` in the order jobs go through stages (client, broker,
-// worker); unknown stages sort after, alphabetically.
-int StageOrder(std::string_view stage);
+// Returns: the position of `process` in the order a job meets them: client 0, broker 1,
+// worker 2; any other process 3 (callers sort those alphabetically).
+int ProcessOrder(std::string_view process);
+
+// Returns: the position of `stage` among `process`'s stages in the order a job goes
+// through them (PROTOCOL.md §10.2) — client encode, seal, round_trip, open, decode; broker
+// queue_wait, dispatch; worker open, parse, verify, handle, convert, seal, send — or, for
+// a stage the process is not known to time, a position after all of them (callers sort
+// those alphabetically).
+int StageOrder(std::string_view process, std::string_view stage);
+
+// Returns: whether series `a` sorts before `b`: by service, then ProcessOrder, then
+// StageOrder, with unknown processes and stages alphabetically after the known ones.
+bool SeriesBefore(const SeriesView& a, const SeriesView& b);
 
 }  // namespace courier::metrics

@@ -21,9 +21,10 @@ detail::StageInterval Stage(std::string service, std::string stage, std::uint64_
   return interval;
 }
 
-detail::MetricsReport Report(std::string instance, std::vector<detail::StageInterval> stages) {
+detail::MetricsReport Report(std::string instance, std::vector<detail::StageInterval> stages,
+                             std::string process = "worker") {
   detail::MetricsReport report;
-  report.process = "worker";
+  report.process = std::move(process);
   report.host = "h";
   report.pid = 1;
   report.instance = std::move(instance);
@@ -32,9 +33,10 @@ detail::MetricsReport Report(std::string instance, std::vector<detail::StageInte
   return report;
 }
 
-const SeriesView* Find(const std::vector<SeriesView>& views, std::string_view service, std::string_view stage) {
+const SeriesView* Find(const std::vector<SeriesView>& views, std::string_view service, std::string_view stage,
+                       std::string_view process = "worker") {
   for (const SeriesView& view : views) {
-    if (view.service == service && view.stage == stage) return &view;
+    if (view.service == service && view.process == process && view.stage == stage) return &view;
   }
   return nullptr;
 }
@@ -120,12 +122,97 @@ TEST(StageTableTest, StagesSortInJobOrder) {
   StageTable table(100, start);
   table.Add(JobId::Random(),
             Report("a", {Stage("s", "send", 1, 1), Stage("s", "open", 1, 1), Stage("s", "handle", 1, 1),
-                         Stage("s", "zzz", 1, 1), Stage("s", "round_trip", 1, 1)}),
+                         Stage("s", "zzz", 1, 1), Stage("s", "seal", 1, 1), Stage("s", "aaa", 1, 1)}),
             start);
   const auto views = table.Snapshot(start);
   std::vector<std::string> order;
   for (const auto& view : views) order.push_back(view.stage);
-  EXPECT_EQ(order, (std::vector<std::string>{"round_trip", "open", "handle", "send", "zzz"}));
+  EXPECT_EQ(order, (std::vector<std::string>{"open", "handle", "seal", "send", "aaa", "zzz"}));
+}
+
+TEST(StageTableTest, SameStageOfDifferentProcessesStaysSeparate) {
+  const Clock::time_point start{};
+  StageTable table(100, start);
+  // A client seals requests in 2 µs and opens replies in 1 µs; a worker seals replies in
+  // 50 µs and opens requests in 40 µs. Merged, both "seal" and "open" would mean nothing.
+  table.Add(JobId::Random(),
+            Report("c", {Stage("echo", "seal", 10, 2'000), Stage("echo", "open", 10, 1'000)}, "client"), start + 500ms);
+  table.Add(JobId::Random(),
+            Report("w", {Stage("echo", "seal", 30, 50'000), Stage("echo", "open", 30, 40'000)}, "worker"),
+            start + 600ms);
+  const auto views = table.Snapshot(start + 1s);
+  ASSERT_EQ(views.size(), 4u);
+  EXPECT_EQ(table.counters(start + 1s).series, 4u);
+  const SeriesView* client_seal = Find(views, "echo", "seal", "client");
+  const SeriesView* worker_seal = Find(views, "echo", "seal", "worker");
+  ASSERT_NE(client_seal, nullptr);
+  ASSERT_NE(worker_seal, nullptr);
+  for (std::size_t w = 0; w < kWindows; ++w) {
+    EXPECT_EQ(client_seal->windows[w].count, 10u) << kWindowNames[w];
+    EXPECT_DOUBLE_EQ(*client_seal->windows[w].mean_ns(), 2'000.0) << kWindowNames[w];
+    EXPECT_EQ(worker_seal->windows[w].count, 30u) << kWindowNames[w];
+    EXPECT_DOUBLE_EQ(*worker_seal->windows[w].mean_ns(), 50'000.0) << kWindowNames[w];
+  }
+  EXPECT_EQ(client_seal->windows[kWindowAll].max_ns, 2'000u);
+  EXPECT_EQ(worker_seal->windows[kWindowAll].min_ns, 50'000u);
+  EXPECT_DOUBLE_EQ(*Find(views, "echo", "open", "client")->windows[kWindowAll].mean_ns(), 1'000.0);
+  EXPECT_DOUBLE_EQ(*Find(views, "echo", "open", "worker")->windows[kWindowAll].mean_ns(), 40'000.0);
+}
+
+TEST(StageTableTest, SortsByServiceThenProcessInPipelineOrderThenStage) {
+  const Clock::time_point start{};
+  StageTable table(100, start);
+  // Added out of order on purpose: worker first, then an unknown process, broker, client.
+  table.Add(JobId::Random(),
+            Report("w",
+                   {Stage("echo", "send", 1, 1), Stage("echo", "seal", 1, 1), Stage("echo", "open", 1, 1),
+                    Stage("echo", "custom", 1, 1), Stage("echo", "handle", 1, 1), Stage("alpha", "handle", 1, 1)},
+                   "worker"),
+            start);
+  table.Add(JobId::Random(), Report("x", {Stage("echo", "tick", 1, 1), Stage("echo", "open", 1, 1)}, "agent"), start);
+  table.Add(JobId::Random(),
+            Report("b", {Stage("echo", "dispatch", 1, 1), Stage("echo", "queue_wait", 1, 1)}, "broker"), start);
+  table.Add(JobId::Random(),
+            Report("c",
+                   {Stage("echo", "decode", 1, 1), Stage("echo", "open", 1, 1), Stage("echo", "round_trip", 1, 1),
+                    Stage("echo", "seal", 1, 1), Stage("echo", "encode", 1, 1), Stage("echo", "extra", 1, 1)},
+                   "client"),
+            start);
+  std::vector<std::string> order;
+  for (const SeriesView& view : table.Snapshot(start)) {
+    order.push_back(view.service + "/" + view.process + "/" + view.stage);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{
+                       "alpha/worker/handle",                                                                   //
+                       "echo/client/encode", "echo/client/seal", "echo/client/round_trip", "echo/client/open",  //
+                       "echo/client/decode", "echo/client/extra",                                               //
+                       "echo/broker/queue_wait", "echo/broker/dispatch",                                        //
+                       "echo/worker/open", "echo/worker/handle", "echo/worker/seal", "echo/worker/send",        //
+                       "echo/worker/custom",                                                                    //
+                       "echo/agent/open", "echo/agent/tick"}));
+  EXPECT_LT(ProcessOrder("client"), ProcessOrder("broker"));
+  EXPECT_LT(ProcessOrder("broker"), ProcessOrder("worker"));
+  EXPECT_LT(ProcessOrder("worker"), ProcessOrder("agent"));
+  EXPECT_LT(StageOrder("client", "round_trip"), StageOrder("client", "open"));
+  EXPECT_LT(StageOrder("worker", "open"), StageOrder("worker", "seal"));
+  EXPECT_EQ(StageOrder("broker", "seal"), StageOrder("broker", "nonsense"));
+}
+
+TEST(StageTableTest, MaxSeriesCountsProcessesApart) {
+  const Clock::time_point start{};
+  StageTable table(2, start);
+  table.Add(JobId::Random(), Report("c", {Stage("echo", "seal", 1, 10)}, "client"), start);
+  table.Add(JobId::Random(), Report("w", {Stage("echo", "seal", 1, 10)}, "worker"), start);
+  // A third (service, process, stage) does not fit; the two existing ones still grow.
+  table.Add(JobId::Random(), Report("b", {Stage("echo", "seal", 1, 10)}, "broker"), start);
+  table.Add(JobId::Random(), Report("w", {Stage("echo", "seal", 2, 10)}, "worker"), start);
+  const TableCounters counters = table.counters(start + 1s);
+  EXPECT_EQ(counters.series, 2u);
+  EXPECT_EQ(counters.series_dropped, 1u);
+  const auto views = table.Snapshot(start + 1s);
+  EXPECT_EQ(Find(views, "echo", "seal", "broker"), nullptr);
+  EXPECT_EQ(Find(views, "echo", "seal", "worker")->windows[kWindowAll].count, 3u);
+  EXPECT_EQ(Find(views, "echo", "seal", "client")->windows[kWindowAll].count, 1u);
 }
 
 }  // namespace

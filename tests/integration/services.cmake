@@ -12,7 +12,7 @@ add_executable(courier-services-cli
   ${PROJECT_SOURCE_DIR}/ops/cli/metrics_command.cpp)
 courier_target(courier-services-cli)
 target_include_directories(courier-services-cli PRIVATE ${PROJECT_SOURCE_DIR}/ops/cli)
-target_link_libraries(courier-services-cli PRIVATE courier_cli_support courier CLI11::CLI11)
+target_link_libraries(courier-services-cli PRIVATE courier_cli_support courier courier_metrics CLI11::CLI11)
 set_target_properties(courier-services-cli PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)
 
 courier_test(services_integration_test

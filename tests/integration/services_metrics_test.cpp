@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <future>
+#include <sstream>
 #include <thread>
 
 #include "courier/keyring.hpp"
@@ -42,15 +43,31 @@ class MetricsIntegrationTest : public ServicesFixture {
 
   Value Stats() { return Ask("courier.metrics", Value::Object({{"op", "stats"}})); }
 
-  // Returns: the window of (service, stage) in a stats table, or nullptr.
+  // Returns: the window of (service, process, stage) in a stats table, or nullptr.
   static const Value* Window(const Value& stats, const std::string& service, const std::string& stage,
-                             const std::string& window) {
+                             const std::string& window, const std::string& process = "worker") {
     for (const Value& entry : stats.At("stages").AsArray()) {
-      if (entry.At("service").AsString() == service && entry.At("stage").AsString() == stage) {
+      if (entry.At("service").AsString() == service && entry.At("process").AsString() == process &&
+          entry.At("stage").AsString() == stage) {
         return entry.At("windows").Find(window);
       }
     }
     return nullptr;
+  }
+
+  // Returns: "PROCESS/STAGE" of each row of `service` in a `courier metrics` table, top down.
+  static std::vector<std::string> TableRows(const std::string& output, const std::string& service) {
+    std::vector<std::string> rows;
+    std::istringstream lines(output);
+    std::string line;
+    while (std::getline(lines, line)) {
+      std::istringstream cells(line);
+      std::string row_service;
+      std::string process;
+      std::string stage;
+      if (cells >> row_service >> process >> stage && row_service == service) rows.push_back(process + "/" + stage);
+    }
+    return rows;
   }
 
   std::string GetPage(const std::string& path) {
@@ -127,8 +144,8 @@ TEST_F(MetricsIntegrationTest, MetricsPageParsesWithThePrometheusParser) {
   ASSERT_TRUE(WaitFor(
       [&] {
         page = GetPage("/metrics");
-        return page.find("courier_stage_duration_seconds_count{service=\"echo\",stage=\"handle\"} 10") !=
-               std::string::npos;
+        return page.find("courier_stage_duration_seconds_count{service=\"echo\",process=\"worker\","
+                         "stage=\"handle\"} 10") != std::string::npos;
       },
       10s))
       << page;
@@ -148,12 +165,99 @@ print("parsed", len(families))
   ASSERT_TRUE(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) << parser.Log() << "\n" << page;
   const std::string parsed = parser.Log();
   EXPECT_NE(parsed.find("family courier_stage_duration_seconds summary"), std::string::npos) << parsed;
-  EXPECT_NE(parsed.find("sample courier_stage_duration_seconds_count [('service', 'echo'), ('stage', 'handle')] 10.0"),
+  EXPECT_NE(parsed.find("sample courier_stage_duration_seconds_count [('process', 'worker'), ('service', 'echo'), "
+                        "('stage', 'handle')] 10.0"),
             std::string::npos)
       << parsed;
   EXPECT_NE(parsed.find("('service', 'we\"ird \\\\ service')"), std::string::npos) << parsed;
   EXPECT_NE(parsed.find("courier_stage_window_mean_seconds"), std::string::npos) << parsed;
   EXPECT_NE(parsed.find("courier_stage_errors"), std::string::npos) << parsed;
+}
+
+TEST_F(MetricsIntegrationTest, AClientSealAndAWorkerSealOfOneServiceStaySeparate) {
+  // Both a client and a worker report "seal" and "open" for echo (PROTOCOL.md §10.2); the
+  // collector keeps them apart by process, everywhere it shows them.
+  ReporterOptions client_options = Reporter();
+  client_options.reporter = "client";
+  client_options.instance = "client-1";
+  ReporterOptions worker_options = Reporter();
+  worker_options.reporter = "worker";
+  worker_options.instance = "worker-1";
+  ReporterOptions broker_options = Reporter();
+  broker_options.reporter = "broker";
+  broker_options.instance = "broker-1";
+  MetricsReporter worker(worker_options, [] {
+    return std::vector<StageTotals>{Totals("echo", "send", 30, 30'000), Totals("echo", "seal", 30, 50'000),
+                                    Totals("echo", "open", 30, 40'000)};
+  });
+  MetricsReporter broker(broker_options, [] {
+    return std::vector<StageTotals>{Totals("echo", "dispatch", 20, 7'000), Totals("echo", "queue_wait", 20, 9'000)};
+  });
+  MetricsReporter client(client_options, [] {
+    return std::vector<StageTotals>{Totals("echo", "round_trip", 10, 3'000'000), Totals("echo", "open", 10, 1'000),
+                                    Totals("echo", "seal", 10, 2'000), Totals("echo", "encode", 10, 4'000)};
+  });
+  ASSERT_TRUE(worker.Flush(10s));
+  ASSERT_TRUE(broker.Flush(10s));
+  ASSERT_TRUE(client.Flush(10s));
+  Value stats;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        stats = Stats();
+        const Value* client_seal = Window(stats, "echo", "seal", "all", "client");
+        const Value* worker_seal = Window(stats, "echo", "seal", "all", "worker");
+        const Value* dispatch = Window(stats, "echo", "dispatch", "all", "broker");
+        return client_seal != nullptr && client_seal->At("count").AsUint() == 10 && worker_seal != nullptr &&
+               worker_seal->At("count").AsUint() == 30 && dispatch != nullptr;
+      },
+      10s))
+      << ToJson(stats) << Log("metrics");
+  EXPECT_DOUBLE_EQ(Window(stats, "echo", "seal", "all", "client")->At("mean_ns").AsDouble(), 2'000.0);
+  EXPECT_DOUBLE_EQ(Window(stats, "echo", "seal", "all", "worker")->At("mean_ns").AsDouble(), 50'000.0);
+  EXPECT_DOUBLE_EQ(Window(stats, "echo", "open", "all", "client")->At("mean_ns").AsDouble(), 1'000.0);
+  EXPECT_DOUBLE_EQ(Window(stats, "echo", "open", "all", "worker")->At("mean_ns").AsDouble(), 40'000.0);
+  // Rows come in pipeline order: client, broker, worker, each in its own stage order.
+  std::vector<std::string> order;
+  for (const Value& row : stats.At("stages").AsArray()) {
+    if (row.At("service").AsString() == "echo") {
+      order.push_back(row.At("process").AsString() + "/" + row.At("stage").AsString());
+    }
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"client/encode", "client/seal", "client/round_trip", "client/open",
+                                             "broker/queue_wait", "broker/dispatch", "worker/open", "worker/seal",
+                                             "worker/send"}));
+
+  // The table: a PROCESS column, rows in the same order, and --process / --service filters.
+  const CliResult table = Cli({"metrics", "--window", "all", "--service", "echo"});
+  ASSERT_EQ(table.status, 0) << table.output;
+  EXPECT_NE(table.output.find("SERVICE  PROCESS  STAGE"), std::string::npos) << table.output;
+  EXPECT_EQ(TableRows(table.output, "echo"), order) << table.output;
+  EXPECT_NE(table.output.find("2.0µs"), std::string::npos) << table.output;   // client seal
+  EXPECT_NE(table.output.find("50.0µs"), std::string::npos) << table.output;  // worker seal
+
+  const CliResult workers_only = Cli({"metrics", "--window", "all", "--process", "worker", "--service", "echo"});
+  ASSERT_EQ(workers_only.status, 0) << workers_only.output;
+  EXPECT_EQ(TableRows(workers_only.output, "echo"),
+            (std::vector<std::string>{"worker/open", "worker/seal", "worker/send"}))
+      << workers_only.output;
+  const CliResult clients_only = Cli({"metrics", "--window", "all", "--process", "client"});
+  ASSERT_EQ(clients_only.status, 0) << clients_only.output;
+  EXPECT_EQ(TableRows(clients_only.output, "echo"),
+            (std::vector<std::string>{"client/encode", "client/seal", "client/round_trip", "client/open"}))
+      << clients_only.output;
+
+  // Prometheus and /metrics.json carry the process too.
+  const std::string page = GetPage("/metrics");
+  EXPECT_NE(page.find("courier_stage_duration_seconds_count{service=\"echo\",process=\"client\",stage=\"seal\"} 10\n"),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("courier_stage_duration_seconds_count{service=\"echo\",process=\"worker\",stage=\"seal\"} 30\n"),
+            std::string::npos)
+      << page;
+  const Value from_http = FromJson(GetPage("/metrics.json"));
+  const Value* http_client_seal = Window(from_http, "echo", "seal", "all", "client");
+  ASSERT_NE(http_client_seal, nullptr);
+  EXPECT_EQ(http_client_seal->At("count").AsUint(), 10u);
 }
 
 // The real worker host, timed by its own stage stats and reported through the reporter
