@@ -87,7 +87,7 @@ Value BigDocument() {
 // In a death-test child: caps the address space at `headroom` past what is mapped now,
 // decodes `bytes`, and exits 0 if the decode failed as truncated (2 for another error,
 // 3 for success; running out of memory shows as "out of memory" or a crash).
-[[noreturn]] void DecodeUnderAddressSpaceLimit(const std::string& bytes, rlim_t headroom) {
+[[noreturn, maybe_unused]] void DecodeUnderAddressSpaceLimit(const std::string& bytes, rlim_t headroom) {
   long pages = 0;
   std::ifstream("/proc/self/statm") >> pages;
   const rlim_t current = static_cast<rlim_t>(pages) * static_cast<rlim_t>(sysconf(_SC_PAGESIZE));
