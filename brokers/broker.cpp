@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "envelope_codec.hpp"
 #include "protocol.hpp"
@@ -23,6 +26,12 @@ std::string_view HeaderFor(PeerKind kind) {
   return kind == PeerKind::kMdp ? detail::kMdpWorker : detail::kCourierWorker;
 }
 
+// Returns: the key name in a ZAP User-Id ("client:NAME" → "NAME").
+std::string_view SenderName(std::string_view user_id) {
+  const auto colon = user_id.find(':');
+  return colon == std::string_view::npos ? user_id : user_id.substr(colon + 1);
+}
+
 std::string Printable(std::string_view identity) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
@@ -32,6 +41,25 @@ std::string Printable(std::string_view identity) {
   }
   return out;
 }
+
+// A worker host reports its failures and stage timings through the brokers with its own
+// CURVE key: a worker-only key may submit fire-and-forget jobs to courier.errors and
+// courier.metrics, and nothing else a client may do.
+bool IsWorkerReport(std::span<zmq::message_t> frames) {
+  if (frames.size() != 6 || CommandByte(frames[3]) != static_cast<std::uint8_t>(ClientCommand::kSubmit)) return false;
+  try {
+    const detail::EnvelopeView envelope = detail::DecodeEnvelope(View(frames[4]));
+    return envelope.mode == ReplyMode::kSend &&
+           (envelope.service == detail::kErrorSinkService || envelope.service == detail::kMetricsService);
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+// libzmq's receive batch (ZMQ_IN_BATCH_SIZE default): frames up to this size may share it.
+constexpr std::size_t kSharedBufferBytes = 8192;
+// Queue depth past which a newly queued job gets frames of its own (OwnFrames).
+constexpr std::size_t kOwnFramesAbove = 1024;
 
 }  // namespace
 
@@ -43,7 +71,6 @@ Broker::Broker(BrokerConfig config, Outbox& outbox, std::uint64_t random_seed)
   // Services are never removed and references to them are held across calls that may add
   // one (a dead letter creates courier.errors), so their storage must never move.
   services_.reserve(kMaxServices);
-  job_index_.reserve(1024);
   started_ = std::chrono::steady_clock::now();
   last_metrics_ = started_;
   const JobId random = JobId::Random();
@@ -59,7 +86,12 @@ void Broker::OnRefusedPeer(std::string_view key, std::string_view address) {
   spdlog::warn("refused connection from {} with curve key {}: not on the allow-lists", address, key);
 }
 
-void Broker::OnMessage(std::span<zmq::message_t> frames, const Now& now, PeerRole role) {
+void Broker::OnMessage(std::span<zmq::message_t> frames, const Now& now, PeerRole role, std::string_view user_id) {
+  current_user_ = user_id;
+  struct ClearUser {
+    std::string_view& user;
+    ~ClearUser() { user = {}; }
+  } clear_user{current_user_};
   if (frames.size() < 3) {
     ++counters_.malformed;
     LogBadInput(frames.empty() ? std::string_view{} : View(frames[0]), "fewer than 3 frames");
@@ -94,11 +126,21 @@ void Broker::OnMessage(std::span<zmq::message_t> frames, const Now& now, PeerRol
   const std::string_view header = View(frames[2]);
   const bool client_header = header == detail::kCourierClient || header == detail::kMdpClient;
   const bool worker_header = header == detail::kCourierWorker || header == detail::kMdpWorker;
-  if ((client_header && role == PeerRole::kWorker) || (worker_header && role == PeerRole::kClient)) {
+  if ((client_header && role == PeerRole::kWorker && !(header == detail::kCourierClient && IsWorkerReport(frames))) ||
+      (worker_header && role == PeerRole::kClient)) {
     ++counters_.refused_peers;
     LogBadInput(View(frames[0]), client_header ? "a worker key used as a client" : "a client key used as a worker");
     if (header == detail::kCourierClient) {
-      SendClientError(View(frames[0]), JobId{}, ErrorCode::kUnauthorized, "this key may not submit jobs");
+      // Name the job when it is a SUBMIT, so the client fails that job at once.
+      JobId id;
+      if (frames.size() > 4 && CommandByte(frames[3]) == static_cast<std::uint8_t>(ClientCommand::kSubmit)) {
+        try {
+          id = detail::DecodeEnvelope(View(frames[4])).job_id;
+        } catch (const Error&) {
+        }
+      }
+      SendClientError(View(frames[0]), id, ErrorCode::kUnauthorized,
+                      "this CURVE key is not on the broker's clients allow-list: it may not submit jobs");
     } else if (worker_header) {
       SendToWorker(View(frames[0]), header == detail::kMdpWorker ? PeerKind::kMdp : PeerKind::kCourier,
                    static_cast<std::uint8_t>(WorkerCommand::kDisconnect));
@@ -163,6 +205,7 @@ void Broker::OnMdpClient(std::span<zmq::message_t> frames, const Now& now) {
   job.service = service;
   job.client_kind = PeerKind::kMdp;
   job.client = std::string(View(frames[0]));
+  if (!current_user_.empty()) job.sender = SenderName(current_user_);
   job.envelope = zmq::message_t(envelope_bytes.data(), envelope_bytes.size());
   if (frames.size() > 4) job.payload = std::move(frames[4]);
   for (std::size_t i = 5; i < frames.size(); ++i) job.extra_body.push_back(std::move(frames[i]));
@@ -249,9 +292,9 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
     SendClientError(client, envelope.job_id, ErrorCode::kShuttingDown, "the broker is shutting down");
     return;
   }
-  if (const auto found = job_index_.find(envelope.job_id); found != job_index_.end()) {
+  if (const std::uint32_t found = job_index_.Find(envelope.job_id); found != kNone) {
     // A resend of a job this broker already holds (client retry or failover): answer once.
-    Job& job = jobs_[found->second];
+    Job& job = jobs_[found];
     if (job.client_kind == PeerKind::kCourier) job.client = std::string(client);
     if (envelope.mode == ReplyMode::kSend) {
       SendCourierClient(client, static_cast<std::uint8_t>(ClientCommand::kAccept), envelope.job_id.View());
@@ -275,6 +318,7 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
   job.service = service;
   job.client_kind = PeerKind::kCourier;
   job.client = std::string(client);
+  if (!current_user_.empty()) job.sender = SenderName(current_user_);
   job.envelope = std::move(frames[4]);
   job.payload = std::move(frames[5]);
   job.deadline_ms = envelope.deadline_ms;
@@ -292,6 +336,17 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
     SendCourierClient(client, static_cast<std::uint8_t>(ClientCommand::kAccept), envelope.job_id.View());
   }
   Dispatch(service, now);
+  // A long queue may wait a while: its jobs should not pin receive buffers (OwnFrames). All
+  // of them once it grows past the mark, then each job queued while it stays there.
+  Service& entry = services_[service];
+  if (entry.queue.size() <= kOwnFramesAbove) {
+    entry.long_queue = false;
+  } else if (!entry.long_queue) {
+    entry.long_queue = true;
+    for (const std::uint32_t queued : entry.queue) OwnFrames(jobs_[queued]);
+  } else if (Job& queued = jobs_[slot]; queued.live && queued.id == envelope.job_id && queued.worker == kNone) {
+    OwnFrames(queued);
+  }
 }
 
 void Broker::OnQuery(std::span<zmq::message_t> frames, const Now& now) {
@@ -425,8 +480,8 @@ void Broker::OnWorkerReply(std::uint32_t worker_slot, std::span<zmq::message_t> 
       return;
     }
     const detail::EnvelopeView envelope = detail::DecodeEnvelope(View(frames[4]));
-    const auto found = job_index_.find(envelope.job_id);
-    if (found != job_index_.end() && jobs_[found->second].worker == worker_slot) slot = found->second;
+    const std::uint32_t found = job_index_.Find(envelope.job_id);
+    if (found != kNone && jobs_[found].worker == worker_slot) slot = found;
     body_begin = 4;
   } else {
     // MDP: [client][empty][body...]; the worker holds at most one job, so that is the one.
@@ -480,12 +535,11 @@ void Broker::OnWorkerError(std::uint32_t worker_slot, std::span<zmq::message_t> 
     return;
   }
   const detail::ErrorBody body = detail::DecodeErrorBody(View(frames[4]));
-  const auto found = job_index_.find(body.job_id);
-  if (found == job_index_.end() || jobs_[found->second].worker != worker_slot) {
+  const std::uint32_t slot = job_index_.Find(body.job_id);
+  if (slot == kNone || jobs_[slot].worker != worker_slot) {
     ++counters_.late_replies;
     return;
   }
-  const std::uint32_t slot = found->second;
   const std::uint32_t service = jobs_[slot].service;
   timings_.Record(service, services_[service].name, BrokerStage::kDispatch, now.steady - jobs_[slot].dispatched_at);
   ++counters_.jobs_answered;
@@ -499,13 +553,13 @@ void Broker::OnReject(std::uint32_t worker_slot, std::span<zmq::message_t> frame
     return;
   }
   const detail::RejectBody body = detail::DecodeReject(View(frames[4]));
-  const auto found = job_index_.find(body.job_id);
-  if (found == job_index_.end() || jobs_[found->second].worker != worker_slot) {
+  const std::uint32_t found = job_index_.Find(body.job_id);
+  if (found == kNone || jobs_[found].worker != worker_slot) {
     ++counters_.late_replies;
     return;
   }
-  const std::uint32_t service = jobs_[found->second].service;
-  Requeue(found->second, false, now);
+  const std::uint32_t service = jobs_[found].service;
+  Requeue(found, false, now);
   Dispatch(service, now);
 }
 
@@ -518,7 +572,7 @@ std::uint32_t Broker::Enqueue(std::uint32_t service, std::uint32_t slot, const N
   Job& job = jobs_[slot];
   job.enqueued_at = now.steady;
   job.worker = kNone;
-  job_index_.emplace(job.id, slot);
+  job_index_.Insert(slot);
   entry.queue.push_back(slot);
   ++counters_.jobs_accepted;
   return slot;
@@ -597,9 +651,26 @@ void Broker::CompleteJob(std::uint32_t slot) {
     if (services_[job.service].in_flight > 0) --services_[job.service].in_flight;
   }
   if (job.dead_letter && dead_letters_queued_ > 0) --dead_letters_queued_;
-  job_index_.erase(job.id);
+  job_index_.Erase(job.id);
   jobs_.Release(slot);
-  if (jobs_.live() == 0) jobs_.Trim();
+  if (jobs_.live() == 0 && jobs_.Trim()) {
+    // A burst has drained: give back its index too, and (next tick) the freed memory.
+    job_index_.Shrink();
+    release_memory_ = true;
+  }
+}
+
+void Broker::OwnFrames(Job& job) {
+  // libzmq decodes the messages of one read into a shared 8 KiB buffer (with ~10 KiB of
+  // bookkeeping) that lives until the last frame in it is closed: a job that waits in a
+  // long queue would pin ~2.5 KiB per 1 KiB payload. Larger frames have their own buffer.
+  if (job.owns_frames) return;
+  auto own = [](zmq::message_t& frame) {
+    if (frame.size() <= kSharedBufferBytes) frame = zmq::message_t(frame.data(), frame.size());
+  };
+  own(job.envelope);
+  own(job.payload);
+  job.owns_frames = true;
 }
 
 void Broker::FailJob(std::uint32_t slot, ErrorCode code, std::string_view message) {
@@ -661,7 +732,8 @@ void Broker::DeadLetter(std::uint32_t slot, ErrorCode code, std::string_view mes
                           .message = message,
                           .envelope = job.envelope.to_string_view(),
                           .payload = job.payload.to_string_view(),
-                          .time_ms = now.unix_ms},
+                          .time_ms = now.unix_ms,
+                          .sender = job.sender},
           config_.bind.front());
       report = EnqueueInternal(detail::kErrorSinkService, payload, kDeadLetterLifetimeMs, now);
     }
@@ -761,6 +833,12 @@ void Broker::OnTick(const Now& now) {
   if (now.steady >= next_metrics_) {
     ReportMetrics(now);
     next_metrics_ = now.steady + std::chrono::seconds(1);
+  }
+  if (release_memory_) {
+    release_memory_ = false;
+#ifdef __GLIBC__
+    ::malloc_trim(0);  // freed chunks inside the heap go back to the system too, not only its top
+#endif
   }
 }
 

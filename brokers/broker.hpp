@@ -62,7 +62,11 @@ class Broker {
   // Handles one multipart message (frames[0] = sender's routing id). Frames may be moved from.
   // `role` is what the transport authenticated (PeerRole::kAny without CURVE): a client
   // header from a worker-only key, or a worker header from a client-only key, is refused.
-  void OnMessage(std::span<zmq::message_t> frames, const Now& now, PeerRole role = PeerRole::kAny);
+  // `user_id` is the ZAP User-Id ("client:NAME", ...; empty without CURVE): NAME becomes the
+  // sender of the jobs this message submits (recorded in their dead letters). It is only
+  // read during the call.
+  void OnMessage(std::span<zmq::message_t> frames, const Now& now, PeerRole role = PeerRole::kAny,
+                 std::string_view user_id = {});
   // Counts and logs (rate-limited) a peer the transport refused.
   void OnRefusedPeer(std::string_view key, std::string_view address);
   // Sends due heartbeats, purges expired workers, fails queued jobs past their deadline.
@@ -113,6 +117,8 @@ class Broker {
   std::uint32_t EnqueueInternal(std::string_view service, const std::string& payload,
                                 std::uint64_t lifetime_ms, const Now& now);
   void ReportMetrics(const Now& now);
+  // Gives a queued job's frames buffers of their own (see OnSubmit).
+  static void OwnFrames(Job& job);
   void ExpireQueued(const Now& now);
 
   // Workers and services.
@@ -142,7 +148,8 @@ class Broker {
   SlotPool<Job> jobs_;
   SlotPool<Worker> workers_;
   std::vector<Service> services_;
-  std::unordered_map<JobId, std::uint32_t, JobIdHash> job_index_;
+  JobIndex job_index_{jobs_, std::random_device{}()};
+  bool release_memory_ = false;  // a burst drained: return freed memory to the system on the next tick
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> worker_index_;
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> service_index_;
   std::vector<zmq::message_t> out_;  // reused for every send
@@ -154,6 +161,7 @@ class Broker {
   std::uint64_t dispatch_sequence_ = 0;
   bool draining_ = false;
   std::string incarnation_;
+  std::string_view current_user_;  // the User-Id of the message OnMessage is handling
   BrokerTimings timings_;
   SteadyTime next_metrics_{};
   SteadyTime last_metrics_{};

@@ -2,9 +2,11 @@
 // Internal to courier-broker; owned and used by one thread (the broker loop).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -31,12 +33,13 @@ enum class PeerKind : std::uint8_t { kMdp, kCourier, kInternal };
 
 inline constexpr std::uint32_t kNone = UINT32_MAX;
 
-struct Job {
-  bool live = false;
+struct Job {  // fields ordered to pack tightly: a queued job's size counts (100k queued)
   JobId id;
+  bool live = false;
   std::uint32_t service = kNone;
   PeerKind client_kind = PeerKind::kInternal;
   std::string client;               // the requester's routing id (empty for broker-made jobs)
+  std::string sender;               // the requester's CURVE key name ("" without CURVE)
   zmq::message_t envelope;          // kept while in flight so the job can be redelivered
   zmq::message_t payload;           // first body frame; sealed for Courier clients
   std::vector<zmq::message_t> extra_body;  // MDP body frames after the first
@@ -44,8 +47,9 @@ struct Job {
   std::uint32_t attempt = 1;
   std::uint32_t max_attempts = 1;
   ReplyMode mode = ReplyMode::kCall;
-  std::uint32_t worker = kNone;     // slot of the worker holding it, or kNone while queued
   bool dead_letter = false;         // a broker-made report counted in the dead-letter buffer
+  bool owns_frames = false;         // envelope and payload copied out of the receive buffers
+  std::uint32_t worker = kNone;     // slot of the worker holding it, or kNone while queued
   SteadyTime enqueued_at{};
   SteadyTime dispatched_at{};
 };
@@ -70,6 +74,7 @@ struct Service {
   std::string name;
   ServicePolicy policy;
   std::deque<std::uint32_t> queue;  // job slots, front first
+  bool long_queue = false;          // past Broker's kOwnFramesAbove: queued jobs own their frames
   std::vector<std::uint32_t> workers;
   std::size_t round_robin_cursor = 0;
   std::uint32_t in_flight = 0;
@@ -87,41 +92,141 @@ struct StringHash {
 };
 
 // A slab of T with a free list: slots are reused, so steady traffic allocates nothing.
+// Slots live in fixed chunks, so growing never moves (or copies) a slot and a reference to
+// one stays valid until it is released; memory is never over-reserved by more than a chunk.
 template <typename T>
 class SlotPool {
  public:
+  static constexpr std::uint32_t kChunk = 256;
+
   std::uint32_t Acquire() {
     if (free_.empty()) {
-      slots_.emplace_back();
-      slots_.back().live = true;
-      return static_cast<std::uint32_t>(slots_.size() - 1);
+      if (size_ % kChunk == 0) chunks_.push_back(std::make_unique<T[]>(kChunk));
+      (*this)[size_].live = true;
+      return size_++;
     }
     const std::uint32_t slot = free_.back();
     free_.pop_back();
-    slots_[slot].live = true;
+    (*this)[slot].live = true;
     return slot;
   }
   void Release(std::uint32_t slot) {
-    slots_[slot] = T{};
+    (*this)[slot] = T{};
     free_.push_back(slot);
   }
-  T& operator[](std::uint32_t slot) { return slots_[slot]; }
-  const T& operator[](std::uint32_t slot) const { return slots_[slot]; }
-  std::uint32_t capacity() const { return static_cast<std::uint32_t>(slots_.size()); }
-  std::size_t live() const { return slots_.size() - free_.size(); }
-  // Gives memory back once a burst has drained: drops trailing free slots.
-  void Trim();
+  T& operator[](std::uint32_t slot) { return chunks_[slot / kChunk][slot % kChunk]; }
+  const T& operator[](std::uint32_t slot) const { return chunks_[slot / kChunk][slot % kChunk]; }
+  // Returns: one past the highest slot in use since the last Trim (the bound to scan).
+  std::uint32_t capacity() const { return size_; }
+  std::size_t live() const { return size_ - free_.size(); }
+  // Gives memory back once a burst has drained: when every slot is free, drops all chunks
+  // but the first (which steady one-at-a-time traffic keeps reusing).
+  // Returns: whether memory was given back.
+  bool Trim();
 
  private:
-  std::vector<T> slots_;
+  std::vector<std::unique_ptr<T[]>> chunks_;
   std::vector<std::uint32_t> free_;
+  std::uint32_t size_ = 0;
 };
 
 template <typename T>
-void SlotPool<T>::Trim() {
-  if (free_.size() != slots_.size()) return;  // only when empty: slots stay stable otherwise
-  std::vector<T>().swap(slots_);
-  std::vector<std::uint32_t>().swap(free_);
+bool SlotPool<T>::Trim() {
+  if (free_.size() != size_ || chunks_.size() <= 1) return false;  // only when empty: slots stay stable
+  chunks_.resize(1);
+  size_ = std::min(size_, kChunk);
+  std::vector<std::uint32_t> first;
+  first.reserve(kChunk);
+  for (std::uint32_t slot = size_; slot > 0; --slot) first.push_back(slot - 1);  // lowest slot first out
+  free_.swap(first);
+  return true;
 }
+
+// Job id → slot of the job the broker holds under it. An open-addressing table of slots
+// (linear probing, backward-shift deletion) whose keys are read from the jobs themselves:
+// an entry costs 4 bytes, indexing a job allocates nothing (the table doubles as it fills,
+// at most half full), and Shrink() gives a burst's table back once it has drained.
+// A job must keep its id while it is indexed. Ids come from clients, so their bits are
+// mixed with a random seed: crafted ids cannot pile up on one run of the table.
+class JobIndex {
+ public:
+  static constexpr std::size_t kMinBuckets = 2048;
+
+  JobIndex(const SlotPool<Job>& jobs, std::uint64_t seed) : jobs_(jobs), seed_(seed), table_(kMinBuckets, kNone) {
+    SetBits(kMinBuckets);
+  }
+
+  // Returns: the slot indexed under `id`, or kNone.
+  std::uint32_t Find(const JobId& id) const {
+    for (std::size_t i = Home(id);; i = (i + 1) & Mask()) {
+      const std::uint32_t slot = table_[i];
+      if (slot == kNone || jobs_[slot].id == id) return slot;
+    }
+  }
+  // Indexes `slot` under its job's id, unless that id is indexed already.
+  void Insert(std::uint32_t slot) {
+    if (2 * (count_ + 1) > table_.size()) Rehash(2 * table_.size());
+    const JobId& id = jobs_[slot].id;
+    std::size_t i = Home(id);
+    for (; table_[i] != kNone; i = (i + 1) & Mask()) {
+      if (jobs_[table_[i]].id == id) return;
+    }
+    table_[i] = slot;
+    ++count_;
+  }
+  // Removes the entry for `id`, if any.
+  void Erase(const JobId& id) {
+    std::size_t hole = Home(id);
+    for (;; hole = (hole + 1) & Mask()) {
+      if (table_[hole] == kNone) return;
+      if (jobs_[table_[hole]].id == id) break;
+    }
+    // Pull back every later entry of the run that may not sit past the hole.
+    for (std::size_t next = (hole + 1) & Mask(); table_[next] != kNone; next = (next + 1) & Mask()) {
+      const std::size_t home = Home(jobs_[table_[next]].id);
+      const bool stays = hole < next ? (home > hole && home <= next) : (home > hole || home <= next);
+      if (stays) continue;
+      table_[hole] = table_[next];
+      hole = next;
+    }
+    table_[hole] = kNone;
+    --count_;
+  }
+  std::size_t size() const { return count_; }
+  // Back to the minimum size; only when empty.
+  void Shrink() {
+    if (count_ != 0 || table_.size() <= kMinBuckets) return;
+    std::vector<std::uint32_t>(kMinBuckets, kNone).swap(table_);
+    SetBits(kMinBuckets);
+  }
+
+ private:
+  std::size_t Mask() const { return table_.size() - 1; }
+  // Fibonacci hashing of the seeded id: the top `bits_` bits of the product.
+  std::size_t Home(const JobId& id) const {
+    return static_cast<std::size_t>(((JobIdHash{}(id) ^ seed_) * 0x9E3779B97F4A7C15ULL) >> (64 - bits_));
+  }
+  void SetBits(std::size_t buckets) {
+    bits_ = 0;
+    while ((std::size_t{1} << bits_) < buckets) ++bits_;
+  }
+  void Rehash(std::size_t buckets) {
+    std::vector<std::uint32_t> old(buckets, kNone);
+    old.swap(table_);
+    SetBits(buckets);
+    for (const std::uint32_t slot : old) {
+      if (slot == kNone) continue;
+      std::size_t i = Home(jobs_[slot].id);
+      while (table_[i] != kNone) i = (i + 1) & Mask();
+      table_[i] = slot;
+    }
+  }
+
+  const SlotPool<Job>& jobs_;
+  std::uint64_t seed_;
+  std::vector<std::uint32_t> table_;  // slots; kNone = empty; size a power of two (2^bits_)
+  unsigned bits_ = 0;
+  std::size_t count_ = 0;
+};
 
 }  // namespace courier::broker

@@ -327,6 +327,62 @@ TEST_F(BrokerTest, ExhaustedJobIsDeadLetteredToErrorSinkAndClientTold) {
   EXPECT_EQ(entry.At("reporter").AsString(), "broker");
 }
 
+TEST_F(BrokerTest, DeadLetterNamesTheSubmittersCurveKeyAsSender) {
+  CourierReady("W1", "work", 2);
+  const JobId id = JobId::Random();
+  {
+    const Message submit{"C1", "", "CRC01", "\x01", MakeEnvelope("work", id, ReplyMode::kCall, 1), "payload"};
+    std::vector<zmq::message_t> frames;
+    for (const auto& frame : submit) frames.emplace_back(frame.data(), frame.size());
+    broker_->OnMessage(frames, At(), PeerRole::kClient, "client:billing-7");
+  }
+  Submit("C2", "work", ReplyMode::kCall, 1);  // no CURVE: no sender
+  EXPECT_EQ(Requests(outbox_.Take("W1")), 2u);
+  Advance(3000ms);  // W1 silent → both jobs exhausted
+  CourierReady("SINK", "courier.errors", 10);
+  std::map<std::string, std::string> senders;  // job id → sender
+  for (const auto& message : outbox_.Take("SINK")) {
+    if (message.size() != 6 || message[3] != "\x02") continue;
+    const Value report = DecodeValue(message[5]);
+    const Value& entry = report.At("reports").AsArray().at(0);
+    senders[entry.At("job_id").AsBinary().bytes] = entry.At("sender").AsString();
+  }
+  ASSERT_EQ(senders.size(), 2u);
+  EXPECT_EQ(senders[std::string(id.View())], "billing-7");
+  for (const auto& [job, sender] : senders) {
+    if (job != std::string(id.View())) {
+      EXPECT_EQ(sender, "");
+    }
+  }
+}
+
+TEST_F(BrokerTest, AWorkerKeyMayOnlySendReports) {
+  const auto deliver_as_worker = [&](const Message& message) {
+    std::vector<zmq::message_t> frames;
+    for (const auto& frame : message) frames.emplace_back(frame.data(), frame.size());
+    broker_->OnMessage(frames, At(), PeerRole::kWorker, "worker:host-1");
+  };
+  const JobId job = JobId::Random();
+  deliver_as_worker({"H1", "", "CRC01", "\x01", MakeEnvelope("echo", job), "payload"});
+  auto replies = outbox_.Take("H1");
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(ErrorOf(replies[0]).code, ErrorCode::kUnauthorized);
+  EXPECT_EQ(ErrorOf(replies[0]).job_id, job);  // named, so the client fails it at once
+  // A query of the error sink (mode call) is a client's business too.
+  deliver_as_worker({"H1", "", "CRC01", "\x01", MakeEnvelope("courier.errors", JobId::Random()), "{}"});
+  replies = outbox_.Take("H1");
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(ErrorOf(replies[0]).code, ErrorCode::kUnauthorized);
+  // Reports (mode send to courier.errors or courier.metrics) are accepted.
+  const JobId report = JobId::Random();
+  deliver_as_worker({"H1", "", "CRC01", "\x01", MakeEnvelope("courier.metrics", report, ReplyMode::kSend), "{}"});
+  replies = outbox_.Take("H1");
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0], (Message{"H1", "", "CRC01", "\x02", std::string(report.View())}));
+  EXPECT_EQ(broker_->QueueDepth("courier.metrics"), 1u);
+  EXPECT_EQ(broker_->counters().refused_peers, 2u);
+}
+
 TEST_F(BrokerTest, UnreachableWorkerIsDroppedAndJobGoesElsewhere) {
   CourierReady("W1", "work");
   CourierReady("W2", "work");

@@ -45,6 +45,8 @@ class SocketOutbox final : public Outbox {
   zmq::socket_t& socket_;
 };
 
+constexpr std::size_t kMaxMessageSlack = 64 * 1024;
+
 int BlockTerminationSignals() {
   sigset_t signals;
   sigemptyset(&signals);
@@ -62,7 +64,10 @@ int Run(const BrokerConfig& config) {
   router.set(zmq::sockopt::linger, 0);
   router.set(zmq::sockopt::sndhwm, config.socket_hwm);
   router.set(zmq::sockopt::rcvhwm, config.socket_hwm);
-  router.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config.max_message_bytes));
+  // A transport backstop a little above max_message_bytes (per frame): a message just over
+  // the limit still reaches OnMessage, which answers too_large; only a frame beyond the
+  // slack makes libzmq drop the connection before allocating it.
+  router.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config.max_message_bytes + kMaxMessageSlack));
   // The ZAP handler must be bound before the ROUTER accepts its first CURVE peer.
   std::optional<ZapHandler> zap;
   zmq::socket_t zap_socket(context, zmq::socket_type::rep);
@@ -145,16 +150,19 @@ int Run(const BrokerConfig& config) {
           (void)router.recv(part, zmq::recv_flags::none);
           frames.push_back(std::move(part));
         }
-        // With CURVE the ZAP handler's User-Id names the peer's role on every frame.
+        // With CURVE the ZAP handler's User-Id names the peer's role (and key name) on
+        // every frame.
         PeerRole role = PeerRole::kAny;
+        std::string_view user_id;
         if (zap && frames.size() > 1) {
           try {
-            role = RoleFromUserId(frames[1].gets("User-Id"));
+            user_id = frames[1].gets("User-Id");
+            role = RoleFromUserId(user_id);
           } catch (const zmq::error_t&) {
             role = PeerRole::kClient;  // no metadata: grant the least, never the worker role
           }
         }
-        broker.OnMessage(frames, Now::Real(), role);
+        broker.OnMessage(frames, Now::Real(), role, user_id);
       }
     }
     if (std::chrono::steady_clock::now() >= next_tick) {

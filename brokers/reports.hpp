@@ -33,6 +33,7 @@ struct DeadLetterInput {
   std::string_view envelope;  // original wire bytes
   std::string_view payload;   // still sealed
   std::uint64_t time_ms = 0;
+  std::string_view sender;    // the submitter's CURVE key name, or ""
 };
 
 // Returns: an error batch holding one dead letter (reporter "broker", stage "dispatch").

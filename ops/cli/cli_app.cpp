@@ -4,6 +4,7 @@
 
 #include "cli_support.hpp"
 #include "courier/config.hpp"
+#include "courier/curve.hpp"
 #include "courier/log.hpp"
 
 namespace courier::cli {
@@ -26,6 +27,11 @@ ClientOptions BuildOptions(const GlobalFlags& flags) {
   options.ApplyEnvironment();
   if (!flags.brokers.empty()) options.brokers = flags.brokers;
   if (!flags.keyring.empty()) options.keyring_path = flags.keyring;
+  if (!flags.curve_server_key.empty()) options.curve.server_public_key = ResolveCurvePublicKey(flags.curve_server_key);
+  if (!flags.curve_key.empty()) {
+    options.curve.key_file = flags.curve_key;
+    options.curve.keys.reset();
+  }
   try {
     if (!flags.deadline.empty()) options.deadline = ParseDuration(flags.deadline);
     if (!flags.failover_timeout.empty()) {

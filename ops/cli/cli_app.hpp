@@ -16,6 +16,8 @@ struct GlobalFlags {
   std::string config;
   std::string deadline;
   std::string failover_timeout;
+  std::string curve_server_key;  // the brokers' CURVE public key, or a file holding it
+  std::string curve_key;         // this client's CURVE key pair file
   bool verbose = false;
 };
 

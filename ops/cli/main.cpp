@@ -4,6 +4,8 @@
 #include <sys/ioctl.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -23,6 +25,7 @@
 #include "metrics_command.hpp"
 #include "courier/client.hpp"
 #include "courier/config.hpp"
+#include "courier/curve.hpp"
 #include "courier/error.hpp"
 #include "courier/keyring.hpp"
 #include "courier/log.hpp"
@@ -279,6 +282,48 @@ int RunPing(const GlobalFlags& global, bool json) {
 
 // ---- keygen --------------------------------------------------------------------------------
 
+// Returns: the default name of a CURVE key: the host name, reduced to [A-Za-z0-9_-].
+std::string DefaultCurveName() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) return "courier";
+  std::string name;
+  for (const char* c = host; *c != '\0' && name.size() < 64; ++c) {
+    name += (std::isalnum(static_cast<unsigned char>(*c)) != 0 || *c == '_' || *c == '-') ? *c : '-';
+  }
+  return name.empty() ? "courier" : name;
+}
+
+// courier keygen --curve: a CURVE key pair file (mode 0600). The public key alone goes to
+// stdout (for scripts: KEY=$(courier keygen --curve --out w.key)), the rest to stderr.
+int RunCurveKeygen(std::string name, std::string out, bool force) {
+  if (name.empty()) name = DefaultCurveName();
+  const bool valid_name = name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-';
+  });
+  if (!valid_name) {
+    throw Error(ErrorCode::kConfig, "--name '" + name + "': use 1 to 64 of A-Z a-z 0-9 _ - (it becomes an "
+                                    "allow-list key and the sender name in error records)");
+  }
+  const fs::path path = out.empty() ? Keyring::DefaultPath().parent_path() / (name + ".curve.key") : fs::path(out);
+  if (path.has_parent_path() && !fs::exists(path.parent_path())) {
+    fs::create_directories(path.parent_path());
+    ::chmod(path.parent_path().c_str(), 0700);
+  }
+  if (fs::exists(path)) {
+    if (!force) {
+      throw Error(ErrorCode::kIo, path.string() + " already exists; pass --force to replace it (peers that "
+                                                  "allow-listed the old public key will then refuse this one)");
+    }
+    fs::remove(path);
+  }
+  const CurveKeyPair pair = GenerateCurveKeyPair(name);
+  SaveCurveKeyPair(path, pair);
+  std::cerr << "wrote CURVE key pair '" << name << "' (mode 0600) to " << path.string() << "\n"
+            << "allow-list line for the broker: " << name << " = \"" << pair.public_key << "\"\n";
+  std::cout << pair.public_key << "\n";
+  return kExitOk;
+}
+
 int RunKeygen(const GlobalFlags& global, std::string out, bool force) {
   fs::path path = out;
   if (path.empty()) {
@@ -320,6 +365,9 @@ int Main(int argc, char** argv) {
   app.add_option("-c,--config", global.config, "client.toml with defaults (flags and COURIER_* override it)");
   app.add_option("-d,--deadline", global.deadline, "deadline per job, e.g. 500ms, 5s (default 30s)");
   app.add_option("--failover-timeout", global.failover_timeout, "silence after which a broker counts as down (default 3s)");
+  app.add_option("--curve-server-key", global.curve_server_key,
+                 "turn CURVE on: the brokers' public key (Z85), or a file holding it");
+  app.add_option("--curve-key", global.curve_key, "this client's CURVE key pair file (courier keygen --curve)");
   app.add_flag("-v,--verbose", global.verbose, "log debug messages to stderr");
 
   SendFlags send;
@@ -358,9 +406,15 @@ int Main(int argc, char** argv) {
 
   std::string keygen_out;
   bool keygen_force = false;
-  CLI::App* keygen_cmd = app.add_subcommand("keygen", "create a key file (mode 0600)");
-  keygen_cmd->add_option("-o,--out", keygen_out, "where to write it (default: --keyring, $COURIER_KEYRING or ~/.config/courier/keyring.toml)");
+  bool keygen_curve = false;
+  std::string keygen_name;
+  CLI::App* keygen_cmd = app.add_subcommand("keygen", "create a payload key file, or a CURVE key pair (--curve); mode 0600");
+  keygen_cmd->add_option("-o,--out", keygen_out,
+                         "where to write it (default: --keyring, $COURIER_KEYRING or ~/.config/courier/keyring.toml; "
+                         "with --curve ~/.config/courier/NAME.curve.key)");
   keygen_cmd->add_flag("--force", keygen_force, "replace an existing file");
+  keygen_cmd->add_flag("--curve", keygen_curve, "a CurveZMQ transport key pair (Z85); prints the public key");
+  keygen_cmd->add_option("--name", keygen_name, "with --curve: the key's name (allow-list key, sender name; default: host name)");
 
   // `courier errors` and `courier metrics` query the error sink and the metrics collector.
   const CommandRunner errors = AddErrorsCommand(app, [&global] { return BuildOptions(global); });
@@ -379,7 +433,11 @@ int Main(int argc, char** argv) {
     if (*workers_cmd) return RunWorkers(global, workers_json, workers_cluster);
     if (*stats_cmd) return RunStats(global, stats_cluster);
     if (*ping_cmd) return RunPing(global, ping_json);
-    if (*keygen_cmd) return RunKeygen(global, keygen_out, keygen_force);
+    if (*keygen_cmd && keygen_curve) return RunCurveKeygen(keygen_name, keygen_out, keygen_force);
+    if (*keygen_cmd) {
+      if (!keygen_name.empty()) throw Error(ErrorCode::kConfig, "--name applies to CURVE keys only (add --curve)");
+      return RunKeygen(global, keygen_out, keygen_force);
+    }
     if (auto status = errors()) return *status;
     if (auto status = metrics()) return *status;
   } catch (const Error& error) {

@@ -1,7 +1,10 @@
 // metrics_command.hpp — `courier metrics`: the stage-latency table of the metrics
 // collector (courier.metrics). Usage: ops/cli/CLI.md, "courier metrics".
 //
-//   courier metrics [--window 10s|1m|5m|all] [--service S] [--json]
+//   courier metrics [--window 10s|1m|5m|all] [--service S] [--process P] [--json]
+//
+// One row per (service, process, stage), ordered by service, then process as a job meets
+// them (client, broker, worker), then stage in pipeline order (PROTOCOL.md §10.2).
 //
 // Wiring (ops/cli/main.cpp), before app.parse():
 //   auto metrics = AddMetricsCommand(app, [&global] { return BuildOptions(global); });

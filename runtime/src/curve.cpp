@@ -3,9 +3,11 @@
 #include <zmq.h>
 
 #include <array>
+#include <fstream>
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "courier/config.hpp"
 #include "courier/error.hpp"
 #include "private_file.hpp"
 
@@ -22,6 +24,23 @@ toml::table ParseToml(const std::filesystem::path& path) {
   } catch (const toml::parse_error& error) {
     Fail(path, "line " + std::to_string(error.source().begin.line) + ": " + std::string(error.description()));
   }
+}
+
+std::string TrimText(std::string_view text) {
+  const auto begin = text.find_first_not_of(" \t\r\n");
+  if (begin == std::string_view::npos) return {};
+  const auto end = text.find_last_not_of(" \t\r\n");
+  return std::string(text.substr(begin, end - begin + 1));
+}
+
+// Paths in a TOML file are relative to the file's directory.
+std::filesystem::path RelativeTo(const ConfigSection& section, const std::string& path) {
+  std::filesystem::path result(path);
+  std::error_code error;
+  if (result.is_relative() && std::filesystem::is_regular_file(section.source(), error)) {
+    result = std::filesystem::path(section.source()).parent_path() / result;
+  }
+  return result;
 }
 
 }  // namespace
@@ -84,6 +103,88 @@ std::map<std::string, std::string> LoadCurveAllowList(const std::filesystem::pat
     keys.emplace(std::string(name.str()), value->get());
   }
   return keys;
+}
+
+std::string LoadCurvePublicKey(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) Fail(path, "cannot be read (expected the broker's public key)");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().size() > 64 * 1024) Fail(path, "too large for a public key file");
+  const std::string trimmed = TrimText(text.str());
+  if (IsCurveKey(trimmed)) return trimmed;
+  try {
+    const toml::table table = toml::parse(text.str(), path.string());
+    if (const auto key = table["public"].value<std::string>(); key && IsCurveKey(*key)) return *key;
+  } catch (const toml::parse_error&) {
+    // Neither a bare key nor TOML: reported below.
+  }
+  Fail(path, "holds no public key (expected 40 Z85 characters, or public = \"...\")");
+}
+
+std::string ResolveCurvePublicKey(const std::string& key_or_file) {
+  if (IsCurveKey(key_or_file)) return key_or_file;
+  if (key_or_file.size() == 40 && !std::filesystem::exists(key_or_file)) {
+    throw Error(ErrorCode::kConfig, "curve server key '" + key_or_file + "' is not a valid Z85 key");
+  }
+  return LoadCurvePublicKey(key_or_file);
+}
+
+CurveOptions CurveOptions::Resolved() const {
+  if (!enabled()) {
+    if (keys || !key_file.empty()) {
+      throw Error(ErrorCode::kConfig,
+                  "a CURVE key pair is given but not the broker's public key: set server_key (or "
+                  "server_key_file) in [security], or pass --curve-server-key");
+    }
+    return *this;
+  }
+  if (!IsCurveKey(server_public_key)) {
+    throw Error(ErrorCode::kConfig, "curve server key must be 40 Z85 characters (the broker's public key)");
+  }
+  CurveOptions resolved = *this;
+  if (!resolved.keys) {
+    if (key_file.empty()) {
+      throw Error(ErrorCode::kConfig,
+                  "CURVE is on but no key pair is given: set key_file in [security] or pass --curve-key "
+                  "(create one with `courier keygen --curve`)");
+    }
+    resolved.keys = LoadCurveKeyPair(key_file);
+  } else if (!IsCurveKey(resolved.keys->public_key) || !IsCurveKey(resolved.keys->secret_key)) {
+    throw Error(ErrorCode::kConfig, "curve key pair '" + resolved.keys->name + "' holds malformed keys");
+  }
+  return resolved;
+}
+
+CurveOptions CurveOptions::FromConfig(const ConfigSection& security) {
+  CurveOptions options;
+  const bool on = security.GetBool("curve", false);
+  const auto server_key = security.GetOptionalString("server_key");
+  const auto server_key_file = security.GetOptionalString("server_key_file");
+  const auto key_file = security.GetOptionalString("key_file");
+  security.RejectUnknownKeys();
+  if (!on) return options;
+  if (server_key && server_key_file) {
+    throw Error(ErrorCode::kConfig, security.Describe("server_key", "give server_key or server_key_file, not both"));
+  }
+  if (!server_key && !server_key_file) {
+    throw Error(ErrorCode::kConfig,
+                security.Describe("curve", "curve = true needs server_key or server_key_file (the broker's public key)"));
+  }
+  if (!key_file || key_file->empty()) {
+    throw Error(ErrorCode::kConfig,
+                security.Describe("curve", "curve = true needs key_file (this peer's key pair, `courier keygen --curve`)"));
+  }
+  if (server_key) {
+    if (!IsCurveKey(*server_key)) {
+      throw Error(ErrorCode::kConfig, security.Describe("server_key", "must be a 40-character Z85 public key"));
+    }
+    options.server_public_key = *server_key;
+  } else {
+    options.server_public_key = LoadCurvePublicKey(RelativeTo(security, *server_key_file));
+  }
+  options.key_file = RelativeTo(security, *key_file);
+  return options;
 }
 
 }  // namespace courier

@@ -87,46 +87,6 @@ class LimitChecker : public msgpack::null_visitor {
   std::size_t depth_ = 0;
 };
 
-Value FromObject(const msgpack::object& object) {
-  switch (object.type) {
-    case msgpack::type::NIL:
-      return Value();
-    case msgpack::type::BOOLEAN:
-      return Value(object.via.boolean);
-    case msgpack::type::POSITIVE_INTEGER:
-      return Value(static_cast<unsigned long long>(object.via.u64));
-    case msgpack::type::NEGATIVE_INTEGER:
-      return Value(static_cast<long long>(object.via.i64));
-    case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64:
-      return Value(object.via.f64);
-    case msgpack::type::STR:
-      return Value(std::string(object.via.str.ptr, object.via.str.size));
-    case msgpack::type::BIN:
-      return Value(Binary{std::string(object.via.bin.ptr, object.via.bin.size)});
-    case msgpack::type::ARRAY: {
-      Value::Array array;
-      array.reserve(object.via.array.size);
-      for (std::uint32_t i = 0; i < object.via.array.size; ++i) {
-        array.push_back(FromObject(object.via.array.ptr[i]));
-      }
-      return Value(std::move(array));
-    }
-    case msgpack::type::MAP: {
-      Value::Map map;
-      map.reserve(object.via.map.size);
-      for (std::uint32_t i = 0; i < object.via.map.size; ++i) {
-        const msgpack::object_kv& entry = object.via.map.ptr[i];
-        map.emplace_back(FromObject(entry.key), FromObject(entry.val));
-      }
-      return Value(std::move(map));
-    }
-    case msgpack::type::EXT:
-      break;
-  }
-  Reject("extension types are not supported");
-}
-
 void CheckEncodable(std::size_t size, std::string_view what) {
   if (size > std::numeric_limits<std::uint32_t>::max()) {
     throw Error(ErrorCode::kTooLarge, "cannot encode a " + std::string(what) + " of " +
@@ -190,11 +150,10 @@ void Pack(msgpack::packer<detail::StringWriter>& packer, const Value& value) {
   }
 }
 
-}  // namespace
-
-namespace detail {
-
-msgpack::object_handle Unpack(std::string_view bytes, const DecodeLimits& limits) {
+// Every decode: the limit-checking pass over the whole document, then `second` (the
+// real decode), with every failure turned into Error(kBadRequest).
+template <class Second>
+auto CheckedDecode(std::string_view bytes, const DecodeLimits& limits, Second second) -> decltype(second()) {
   // First, before any parsing: the cheapest check and the one that bounds the rest.
   if (bytes.size() > limits.max_bytes) {
     Reject("document of " + std::to_string(bytes.size()) + " bytes exceeds the limit of " +
@@ -209,17 +168,7 @@ msgpack::object_handle Unpack(std::string_view bytes, const DecodeLimits& limits
     if (offset != bytes.size()) {
       Reject(std::to_string(bytes.size() - offset) + " trailing bytes after the value");
     }
-
-    // The checker has vetted the document; msgpack-c's own limits stay as a second line.
-    offset = 0;
-    msgpack::object_handle handle = msgpack::unpack(
-        bytes.data(), bytes.size(), offset, nullptr, nullptr,
-        msgpack::unpack_limit(limits.max_array, limits.max_map, limits.max_str,
-                              limits.max_bin, limits.max_ext, limits.max_depth));
-    if (offset != bytes.size()) {
-      Reject(std::to_string(bytes.size() - offset) + " trailing bytes after the value");
-    }
-    return handle;
+    return second();
   } catch (const Error&) {
     throw;
   } catch (const msgpack::ext_size_overflow&) {
@@ -239,6 +188,103 @@ msgpack::object_handle Unpack(std::string_view bytes, const DecodeLimits& limits
   }
 }
 
+// Builds a Value straight from a vetted document (second pass of DecodeValue): no
+// msgpack::object tree and no zone, so each string or binary is copied once, into the Value.
+// Containers are reserved at their exact size, so pointers into them stay valid while
+// their elements are filled in.
+class ValueBuilder : public msgpack::null_visitor {
+ public:
+  Value& result() { return root_; }
+
+  bool visit_nil() { return Put(Value()); }
+  bool visit_boolean(bool v) { return Put(Value(v)); }
+  bool visit_positive_integer(std::uint64_t v) { return Put(Value(static_cast<unsigned long long>(v))); }
+  bool visit_negative_integer(std::int64_t v) { return Put(Value(static_cast<long long>(v))); }
+  bool visit_float32(float v) { return Put(Value(static_cast<double>(v))); }
+  bool visit_float64(double v) { return Put(Value(v)); }
+  bool visit_str(const char* data, std::uint32_t size) { return Put(Value(std::string(data, size))); }
+  bool visit_bin(const char* data, std::uint32_t size) { return Put(Value(Binary{std::string(data, size)})); }
+  bool visit_ext(const char* /*data*/, std::uint32_t /*size*/) { Reject("extension types are not supported"); }
+  bool start_array(std::uint32_t count) {
+    Value::Array array;
+    array.reserve(count);
+    Value* slot = Slot();
+    *slot = Value(std::move(array));
+    stack_.push_back({slot, false});
+    return true;
+  }
+  bool end_array() {
+    stack_.pop_back();
+    return true;
+  }
+  bool start_map(std::uint32_t count) {
+    Value::Map map;
+    map.reserve(count);
+    Value* slot = Slot();
+    *slot = Value(std::move(map));
+    stack_.push_back({slot, false});
+    return true;
+  }
+  bool start_map_key() {
+    stack_.back().container->AsMap().emplace_back();
+    stack_.back().at_value = false;
+    return true;
+  }
+  bool start_map_value() {
+    stack_.back().at_value = true;
+    return true;
+  }
+  bool end_map() {
+    stack_.pop_back();
+    return true;
+  }
+
+ private:
+  struct Open {
+    Value* container;
+    bool at_value;  // maps: the current entry's value is next (else its key)
+  };
+
+  // Returns: where the next value goes.
+  Value* Slot() {
+    if (stack_.empty()) return &root_;
+    Open& top = stack_.back();
+    if (top.container->IsArray()) {
+      Value::Array& array = top.container->AsArray();
+      array.emplace_back();
+      return &array.back();
+    }
+    auto& entry = top.container->AsMap().back();
+    return top.at_value ? &entry.second : &entry.first;
+  }
+  bool Put(Value value) {
+    *Slot() = std::move(value);
+    return true;
+  }
+
+  Value root_;
+  std::vector<Open> stack_;
+};
+
+}  // namespace
+
+namespace detail {
+
+msgpack::object_handle Unpack(std::string_view bytes, const DecodeLimits& limits) {
+  return CheckedDecode(bytes, limits, [&] {
+    // The checker has vetted the document; msgpack-c's own limits stay as a second line.
+    std::size_t offset = 0;
+    msgpack::object_handle handle = msgpack::unpack(
+        bytes.data(), bytes.size(), offset, nullptr, nullptr,
+        msgpack::unpack_limit(limits.max_array, limits.max_map, limits.max_str,
+                              limits.max_bin, limits.max_ext, limits.max_depth));
+    if (offset != bytes.size()) {
+      Reject(std::to_string(bytes.size() - offset) + " trailing bytes after the value");
+    }
+    return handle;
+  });
+}
+
 }  // namespace detail
 
 std::string EncodeValue(const Value& value) {
@@ -250,12 +296,12 @@ std::string EncodeValue(const Value& value) {
 }
 
 Value DecodeValue(std::string_view bytes, const DecodeLimits& limits) {
-  const msgpack::object_handle handle = detail::Unpack(bytes, limits);
-  try {
-    return FromObject(handle.get());
-  } catch (const std::bad_alloc&) {
-    Reject("out of memory while decoding");
-  }
+  return CheckedDecode(bytes, limits, [&] {
+    ValueBuilder builder;
+    std::size_t offset = 0;
+    msgpack::parse(bytes.data(), bytes.size(), offset, builder);
+    return std::move(builder.result());
+  });
 }
 
 }  // namespace courier

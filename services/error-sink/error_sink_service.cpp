@@ -145,6 +145,13 @@ ErrorSinkService::ErrorSinkService(const ConfigSection& config) {
   brokers_ = config.GetStringArray("brokers", {"tcp://127.0.0.1:5555"});
   if (brokers_.empty()) throw Error(ErrorCode::kConfig, config.Describe("brokers", "needs at least one broker"));
   replay_wait_ = config.GetDuration("replay_wait", replay_wait_, milliseconds(1), milliseconds(600000));
+  // Replays are submitted as a client: with CURVE they present this key pair (which the
+  // brokers must admit as a client too, besides as the worker serving courier.errors).
+  if (const auto server_key = config.GetOptionalString("curve_server_key")) {
+    curve_.server_public_key = *server_key;
+    curve_.key_file = config.GetString("curve_key_file", "");
+    curve_ = curve_.Resolved();
+  }
   config.RejectUnknownKeys();
   const std::filesystem::path path = db.empty() ? ErrorStore::DefaultPath() : std::filesystem::path(db);
   store_ = std::make_unique<ErrorStore>(path, limits);
@@ -243,6 +250,7 @@ Value ErrorSinkService::Replay(const Value& request) {
   detail::PatchAttempt(envelope.data(), envelope.size(), 1);
   detail::CallerOptions options;
   options.brokers = brokers_;
+  options.curve = curve_;
   detail::ServiceCaller caller(options);
   const auto answer = caller.Submit(view.job_id, envelope, row->report.payload, wait);
   std::string outcome;

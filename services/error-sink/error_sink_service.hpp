@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "courier/config.hpp"
+#include "courier/curve.hpp"
 #include "courier/plugin.hpp"
 #include "courier/value.hpp"
 #include "error_store.hpp"
@@ -74,6 +75,7 @@ class ErrorSinkService {
   std::unique_ptr<ErrorStore> store_;
   std::vector<std::string> brokers_;
   std::chrono::milliseconds replay_wait_{10000};
+  CurveOptions curve_;  // for replays: CURVE to the brokers (off unless curve_server_key is set)
 };
 
 // Returns: the row as the service answers it (also what `courier errors list --json` prints).

@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "courier/config.hpp"
+#include "courier/curve.hpp"
 #include "courier/error.hpp"
 #include "courier/log.hpp"
 #include "courier/version.hpp"
@@ -65,6 +66,7 @@ struct Settings {
   std::chrono::milliseconds heartbeat_interval{2500};  // must match the brokers'
   std::string keyring;
   std::string instance;
+  courier::CurveOptions curve;  // [security]: CURVE to the brokers (courier/curve.hpp)
   courier::LogOptions log{.level = "info", .format = "text", .name = "error-sink"};
 };
 
@@ -86,6 +88,7 @@ Settings ReadFile(const fs::path& file) {
   settings.keyring = root.GetString("keyring", "");
   settings.instance = root.GetString("instance", "");
   settings.log = courier::ReadLogOptions(root.Section("log"), "error-sink");
+  settings.curve = courier::CurveOptions::FromConfig(root.Section("security"));
   root.RejectUnknownKeys();
   return settings;
 }
@@ -104,6 +107,11 @@ std::string ServiceTable(const Settings& settings) {
     toml << (i == 0 ? "" : ", ") << TomlString(settings.brokers[i]);
   }
   toml << "]\n";
+  if (settings.curve.enabled()) {
+    // Replays submit through the brokers as a client, with the sink's own CURVE key.
+    toml << "curve_server_key = " << TomlString(settings.curve.server_public_key) << "\n";
+    toml << "curve_key_file = " << TomlString(settings.curve.key_file.string()) << "\n";
+  }
   return toml.str();
 }
 
@@ -125,6 +133,8 @@ int main(int argc, char** argv) {
   std::optional<std::string> keyring;
   std::optional<unsigned> threads;
   std::optional<std::string> log_level;
+  std::optional<std::string> curve_server_key;
+  std::optional<std::string> curve_key;
   app.add_option("--config,-c", config, "error-sink.toml: brokers, db, max_age, max_reports, replay_wait, [log]")
       ->check(CLI::ExistingFile);
   app.add_option("--broker,-b", brokers, "broker endpoint (repeatable; default tcp://127.0.0.1:5555)");
@@ -133,6 +143,9 @@ int main(int argc, char** argv) {
   app.add_option("--threads,-t", threads, "handler threads (default 2)")->check(CLI::Range(1u, 64u));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--curve-server-key", curve_server_key,
+                 "turn CURVE on: the brokers' public key (Z85), or a file holding it");
+  app.add_option("--curve-key", curve_key, "this service's CURVE key pair file (courier keygen --curve; mode 0600)");
   CLI11_PARSE(app, argc, argv);
 
   int status = 0;
@@ -144,6 +157,11 @@ int main(int argc, char** argv) {
     if (keyring) settings.keyring = *keyring;
     if (threads) settings.threads = *threads;
     if (log_level) settings.log.level = *log_level;
+    if (curve_server_key) settings.curve.server_public_key = courier::ResolveCurvePublicKey(*curve_server_key);
+    if (curve_key) {
+      settings.curve.key_file = fs::absolute(*curve_key);
+      settings.curve.keys.reset();
+    }
     courier::ConfigureLogging(settings.log);
 
     courier::WorkerOptions options;
@@ -153,6 +171,7 @@ int main(int argc, char** argv) {
     if (!settings.keyring.empty()) options.keyring = settings.keyring;
     if (!settings.instance.empty()) options.instance = settings.instance;
     options.log = settings.log;
+    options.curve = settings.curve;
     options.schema_dirs.clear();
     options.report_errors = false;  // a failure of the sink must never feed back into it
     courier::WorkerHost host(options);

@@ -3,11 +3,15 @@
 //   courier-worker --plugin ./libecho.so                       # defaults: local broker, own keyring
 //   courier-worker --plugin echo --broker tcp://10.0.0.5:5555 --broker tcp://10.0.0.6:5555
 //   courier-worker --config /etc/courier/worker.toml           # everything else
+//   courier-worker --plugin echo --curve-server-key broker.pub --curve-key worker.key  # CURVE
 //
 // Flags win over the file (also when SIGHUP re-reads it). Exit status: 0 after a clean
 // drain, 1 if jobs were abandoned at the end of the grace period, 2 for a configuration
 // error.
 #include <signal.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "courier/config.hpp"
+#include "courier/curve.hpp"
 #include "courier/error.hpp"
 #include "courier/log.hpp"
 #include "courier/version.hpp"
@@ -44,6 +49,8 @@ struct Flags {
   std::optional<std::string> log_level;
   std::optional<std::string> log_format;
   std::optional<std::string> instance;
+  std::optional<std::string> curve_server_key;
+  std::optional<std::string> curve_key;
 };
 
 void ApplyFlags(const Flags& flags, courier::WorkerOptions& options) {
@@ -53,6 +60,11 @@ void ApplyFlags(const Flags& flags, courier::WorkerOptions& options) {
   if (flags.log_level) options.log.level = *flags.log_level;
   if (flags.log_format) options.log.format = *flags.log_format;
   if (flags.instance) options.instance = *flags.instance;
+  if (flags.curve_server_key) options.curve.server_public_key = courier::ResolveCurvePublicKey(*flags.curve_server_key);
+  if (flags.curve_key) {
+    options.curve.key_file = *flags.curve_key;
+    options.curve.keys.reset();
+  }
 }
 
 }  // namespace
@@ -66,6 +78,14 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+#ifdef __GLIBC__
+  // Every job allocates and frees payload-sized buffers on several threads. glibc returns a
+  // heap top over 128 KiB to the kernel at once, so jobs of tens of KiB would fault their
+  // pages back in on every allocation: keep up to 8 MiB free per arena, and serve up to
+  // 1 MiB from the heaps rather than fresh mappings (ops/bench: -15% CPU at 64 KiB).
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  mallopt(M_TRIM_THRESHOLD, 8 << 20);
+#endif
 
   CLI::App app{"courier-worker: serves Courier services from plugins to one or more brokers"};
   app.set_version_flag("--version", std::string("courier-worker ") + COURIER_VERSION_STRING);
@@ -82,6 +102,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.add_option("--log-format", flags.log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
   app.add_option("--instance", flags.instance, "a name for this host shown by the broker (default HOST:PID)");
+  app.add_option("--curve-server-key", flags.curve_server_key,
+                 "turn CURVE on: the brokers' public key (Z85), or a file holding it");
+  app.add_option("--curve-key", flags.curve_key, "this worker's CURVE key pair file (courier keygen --curve; mode 0600)");
   CLI11_PARSE(app, argc, argv);
 
   int status = 0;

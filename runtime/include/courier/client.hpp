@@ -32,8 +32,10 @@
 //   sends nothing (not even a PONG to the client's pings) for failover_timeout is marked
 //   down and its unanswered jobs are resent, same id, to another healthy broker; it keeps
 //   being pinged and is used again once it answers. A broker whose PONG shows it restarted
-//   (a new incarnation) has forgotten its jobs: they are resent at once. A late or
-//   duplicate answer is dropped.
+//   (a new incarnation) has forgotten its jobs: they are resent at once. A broker holding
+//   jobs is pinged every heartbeat_interval even while it answers, so a restart faster
+//   than failover_timeout is seen within an interval. A late or duplicate answer is
+//   dropped.
 // - At most max_in_flight jobs are outstanding; past that, submission blocks (kBlock,
 //   bounded by the job's deadline) or fails at once with kBusy (kFailFast). A job's slot is
 //   freed when its future is satisfied or after its callback has returned, so memory stays
@@ -63,6 +65,7 @@
 #include <vector>
 
 #include "courier/codec.hpp"
+#include "courier/curve.hpp"
 #include "courier/error.hpp"
 #include "courier/job.hpp"
 #include "courier/keyring.hpp"
@@ -119,6 +122,11 @@ struct ClientOptions {
   // brokers (`report = true`). Default true. A short-lived process pays up to a second at
   // destruction for the last report; the CLI turns it on only for load runs.
   bool report = true;
+  // CurveZMQ transport security on every socket to the brokers (the job sockets and the
+  // reporters'). Default: off. With it on, the key file is loaded when the Client is
+  // built (Error(kConfig) if missing, malformed or readable by others), and a broker that
+  // does not admit this key simply never answers: jobs fail with kUnavailable.
+  CurveOptions curve;
 
   // Returns: options read from a client.toml table (every key optional, defaults above):
   //   brokers = ["tcp://127.0.0.1:5555"]
@@ -136,6 +144,10 @@ struct ClientOptions {
   //   max_backoff = "2s"
   //   multiplier = 2.0
   //   jitter = 0.2
+  //   [security]                    # CURVE (courier/curve.hpp); default off
+  //   curve = true
+  //   server_key = "<Z85>"          # or server_key_file = "broker.pub"
+  //   key_file = "client.key"       # relative: to the file's directory
   // Keys the caller already read from `section` (a [log] table, say) are allowed; any
   // other unknown key is rejected. Throws: Error(kConfig) naming the file, line and key.
   static ClientOptions FromConfig(const ConfigSection& section);
@@ -145,6 +157,9 @@ struct ClientOptions {
   //   COURIER_BROKERS      comma-separated endpoints (replaces `brokers`)
   //   COURIER_KEYRING      key file path (replaces `keyring_path`)
   //   COURIER_DEADLINE_MS  default deadline in milliseconds
+  //   COURIER_CURVE_SERVER_KEY  the brokers' CURVE public key, or a file holding it
+  //                             (turns CURVE on; replaces curve.server_public_key)
+  //   COURIER_CURVE_KEY    this client's CURVE key pair file (replaces curve.key_file)
   // Unset or empty variables change nothing. Throws: Error(kConfig) for a malformed value.
   ClientOptions& ApplyEnvironment();
   // The same, reading variables through `lookup` (for tests); lookup returns nullopt when unset.

@@ -6,12 +6,24 @@
 //   secret = "<40 Z85 characters>"
 // Allow-list file (TOML; public keys only, any mode): one `name = "<public key>"` per peer.
 //   worker-a = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+// Public key file (any mode): the 40 Z85 characters alone on a line, or a TOML file with a
+// `public = "..."` key (a key pair file works too, but only its public half is read).
+//
+// Peers that connect to a broker (client SDK, reporters, worker host, CLI) describe their
+// side in CurveOptions, read from the `[security]` table of their TOML file:
+//   [security]
+//   curve = true                       # default false: plain TCP
+//   server_key = "<40 Z85 characters>" # the broker's public key, or:
+//   server_key_file = "broker.pub"     # a public key file (relative: to the TOML file)
+//   key_file = "client.key"            # this peer's key pair (courier keygen --curve), 0600
+// Every broker a peer talks to must use the same server key pair.
 //
 // Thread-safety: plain functions and values.
 #pragma once
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 
 namespace courier {
@@ -33,5 +45,38 @@ CurveKeyPair LoadCurveKeyPair(const std::filesystem::path& path);
 std::map<std::string, std::string> LoadCurveAllowList(const std::filesystem::path& path);
 // Returns: whether `key` is 40 valid Z85 characters decoding to 32 bytes.
 bool IsCurveKey(const std::string& key);
+// Returns: the Z85 public key held in `path` (see "Public key file" above).
+// Throws: Error(kConfig) naming the file: missing, or no valid key in it.
+std::string LoadCurvePublicKey(const std::filesystem::path& path);
+// Returns: `key_or_file` itself if it is a Z85 key, else the public key in the file it names.
+// Throws: Error(kConfig) as LoadCurvePublicKey.
+std::string ResolveCurvePublicKey(const std::string& key_or_file);
+
+class ConfigSection;
+
+// The CURVE settings of a peer that connects to brokers. CURVE is off while
+// server_public_key is empty (the default).
+struct CurveOptions {
+  // The brokers' public key, Z85 (40 characters). Default empty: CURVE off.
+  std::string server_public_key;
+  // This peer's key pair file (mode 0600; `courier keygen --curve`). Required with CURVE
+  // unless `keys` is set. Its name is what the broker logs and records as the sender.
+  std::filesystem::path key_file;
+  // The key pair itself; when set, key_file is not read. Default none.
+  std::optional<CurveKeyPair> keys;
+
+  bool enabled() const noexcept { return !server_public_key.empty(); }
+  // Returns: a copy whose `keys` are loaded (from key_file unless already set), so sockets
+  // can be made without touching the file again; unchanged if CURVE is off.
+  // Throws: Error(kConfig): a malformed server key, no key pair, a key pair without a
+  // server key, or a key file that is missing, malformed or readable by others.
+  CurveOptions Resolved() const;
+
+  // Returns: the settings of a `[security]` table (see above); `curve = false` or no table
+  // means off. Relative paths are resolved against the directory of the section's file.
+  // Throws: Error(kConfig) naming file, line and key (unknown keys included; key files
+  // are only checked by Resolved()).
+  static CurveOptions FromConfig(const ConfigSection& security);
+};
 
 }  // namespace courier

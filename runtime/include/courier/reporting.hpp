@@ -52,6 +52,7 @@
 #include <string_view>
 #include <vector>
 
+#include "courier/curve.hpp"
 #include "courier/error.hpp"
 #include "courier/job.hpp"
 #include "courier/keyring.hpp"
@@ -89,6 +90,9 @@ struct ReporterOptions {
   std::string instance;
   // Seal reports with this keyring's active key. Default none: unsealed (key_id 0).
   std::shared_ptr<const Keyring> keyring;
+  // CurveZMQ on the reporter's broker sockets (courier/curve.hpp). Default off. The key
+  // pair is loaded at construction (Error(kConfig) if the file is missing or loose).
+  CurveOptions curve;
   // Error reports held while no broker takes them (PROTOCOL.md default 10000); past it,
   // reports are dropped and counted.
   std::size_t buffer_limit = 10000;

@@ -13,8 +13,9 @@
 //   }
 //
 // What Run() does: one I/O thread (the caller's) owns every ZeroMQ socket: one DEALER per
-// (broker, service), speaking the CRW01 worker protocol (schemas/PROTOCOL.md): READY with
-// the service's capacity, heartbeats, reconnection with exponential backoff and jitter
+// (broker, service), speaking the CRW01 worker protocol (schemas/PROTOCOL.md): READY and
+// CREDIT sharing each service's capacity among the brokers (ServiceSettings::capacity),
+// heartbeats, reconnection with exponential backoff and jitter
 // when a broker goes silent or says DISCONNECT. Jobs run on a fixed thread pool through
 // open → parse → verify → handle → convert → seal, and go back to the I/O thread over
 // inproc to be sent. Each stage is timed per service (StageSnapshot()).
@@ -43,6 +44,7 @@
 #include <vector>
 
 #include "courier/config.hpp"
+#include "courier/curve.hpp"
 #include "courier/log.hpp"
 #include "courier/plugin.hpp"
 
@@ -55,8 +57,17 @@ struct ServiceSettings {
   // config file), or a bare name ("echo") looked up as libNAME.so in
   // WorkerOptions::plugin_dir. Empty for services registered in code or via --plugin.
   std::string plugin;
-  // Jobs this host runs at once for the service, per broker; the broker's credit window.
-  // Default 0 = the host's thread count. Range 0..100000.
+  // Jobs of the service this host holds at once, in total over all its brokers (never
+  // more, however many brokers it serves). Default 0 = the host's thread count. Range
+  // 0..100000. The host shares it out as credit (PROTOCOL.md §7.2), re-sent as CREDIT as
+  // jobs start and end: free slots go in turn to the brokers that have shown they have
+  // more work (they used all their credit, or sent a job the host had to reject), and to
+  // every live broker when none has (and at least every 100 ms, to find new work), so
+  // each broker with a queue gets a fair share, no slot idles while a broker has work
+  // (beyond a 50 ms grant a broker leaves unused), and a dead broker's share goes to the
+  // others. Brokers racing for a slot can still send more: the jobs beyond the capacity
+  // are rejected (REJECT busy: the broker requeues them at the front of its queue without
+  // counting an attempt, after the lowered credit, so it does not send them back at once).
   std::uint32_t capacity = 0;
   // Relative share of jobs among the service's workers (broker strategy). Default 1.
   std::uint32_t weight = 1;
@@ -99,6 +110,11 @@ struct WorkerOptions {
   std::vector<std::filesystem::path> schema_dirs = {"schemas/services"};
   // Where bare plugin names resolve (`plugin_dir`). Default empty: names must be paths.
   std::filesystem::path plugin_dir;
+  // CurveZMQ on every broker socket, the reporters' included (the `[security]` table:
+  // curve, server_key or server_key_file, key_file; see courier/curve.hpp). Default off.
+  // The key pair is loaded when the WorkerHost is constructed (Error(kConfig) if missing,
+  // malformed or readable by others); SIGHUP does not reload it.
+  CurveOptions curve;
   // Free text shown by the broker for this host (`instance`). Default "HOST:PID".
   std::string instance;
   // Largest request or reply payload, in bytes (`max_message_bytes`). Default 16 MiB.

@@ -21,6 +21,7 @@
 #include "client/in_flight.hpp"
 #include "client/timings.hpp"
 #include "courier/reporting.hpp"
+#include "curve_socket.hpp"
 #include "envelope_codec.hpp"
 #include "protocol.hpp"
 
@@ -41,8 +42,10 @@ constexpr int kExtraHwm = 1000;             // pings and queries on top of max_i
 // One DEALER per broker, owned by the I/O thread.
 class DealerTransport final : public detail::Transport {
  public:
-  DealerTransport(zmq::context_t& context, const std::vector<std::string>& endpoints, int hwm)
-      : context_(context), endpoints_(endpoints), hwm_(hwm) {
+  // `curve` must be resolved (keys loaded), or off.
+  DealerTransport(zmq::context_t& context, const std::vector<std::string>& endpoints, int hwm,
+                  const CurveOptions& curve)
+      : context_(context), endpoints_(endpoints), hwm_(hwm), curve_(curve) {
     sockets_.reserve(endpoints.size());
     for (std::size_t i = 0; i < endpoints.size(); ++i) sockets_.push_back(Dial(i));
   }
@@ -83,6 +86,7 @@ class DealerTransport final : public detail::Transport {
     socket.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(detail::kDefaultMaxMessageBytes + 4096));
     socket.set(zmq::sockopt::reconnect_ivl, 100);
     socket.set(zmq::sockopt::reconnect_ivl_max, 1000);
+    detail::ApplyCurve(socket, curve_);
     try {
       socket.connect(endpoints_[broker]);
     } catch (const zmq::error_t& error) {
@@ -94,6 +98,7 @@ class DealerTransport final : public detail::Transport {
   zmq::context_t& context_;
   const std::vector<std::string>& endpoints_;
   int hwm_;
+  const CurveOptions& curve_;
   std::vector<zmq::socket_t> sockets_;
   bool changed_ = false;
 };
@@ -179,6 +184,7 @@ class Client::Impl {
 
   const ClientOptions options_;
   const std::shared_ptr<const Keyring> keyring_;
+  const CurveOptions curve_;        // options_.curve with its key pair loaded
   zmq::context_t context_{1};
   detail::InFlightLimiter limiter_;
   detail::TimingTable timings_;
@@ -205,12 +211,14 @@ class Client::Impl {
 Client::Impl::Impl(ClientOptions options)
     : options_((options.Validate(), std::move(options))),
       keyring_(OpenKeyring(options_)),
+      curve_(options_.curve.Resolved()),
       limiter_(options_.max_in_flight) {
   status_.assign(options_.brokers.size(), {BrokerHealth::kConnecting, 0});
   if (options_.report) {
     ReporterOptions reporting;
     reporting.brokers = options_.brokers;
     reporting.reporter = "client";
+    reporting.curve = curve_;
     errors_ = std::make_unique<ErrorReportSender>(reporting);
     metrics_ = std::make_unique<MetricsReporter>(reporting, [this] { return timings_.Totals(); });
   }
@@ -243,7 +251,7 @@ void Client::Impl::Run(std::promise<void>& started) {
     pipe->set(zmq::sockopt::linger, 0);
     pipe->connect(pipe_endpoint_);
     const int hwm = static_cast<int>(std::min<std::size_t>(options_.max_in_flight + kExtraHwm, 10'000'000));
-    transport.emplace(context_, options_.brokers, hwm);
+    transport.emplace(context_, options_.brokers, hwm, curve_);
     detail::CoreOptions core_options;
     core_options.failover_timeout = options_.failover_timeout;
     core_options.heartbeat_interval = options_.heartbeat_interval;
@@ -438,6 +446,13 @@ void Client::Impl::SubmitJob(std::string_view service, std::string plaintext, na
   if (deadline <= milliseconds(0)) return fail(ErrorCode::kBadRequest, "deadline must be positive");
   const std::uint32_t max_attempts = call.max_attempts.value_or(options_.max_attempts);
   if (max_attempts < 1) return fail(ErrorCode::kBadRequest, "max_attempts must be at least 1");
+  // Room for the envelope (at most 512 bytes), the tag and the framing: a bigger job would
+  // only be dropped by the broker's transport, and the caller would wait for its deadline.
+  if (plaintext.size() + 1024 > detail::kDefaultMaxMessageBytes) {
+    return fail(ErrorCode::kTooLarge, "the request is " + std::to_string(plaintext.size()) +
+                                          " bytes; a job carries at most " +
+                                          std::to_string(detail::kDefaultMaxMessageBytes - 1024) + " (16 MiB with its envelope)");
+  }
   const SteadyTime steady_deadline = admitted_start + deadline;
 
   // A callback that submits must not wait for a slot only callbacks can free.

@@ -132,7 +132,8 @@ bool ClientCore::SendJob(Job& job, std::size_t broker, SteadyTime now) {
 void ClientCore::Dispatch(JobMap::iterator it, SteadyTime now) {
   Job& job = it->second;
   Unassign(job);
-  std::vector<bool> refused(brokers_.size(), false);
+  std::vector<bool>& refused = refused_;  // reused: no allocation per job
+  refused.assign(brokers_.size(), false);
   for (std::size_t tries = 0; tries < brokers_.size(); ++tries) {
     const std::size_t broker = PickBroker(job.avoid, &refused);
     if (broker == kNoBroker) break;
@@ -260,8 +261,11 @@ void ClientCore::Heard(std::size_t broker, SteadyTime now) {
   b.last_heard = now;
   b.ever_heard = true;
   b.health = BrokerHealth::kUp;
-  // Ping only a broker that has been quiet for an interval (PROTOCOL.md §6.4).
-  b.next_ping = std::max(b.next_ping, now + options_.heartbeat_interval);
+  // Ping a broker once it has been quiet for an interval (PROTOCOL.md §6.4); one that holds
+  // jobs of ours is pinged every interval even while it talks: the incarnation in its PONG
+  // is the only sign that it restarted and forgot them while the transport reconnected by
+  // itself, and the new process keeps answering the jobs sent since.
+  if (b.assigned == 0) b.next_ping = std::max(b.next_ping, now + options_.heartbeat_interval);
 }
 
 void ClientCore::OnReply(std::size_t broker, std::string_view envelope, std::string_view payload,

@@ -202,6 +202,7 @@ class ClientCore {
   std::map<std::uint64_t, PendingQuery> queries_;  // by correlation id
   std::uint64_t next_correlation_ = 1;
   ClientCounters counters_;
+  std::vector<bool> refused_;  // Dispatch's brokers whose pipe was full, reused
 };
 
 }  // namespace courier::detail

@@ -363,6 +363,52 @@ TEST_F(ClientCoreTest, ResendsAtOnceWhenABrokerRestarted) {
   EXPECT_EQ(core_->counters().broker_restarts, 1u);
 }
 
+TEST_F(ClientCoreTest, SeesARestartWhileTheRestartedBrokerKeepsAnswering) {
+  // A broker restarted faster than failover_timeout: the transport reconnected by itself,
+  // and the new process answers new jobs, so the broker is never quiet. It is pinged every
+  // interval anyway while it holds jobs, and its new incarnation gets the forgotten job
+  // resent within an interval.
+  Make(1);
+  auto pong = [&](std::string incarnation) {
+    for (const Sent& sent : transport_.log) {
+      if (sent.command() == ClientCommand::kPing) {
+        Deliver(0, {"", "CRC01", Cmd(ClientCommand::kPong), sent.frames.at(3), incarnation});
+      }
+    }
+    transport_.log.erase(std::remove_if(transport_.log.begin(), transport_.log.end(),
+                                        [](const Sent& s) { return s.command() == ClientCommand::kPing; }),
+                         transport_.log.end());
+  };
+  core_->OnTick(now_);
+  pong("AAAAAAAA");
+  JobRequest forgotten = Job(ReplyMode::kCall, 30s);
+  const JobId forgotten_id = forgotten.id;
+  const std::string forgotten_envelope = forgotten.envelope;
+  core_->Submit(std::move(forgotten), now_);
+  ASSERT_EQ(transport_.TakeSubmits().size(), 1u);
+  // The broker restarts; from now on it answers every new job at once, every 100 ms.
+  bool resent = false;
+  for (int step = 0; step < 20 && !resent; ++step) {
+    JobRequest job = Job(ReplyMode::kCall, 30s);
+    const JobId id = job.id;
+    core_->Submit(std::move(job), now_);
+    Advance(100ms);
+    Reply(0, id);
+    pong("BBBBBBBB");
+    for (const Sent& sent : transport_.TakeSubmits()) resent = resent || sent.frames[3] == forgotten_envelope;
+  }
+  EXPECT_TRUE(resent) << "the forgotten job was never resent";
+  EXPECT_EQ(core_->counters().broker_restarts, 1u);
+  EXPECT_EQ(core_->health(0), BrokerHealth::kUp);
+  Reply(0, forgotten_id);
+  EXPECT_EQ(core_->pending_jobs(), 0u);
+  // With nothing outstanding, a talking broker is not pinged: only a quiet one is.
+  Deliver(0, {"", "CRC01", Cmd(ClientCommand::kPong), std::string(8, '\0'), "BBBBBBBB"});
+  transport_.log.clear();
+  Advance(900ms);
+  EXPECT_TRUE(transport_.log.empty());
+}
+
 TEST_F(ClientCoreTest, IgnoresATransientErrorFromABrokerNoLongerHoldingTheJob) {
   Make(2);
   core_->OnTick(now_);

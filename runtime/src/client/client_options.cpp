@@ -84,6 +84,7 @@ ClientOptions ClientOptions::FromConfig(const ConfigSection& section) {
   options.retry.multiplier = retry.GetDouble("multiplier", options.retry.multiplier, 1.0, 100.0);
   options.retry.jitter = retry.GetDouble("jitter", options.retry.jitter, 0.0, 1.0);
   retry.RejectUnknownKeys();
+  options.curve = CurveOptions::FromConfig(section.Section("security"));
   section.RejectUnknownKeys();
   return options;
 }
@@ -123,6 +124,13 @@ ClientOptions& ClientOptions::ApplyEnvironment(
     }
     deadline = milliseconds(ms);
   }
+  if (const auto value = lookup("COURIER_CURVE_SERVER_KEY"); value && !Trim(*value).empty()) {
+    curve.server_public_key = ResolveCurvePublicKey(Trim(*value));
+  }
+  if (const auto value = lookup("COURIER_CURVE_KEY"); value && !Trim(*value).empty()) {
+    curve.key_file = Trim(*value);
+    curve.keys.reset();
+  }
   return *this;
 }
 
@@ -143,6 +151,17 @@ void ClientOptions::Validate() const {
   }
   if (!(retry.multiplier >= 1.0)) Invalid("retry.multiplier must be at least 1");
   if (!(retry.jitter >= 0.0 && retry.jitter <= 1.0)) Invalid("retry.jitter must be in [0, 1]");
+  if (curve.enabled() && !IsCurveKey(curve.server_public_key)) {
+    Invalid("curve.server_public_key must be the broker's 40-character Z85 public key");
+  }
+  if (curve.enabled() && !curve.keys && curve.key_file.empty()) {
+    Invalid("CURVE is on (a server key is set) but there is no key pair: set curve.key_file "
+            "([security] key_file, --curve-key or COURIER_CURVE_KEY)");
+  }
+  if (!curve.enabled() && (curve.keys || !curve.key_file.empty())) {
+    Invalid("a CURVE key pair is set but not the broker's public key: set curve.server_public_key "
+            "([security] server_key, --curve-server-key or COURIER_CURVE_SERVER_KEY)");
+  }
 }
 
 }  // namespace courier

@@ -168,5 +168,42 @@ TEST(ClientOptionsTest, ClientRefusesInvalidOptionsAndBadEndpoints) {
   EXPECT_EQ(CodeOf([&] { Client client(options); }), ErrorCode::kConfig);
 }
 
+TEST(ClientOptionsTest, SecurityTableAndEnvironmentSetCurve) {
+  const auto dir = std::filesystem::temp_directory_path() / ("courier-client-curve-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const CurveKeyPair server = GenerateCurveKeyPair("broker");
+  SaveCurveKeyPair(dir / "client.key", GenerateCurveKeyPair("client-a"));
+  {
+    std::ofstream(dir / "client.toml") << "[security]\ncurve = true\nserver_key = \"" << server.public_key
+                                       << "\"\nkey_file = \"client.key\"\n";
+    std::ofstream(dir / "broker.pub") << server.public_key << "\n";
+  }
+  const ClientOptions options = ClientOptions::FromConfig(ConfigSection::LoadFile(dir / "client.toml"));
+  EXPECT_TRUE(options.curve.enabled());
+  EXPECT_EQ(options.curve.server_public_key, server.public_key);
+  EXPECT_EQ(options.curve.key_file, dir / "client.key");
+  EXPECT_NO_THROW(options.Validate());
+
+  std::map<std::string, std::string, std::less<>> env{{"COURIER_CURVE_SERVER_KEY", (dir / "broker.pub").string()},
+                                                      {"COURIER_CURVE_KEY", "/elsewhere/c.key"}};
+  auto lookup = [&](std::string_view name) -> std::optional<std::string> {
+    const auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  };
+  ClientOptions from_env;
+  from_env.ApplyEnvironment(lookup);
+  EXPECT_EQ(from_env.curve.server_public_key, server.public_key);
+  EXPECT_EQ(from_env.curve.key_file, "/elsewhere/c.key");
+
+  ClientOptions half;  // a key pair without the broker's key would silently go unencrypted
+  half.curve.key_file = dir / "client.key";
+  EXPECT_EQ(CodeOf([&] { half.Validate(); }), ErrorCode::kConfig);
+  ClientOptions no_pair;
+  no_pair.curve.server_public_key = server.public_key;
+  EXPECT_EQ(CodeOf([&] { no_pair.Validate(); }), ErrorCode::kConfig);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace courier

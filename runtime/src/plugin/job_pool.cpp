@@ -5,6 +5,24 @@
 #include <cstring>
 
 namespace courier::detail {
+namespace {
+
+// A frame that takes over `body` instead of copying it (a sealed payload travels from here
+// to the broker's socket without another copy); small bodies are cheaper copied.
+zmq::message_t Frame(std::string&& body) {
+  constexpr std::size_t kCopyBelow = 256;
+  if (body.size() < kCopyBelow) return zmq::message_t(body.data(), body.size());
+  auto* owned = new std::string(std::move(body));
+  try {
+    return zmq::message_t(
+        owned->data(), owned->size(), [](void*, void* hint) { delete static_cast<std::string*>(hint); }, owned);
+  } catch (...) {
+    delete owned;
+    throw;
+  }
+}
+
+}  // namespace
 
 JobPool::JobPool(zmq::context_t& context, std::string endpoint, unsigned threads, Work work)
     : shared_(std::make_shared<Shared>()) {
@@ -71,9 +89,8 @@ void JobPool::Loop(std::shared_ptr<Shared> shared, zmq::context_t* context, std:
         const bool two_bodies = output.command == WorkerCommand::kReply;
         push.send(seq, zmq::send_flags::sndmore);
         push.send(zmq::buffer(&command, 1), zmq::send_flags::sndmore);
-        push.send(zmq::message_t(output.body1.data(), output.body1.size()),
-                  two_bodies ? zmq::send_flags::sndmore : zmq::send_flags::none);
-        if (two_bodies) push.send(zmq::message_t(output.body2.data(), output.body2.size()), zmq::send_flags::none);
+        push.send(Frame(std::move(output.body1)), two_bodies ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        if (two_bodies) push.send(Frame(std::move(output.body2)), zmq::send_flags::none);
       }
     }
   } catch (const std::exception& e) {

@@ -100,9 +100,9 @@ std::vector<JobOutput> JobRunner::Run(ServiceRuntime& service, JobInput& job) co
         throw Error(ErrorCode::kUnauthenticated,
                     "service " + service.name + " accepts sealed payloads only (allow_unsealed = false)");
       }
-      plaintext = job.payload;
+      plaintext = job.Payload();
     } else {
-      opened = keyring_.Open(job.envelope_bytes, job.payload);
+      opened = keyring_.Open(job.envelope_bytes, job.Payload());
       plaintext = opened;
     }
     timer.Lap(Stage::kOpen);

@@ -16,7 +16,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <zmq.hpp>
 
 #include "courier/keyring.hpp"
 #include "courier/plugin.hpp"
@@ -57,7 +60,15 @@ struct JobInput {
   std::string broker;     // endpoint, for error records
   std::string envelope_bytes;
   std::string payload;
+  // The payload frame as received, when the I/O thread hands it over instead of copying it
+  // into `payload` (then empty); shared so that a JobInput stays copyable.
+  std::shared_ptr<const zmq::message_t> payload_frame;
   Envelope envelope;  // decoded from envelope_bytes
+
+  std::string_view Payload() const {
+    return payload_frame ? std::string_view(static_cast<const char*>(payload_frame->data()), payload_frame->size())
+                         : std::string_view(payload);
+  }
 };
 
 // One message for the I/O thread to send on the connection `seq` arrived on.

@@ -15,6 +15,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <span>
 #include <thread>
 #include <unordered_map>
 
@@ -23,6 +24,7 @@
 
 #include "courier/error.hpp"
 #include "courier/keyring.hpp"
+#include "curve_socket.hpp"
 #include "envelope_codec.hpp"
 #include "frames.hpp"
 #include "job_pool.hpp"
@@ -89,7 +91,12 @@ struct WorkerHost::Impl {
     Clock::time_point last_received{};
     Clock::time_point reconnect_at{};
     milliseconds backoff{};
-    std::size_t in_flight = 0;
+    std::size_t in_flight = 0;  // jobs taken on this connection since it was made, unanswered
+    std::uint32_t credit = 0;   // the capacity the broker was last told (READY, CREDIT)
+    std::uint32_t desired = 0;  // the credit PlanCredits decided for it
+    std::size_t member = 0;     // its place among its service's connections (CreditPlan)
+    bool hungry = false;        // its broker showed it has more work for us (credit sharing)
+    Clock::time_point granted_at{};  // when it was given a slot it has not used yet
     bool heard = false;  // the broker spoke since we (re)connected
     std::uint64_t connects = 0;
   };
@@ -107,6 +114,7 @@ struct WorkerHost::Impl {
     if (options.brokers.empty()) throw Error(ErrorCode::kConfig, "the worker needs at least one broker");
     if (options.threads == 0) options.threads = std::max(1u, std::thread::hardware_concurrency());
     if (options.instance.empty()) options.instance = HostName() + ":" + std::to_string(::getpid());
+    options.curve = options.curve.Resolved();  // CURVE key pair loaded (and checked) once
     stop_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (stop_fd < 0) throw Error(ErrorCode::kIo, std::string("eventfd: ") + std::strerror(errno));
     if (options.handle_signals) {
@@ -276,7 +284,7 @@ struct WorkerHost::Impl {
     keyring = options.keyring.empty() ? Keyring::LoadOrCreate(Keyring::DefaultPath())
                                       : Keyring::Load(options.keyring);
     if (options.report_errors) {
-      const ReporterOptions reporting = detail::WorkerReporterOptions(options.brokers, options.instance);
+      const ReporterOptions reporting = detail::WorkerReporterOptions(options.brokers, options.instance, options.curve);
       reporter = std::make_unique<detail::SinkErrorReporter>(reporting);
       metrics = std::make_unique<MetricsReporter>(reporting, [this] { return detail::ToStageTotals(stats.Snapshot()); });
     }
@@ -294,10 +302,14 @@ struct WorkerHost::Impl {
                                              });
 
     const Clock::time_point now = Clock::now();
+    held.assign(services.size(), 0);
+    plans.assign(services.size(), CreditPlan{});
     for (const std::string& endpoint : options.brokers) {
       for (std::size_t s = 0; s < services.size(); ++s) {
         Connection connection;
         connection.service = s;
+        connection.member = plans[s].members.size();
+        plans[s].members.push_back(connections.size());
         connection.endpoint = endpoint;
         connection.backoff = options.reconnect_initial;
         connections.push_back(std::move(connection));
@@ -353,12 +365,19 @@ struct WorkerHost::Impl {
       }
       if (items[1].revents & ZMQ_POLLIN) ReadSignals();
       if (items[2].revents & ZMQ_POLLIN) DrainResults();
-      for (std::size_t i = 3; i < items.size(); ++i) {
+      // Brokers are read from a start that moves every round: when several race for the
+      // last free slot of a service (credit sharing), none wins by its place in the list.
+      const std::size_t brokers_ready = items.size() - 3;
+      for (std::size_t n = 0; n < brokers_ready; ++n) {
+        const std::size_t i = 3 + (first_read + n) % brokers_ready;
         if ((items[i].revents & ZMQ_POLLIN) == 0) continue;
         const std::size_t index = item_connection[i - 3];
         ReadBroker(index);
       }
+      ++first_read;
       Tick(Clock::now());
+      TickCredits(Clock::now());
+      if (credit_changed) SyncCredits(Clock::now());
     }
   }
 
@@ -375,6 +394,7 @@ struct WorkerHost::Impl {
     }
     if (!in_flight.empty()) next = std::min(next, now + milliseconds(100));  // deadline watchdog
     if (draining) next = std::min(next, drain_deadline);
+    next = NextCreditTimer(next);
     const auto wait = std::chrono::duration_cast<milliseconds>(next - now) + milliseconds(1);
     return std::clamp(wait, milliseconds(0), milliseconds(1000));
   }
@@ -428,6 +448,7 @@ struct WorkerHost::Impl {
     socket->set(zmq::sockopt::rcvhwm, hwm);
     socket->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options.max_message_bytes + 4096));
     socket->set(zmq::sockopt::reconnect_ivl, 100);
+    detail::ApplyCurve(*socket, options.curve);
     socket->connect(connection.endpoint);
     connection.socket = std::move(socket);
     connection.last_received = now;
@@ -435,16 +456,146 @@ struct WorkerHost::Impl {
     ++connection.connects;
     sockets_changed = true;
 
+    // The service's capacity is shared with its other brokers (PlanCredits). READY needs
+    // at least 1, so with no slot free it is followed by CREDIT 0; a job the broker sends
+    // before it reads that is rejected (HandleRequest).
+    PlanCredits(connection.service, now);
+    credit_changed = true;  // the others' shares too, at the end of the round
+    const std::uint32_t credit = connection.desired;
     detail::ReadyInfo info;
-    info.capacity = std::max<std::uint32_t>(1, service.capacity.load());
+    info.capacity = std::max<std::uint32_t>(1, credit);
     info.weight = service.settings.weight;
     info.host = HostName().substr(0, 255);
     info.pid = static_cast<std::uint64_t>(::getpid());
     info.instance = options.instance;
     Send(connection, WorkerCommand::kReady, {service.name, detail::EncodeReadyInfo(info)}, now);
-    if (draining) Send(connection, WorkerCommand::kCredit, {detail::EncodeCredit(0)}, now);
-    spdlog::info("sent READY for service {} to broker {} (capacity {})", service.name, connection.endpoint,
-                 info.capacity);
+    connection.credit = info.capacity;
+    if (credit != info.capacity) SyncCredit(connection, now);
+    spdlog::info("sent READY for service {} to broker {} (capacity {} of {})", service.name, connection.endpoint,
+                 credit, service.capacity.load());
+  }
+
+  // --- credit: one capacity, several brokers (PROTOCOL.md §7.2) ---------------------------
+  //
+  // A service's capacity N bounds the jobs of that service this host holds in total, over
+  // all its brokers (held[service]: taken and not yet ended, including jobs still running
+  // for a connection that has been reset). Brokers share nothing, and the host cannot see
+  // their queues, so it shares its free slots (N - held) by what each broker shows:
+  // - A broker is "hungry" when it has shown it has more work: it used all the credit it
+  //   had, or sent a job the host had to reject. Free slots go to the hungry brokers in
+  //   turn, one at a time (their credit is what they hold plus their grant; the others'
+  //   is what they hold), so each broker with a queue gets a fair share and none waits
+  //   behind another's queue. A grant unused for kGrantTimeout means the broker ran out
+  //   of work: it stops being hungry.
+  // - With no broker hungry, and at least every kOpenInterval while some are (so a broker
+  //   whose queue has just filled is found), the free slots are offered to every live
+  //   broker at once: no slot waits while any broker has work.
+  // - Slots beyond the grants are offered to every live broker as well.
+  // Credits are re-sent as CREDIT whenever they change, before the answer that frees a
+  // slot (so the broker that held it does not take it back out of turn). Brokers that
+  // race for the same slot can still send more than N jobs in total; the host rejects the
+  // extra ones (HandleRequest), so never more than N are held, nor run, at once. A dead
+  // broker's share goes to the others by itself: it has no connection to offer to.
+  static constexpr milliseconds kGrantTimeout{50};
+  static constexpr milliseconds kOpenInterval{100};
+
+  struct CreditPlan {
+    std::vector<std::size_t> members;  // the service's connections (indexes)
+    std::size_t turn = 0;              // the member whose turn comes next
+    bool open = true;                  // free slots offered to every live broker
+    Clock::time_point next_open{};     // while some are hungry: when to offer to all again
+  };
+
+  // Whether the broker of `connection` takes part in the sharing: connected and heard
+  // within two heartbeat intervals. A silent one keeps the credit it has (telling it more
+  // would only fill its queue) and gets no share until it speaks again (HandleBroker).
+  bool Live(const Connection& connection, Clock::time_point now) const {
+    return connection.socket && now - connection.last_received <= 2 * options.heartbeat_interval;
+  }
+
+  // Decides the credit of every connection of `service` (Connection::desired).
+  void PlanCredits(std::size_t service, Clock::time_point now) {
+    CreditPlan& plan = plans[service];
+    const std::uint32_t capacity = services[service]->capacity.load();
+    std::uint32_t free = held[service] >= capacity ? 0 : capacity - held[service];
+    bool any_hungry = false;
+    for (const std::size_t index : plan.members) {
+      Connection& connection = connections[index];
+      if (!connection.socket || draining) {
+        connection.desired = 0;
+      } else if (!Live(connection, now)) {
+        connection.desired = connection.credit;
+      } else {
+        connection.desired = static_cast<std::uint32_t>(connection.in_flight);
+        any_hungry = any_hungry || connection.hungry;
+      }
+    }
+    if (draining) return;
+    plan.open = !any_hungry || now >= plan.next_open;
+    const std::size_t count = plan.members.size();
+    for (std::size_t step = 0; step < count; ++step) {
+      Connection& connection = connections[plan.members[(plan.turn + step) % count]];
+      if (plan.open || !connection.hungry || free == 0 || !Live(connection, now)) {
+        connection.granted_at = {};
+        continue;
+      }
+      ++connection.desired;
+      --free;
+      if (connection.granted_at == Clock::time_point{}) connection.granted_at = now;
+    }
+    for (const std::size_t index : plan.members) {
+      Connection& connection = connections[index];
+      if (!Live(connection, now)) continue;
+      connection.desired = static_cast<std::uint32_t>(std::min<std::uint64_t>(capacity, std::uint64_t{connection.desired} + free));
+    }
+  }
+
+  // Tells the broker its connection's planned credit if it changed. Returns: false if the
+  // CREDIT could not be queued (tried again on the next round).
+  bool SyncCredit(Connection& connection, Clock::time_point now) {
+    if (!connection.socket || connection.desired == connection.credit || !Live(connection, now)) return true;
+    if (!Send(connection, WorkerCommand::kCredit, {detail::EncodeCredit(connection.desired)}, now)) return false;
+    connection.credit = connection.desired;
+    return true;
+  }
+
+  void SyncServiceCredits(std::size_t service, Clock::time_point now) {
+    PlanCredits(service, now);
+    const std::vector<std::size_t>& members = plans[service].members;
+    // From a moving start: no broker hears of a free slot first every time.
+    ++first_credit;
+    for (std::size_t step = 0; step < members.size(); ++step) {
+      if (!SyncCredit(connections[members[(first_credit + step) % members.size()]], now)) credit_changed = true;
+    }
+  }
+
+  void SyncCredits(Clock::time_point now) {
+    credit_changed = false;
+    for (std::size_t service = 0; service < services.size(); ++service) SyncServiceCredits(service, now);
+  }
+
+  // Timers of the sharing: unused grants, and the next offer to every broker.
+  void TickCredits(Clock::time_point now) {
+    for (Connection& connection : connections) {
+      if (connection.granted_at != Clock::time_point{} && now - connection.granted_at >= kGrantTimeout) {
+        connection.granted_at = {};
+        connection.hungry = false;  // its broker had nothing to send: the slot goes to others
+        credit_changed = true;
+      }
+    }
+    for (const CreditPlan& plan : plans) {
+      if (!plan.open && now >= plan.next_open) credit_changed = true;
+    }
+  }
+
+  Clock::time_point NextCreditTimer(Clock::time_point next) const {
+    for (const Connection& connection : connections) {
+      if (connection.granted_at != Clock::time_point{}) next = std::min(next, connection.granted_at + kGrantTimeout);
+    }
+    for (const CreditPlan& plan : plans) {
+      if (!plan.open) next = std::min(next, plan.next_open);
+    }
+    return next;
   }
 
   // Drops the connection (the broker requeues what it gave us) and schedules a new one.
@@ -455,7 +606,12 @@ struct WorkerHost::Impl {
       sockets_changed = true;
     }
     ++connection.generation;
-    connection.in_flight = 0;
+    connection.in_flight = 0;  // the jobs still running keep their slots (held) until they end
+    connection.credit = 0;
+    connection.desired = 0;
+    connection.hungry = false;
+    connection.granted_at = {};
+    credit_changed = true;
     std::uniform_real_distribution<double> jitter(0.5, 1.5);
     const auto delay = milliseconds(static_cast<std::int64_t>(static_cast<double>(connection.backoff.count()) * jitter(random)));
     connection.reconnect_at = now + delay;
@@ -489,6 +645,29 @@ struct WorkerHost::Impl {
     }
   }
 
+  // Send, with `bodies` sent as they are (moved from, not copied).
+  bool SendFrames(Connection& connection, WorkerCommand command, std::span<zmq::message_t> bodies,
+                  Clock::time_point now) {
+    if (!connection.socket) return false;
+    try {
+      const auto byte = static_cast<std::uint8_t>(command);
+      zmq::socket_t& socket = *connection.socket;
+      if (!socket.send(zmq::message_t(), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        return Dropped(connection, command);
+      }
+      socket.send(zmq::buffer(detail::kCourierWorker), zmq::send_flags::sndmore);
+      socket.send(zmq::buffer(&byte, 1), bodies.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore);
+      for (std::size_t i = 0; i < bodies.size(); ++i) {
+        socket.send(bodies[i], i + 1 == bodies.size() ? zmq::send_flags::none : zmq::send_flags::sndmore);
+      }
+      connection.last_sent = now;
+      return true;
+    } catch (const zmq::error_t& e) {
+      spdlog::error("broker {}: cannot send {}: {}", connection.endpoint, CommandName(command), e.what());
+      return false;
+    }
+  }
+
   bool Dropped(const Connection& connection, WorkerCommand command) {
     if (send_limiter.Allow()) {
       spdlog::error("broker {}: outgoing queue full, {} dropped ({} more since the last report)",
@@ -501,7 +680,8 @@ struct WorkerHost::Impl {
     for (int budget = 0; budget < 256; ++budget) {
       Connection& connection = connections[index];
       if (!connection.socket) return;
-      std::vector<zmq::message_t> frames;
+      std::vector<zmq::message_t>& frames = inbound_frames;  // reused: no allocation per message
+      frames.clear();
       try {
         zmq::message_t frame;
         if (!connection.socket->recv(frame, zmq::recv_flags::dontwait)) return;
@@ -535,6 +715,7 @@ struct WorkerHost::Impl {
       Malformed(connection, "expected [empty][CRW01][command]...");
       return;
     }
+    if (!Live(connection, now)) credit_changed = true;  // it was left out of the sharing while silent
     connection.last_received = now;
     if (!connection.heard) {
       connection.heard = true;
@@ -547,7 +728,7 @@ struct WorkerHost::Impl {
           Malformed(connection, "REQUEST without envelope and payload");
           return;
         }
-        HandleRequest(index, frames[3].to_string_view(), frames[4].to_string_view(), now);
+        HandleRequest(index, frames[3].to_string_view(), frames[4], now);
         return;
       case WorkerCommand::kHeartbeat:
         return;
@@ -567,7 +748,7 @@ struct WorkerHost::Impl {
     Send(connection, WorkerCommand::kError, {detail::EncodeErrorBody(job_id, code, message)}, now);
   }
 
-  void HandleRequest(std::size_t index, std::string_view envelope_bytes, std::string_view payload,
+  void HandleRequest(std::size_t index, std::string_view envelope_bytes, zmq::message_t& payload,
                      Clock::time_point now) {
     Connection& connection = connections[index];
     detail::ServiceRuntime& service = *services[connection.service];
@@ -601,8 +782,23 @@ struct WorkerHost::Impl {
       SendError(connection, envelope.job_id, ErrorCode::kBadRequest, "a REQUEST cannot carry a reply envelope", now);
       return;
     }
-    spdlog::debug("received job {} for {} from {} (attempt {})", envelope.job_id.Hex(), service.name,
-                  connection.endpoint, envelope.attempt);
+    if (held[connection.service] >= service.capacity.load()) {
+      // Every slot of the service is taken, by jobs from other brokers: this broker sent
+      // before it read our lower credit. It has work, so it gets a turn when a slot frees.
+      // Its credit is lowered first, so the job it puts back at the front of its queue
+      // (no attempt counted) is not sent straight back to us.
+      connection.hungry = true;
+      SyncServiceCredits(connection.service, now);
+      Send(connection, WorkerCommand::kReject, {detail::EncodeReject(envelope.job_id, ErrorCode::kBusy)}, now);
+      ++capacity_rejects;
+      spdlog::debug("rejected job {} of {} from {}: all {} slots taken", envelope.job_id.Hex(), service.name,
+                    connection.endpoint, service.capacity.load());
+      return;
+    }
+    if (spdlog::should_log(spdlog::level::debug)) {  // Hex() allocates: only when it is logged
+      spdlog::debug("received job {} for {} from {} (attempt {})", envelope.job_id.Hex(), service.name,
+                    connection.endpoint, envelope.attempt);
+    }
     const std::uint64_t seq = ++next_seq;
     InFlight job;
     job.connection = index;
@@ -612,20 +808,30 @@ struct WorkerHost::Impl {
     job.received = now;
     in_flight.emplace(seq, job);
     ++connection.in_flight;
+    ++held[connection.service];
+    credit_changed = true;
+    CreditPlan& plan = plans[connection.service];
+    if (plan.open) plan.next_open = now + kOpenInterval;  // the open offer found a taker
+    if (connection.granted_at != Clock::time_point{}) {   // it took its turn: the next one's now
+      connection.granted_at = {};
+      plan.turn = connection.member + 1;
+    }
+    if (connection.in_flight >= connection.credit) connection.hungry = true;  // it used all it was given
 
     detail::JobInput input;
     input.seq = seq;
     input.service = connection.service;
     input.broker = connection.endpoint;
     input.envelope_bytes = std::string(envelope_bytes);
-    input.payload = std::string(payload);
+    input.payload_frame = std::make_shared<const zmq::message_t>(std::move(payload));  // not copied
     input.envelope = envelope.ToEnvelope();
     pool->Submit(std::move(input));
   }
 
   void DrainResults() {
     while (true) {
-      std::vector<zmq::message_t> frames;
+      std::vector<zmq::message_t>& frames = result_frames;  // reused: no allocation per result
+      frames.clear();
       zmq::message_t first;
       if (!results->recv(first, zmq::recv_flags::dontwait)) return;
       frames.push_back(std::move(first));
@@ -648,6 +854,8 @@ struct WorkerHost::Impl {
     const InFlight job = found->second;
     in_flight.erase(found);
     Connection& connection = connections[job.connection];
+    --held[connection.service];  // the slot is free, whether or not the answer can still be sent
+    credit_changed = true;
     const Clock::time_point now = Clock::now();
     if (job.reported_late) {
       spdlog::warn("job {} of service {} finished {} ms after its deadline; answered deadline_exceeded",
@@ -660,13 +868,14 @@ struct WorkerHost::Impl {
       return;
     }
     if (connection.in_flight > 0) --connection.in_flight;
+    // Credits first: if the freed slot is another broker's turn, this broker's lower
+    // credit must reach it before the answer that frees the slot.
+    SyncServiceCredits(connection.service, now);
     const Clock::time_point start = Clock::now();
     bool sent = false;
-    if (command == WorkerCommand::kReply && frames.size() >= 4) {
-      sent = Send(connection, command, {frames[2].to_string_view(), frames[3].to_string_view()}, now);
-    } else {
-      sent = Send(connection, command, {frames[2].to_string_view()}, now);
-    }
+    // The pool's frames go on as they are (moved, not copied: a payload is not copied again).
+    const std::size_t bodies = command == WorkerCommand::kReply && frames.size() >= 4 ? 2 : 1;
+    sent = SendFrames(connection, command, std::span<zmq::message_t>(frames.data() + 2, bodies), now);
     const std::size_t stats_index = services[connection.service]->stats_index;
     if (sent) {
       stats.Record(stats_index, Stage::kSend, Clock::now() - start);
@@ -697,9 +906,7 @@ struct WorkerHost::Impl {
     spdlog::info("{}: draining: taking no new jobs, waiting up to {} ms for {} in flight", why,
                  options.grace_period.count(), in_flight.size());
     // Credit 0: the broker should stop sending; whatever still arrives is rejected.
-    for (Connection& connection : connections) {
-      Send(connection, WorkerCommand::kCredit, {detail::EncodeCredit(0)}, now);
-    }
+    SyncCredits(now);
   }
 
   void Reload() {
@@ -724,13 +931,8 @@ struct WorkerHost::Impl {
         spdlog::info("SIGHUP: service {} capacity {} -> {}", service->name, service->capacity.load(), capacity);
         service->capacity = capacity;
         service->settings.capacity = settings.capacity;
-        if (draining) continue;
-        for (Connection& connection : connections) {
-          if (services[connection.service].get() == service.get()) {
-            Send(connection, WorkerCommand::kCredit, {detail::EncodeCredit(capacity)}, now);
-          }
-        }
       }
+      SyncCredits(now);  // each broker's share of the new capacities
       // Logged before the new level applies, so the line shows even when it is quieter.
       spdlog::info("SIGHUP: reloaded {} (log level {})", options.config_file.string(), fresh.log.level);
       if (const auto level = LevelFromName(fresh.log.level)) {
@@ -777,7 +979,8 @@ struct WorkerHost::Impl {
     // holds when the host is destroyed, after every thread that could report has stopped.
     metrics.reset();
     for (const std::string& line : stats.Describe()) spdlog::info("stage timings: {}", line);
-    spdlog::info("worker stopped ({} malformed messages ignored)", malformed);
+    spdlog::info("worker stopped ({} malformed messages ignored, {} jobs rejected with every slot taken)", malformed,
+                 capacity_rejects);
     return status;
   }
 
@@ -799,6 +1002,14 @@ struct WorkerHost::Impl {
   std::vector<Connection> connections;
   bool sockets_changed = true;
   std::unordered_map<std::uint64_t, InFlight> in_flight;
+  std::vector<zmq::message_t> inbound_frames;  // ReadBroker's, reused
+  std::vector<zmq::message_t> result_frames;   // DrainResults', reused
+  std::vector<std::uint32_t> held;  // per service: jobs taken and not yet ended (≤ capacity)
+  bool credit_changed = false;      // held or a capacity changed: SyncCredits at the end of the round
+  std::uint64_t capacity_rejects = 0;  // jobs rejected because every slot was taken
+  std::vector<CreditPlan> plans;       // per service: how its free slots are shared
+  std::size_t first_read = 0;          // rotating start of the broker reads (Loop)
+  std::size_t first_credit = 0;        // rotating start of SyncServiceCredits
   std::uint64_t next_seq = 0;
   bool draining = false;
   Clock::time_point drain_deadline{};

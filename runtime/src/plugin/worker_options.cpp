@@ -78,6 +78,7 @@ WorkerOptions WorkerOptions::FromConfig(const ConfigSection& root, const std::fi
       root.GetInt("max_message_bytes", static_cast<std::int64_t>(options.max_message_bytes), 1024,
                   std::int64_t{1} << 30));
   options.log = ReadLogOptions(root.Section("log"), "worker");
+  options.curve = CurveOptions::FromConfig(root.Section("security"));
   options.services = root.Section("services");
   root.RejectUnknownKeys();
   return options;

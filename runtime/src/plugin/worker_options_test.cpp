@@ -135,5 +135,25 @@ TEST(WorkerHost, ExplicitSchemaFilesMustExist) {
   EXPECT_THAT(ConfigError([&] { host.Register<Echo>(); }), HasSubstr("/nonexistent/echo.toml"));
 }
 
+TEST(WorkerOptions, SecurityTableTurnsCurveOn) {
+  EXPECT_FALSE(WorkerOptions::FromConfig(ConfigSection::Empty()).curve.enabled());
+  const std::string key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+  const WorkerOptions options = WorkerOptions::FromConfig(ConfigSection::Parse(
+      "[security]\ncurve = true\nserver_key = \"" + key + "\"\nkey_file = \"/etc/courier/w.key\"\n", "worker.toml"));
+  EXPECT_TRUE(options.curve.enabled());
+  EXPECT_EQ(options.curve.server_public_key, key);
+  EXPECT_EQ(options.curve.key_file, "/etc/courier/w.key");
+  EXPECT_THAT(ConfigError([] {
+                WorkerOptions::FromConfig(ConfigSection::Parse("[security]\ncurve = true\n", "worker.toml"));
+              }),
+              HasSubstr("security.curve"));
+  // The key file itself is loaded (and its mode checked) when the host is built.
+  WorkerOptions missing;
+  missing.handle_signals = false;
+  missing.curve.server_public_key = key;
+  missing.curve.key_file = "/nonexistent/w.key";
+  EXPECT_THAT(ConfigError([&] { WorkerHost host(missing); }), HasSubstr("keygen --curve"));
+}
+
 }  // namespace
 }  // namespace courier

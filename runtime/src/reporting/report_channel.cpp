@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "curve_socket.hpp"
 #include "envelope_codec.hpp"
 #include "frames.hpp"
 #include "protocol.hpp"
@@ -19,6 +20,7 @@ ReportChannel::ReportChannel(zmq::context_t& context, ChannelOptions options) : 
     socket.set(zmq::sockopt::rcvhwm, 1000);
     socket.set(zmq::sockopt::reconnect_ivl, 100);
     socket.set(zmq::sockopt::reconnect_ivl_max, 2000);
+    ApplyCurve(socket, options_.curve);
     try {
       socket.connect(endpoint);
     } catch (const zmq::error_t& e) {

@@ -23,6 +23,7 @@
 
 #include <zmq.hpp>
 
+#include "courier/curve.hpp"
 #include "courier/error.hpp"
 #include "courier/job.hpp"
 #include "courier/keyring.hpp"
@@ -33,6 +34,7 @@ struct ChannelOptions {
   std::vector<std::string> brokers;
   std::string service;                        // courier.errors or courier.metrics
   std::shared_ptr<const Keyring> keyring;     // seal with it; null = unsealed
+  CurveOptions curve;                         // CURVE client settings, resolved; default off
   std::chrono::milliseconds accept_timeout{1000};
   std::chrono::milliseconds retry_initial{100};
   std::chrono::milliseconds retry_max{5000};

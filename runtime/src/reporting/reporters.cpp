@@ -47,6 +47,7 @@ detail::ChannelOptions ChannelFor(const ReporterOptions& options, std::string_vi
   channel.brokers = options.brokers;
   channel.service = std::string(service);
   channel.keyring = options.keyring;
+  channel.curve = options.curve;
   channel.accept_timeout = options.accept_timeout;
   channel.retry_initial = options.retry_initial;
   channel.retry_max = options.retry_max;
@@ -169,6 +170,7 @@ void ErrorReportSender::Impl::Run(zmq::context_t& context, zmq::socket_t& pipe) 
 
 ErrorReportSender::ErrorReportSender(ReporterOptions options) {
   Validate(options);
+  options.curve = options.curve.Resolved();  // a bad key file fails here, not on the actor
   impl_ = std::make_unique<Impl>(std::move(options));
   Impl* impl = impl_.get();
   impl_->actor = std::make_unique<detail::Actor>(
@@ -343,6 +345,7 @@ void MetricsReporter::Impl::Run(zmq::context_t& context, zmq::socket_t& pipe) {
 MetricsReporter::MetricsReporter(ReporterOptions options, StageSnapshotFn snapshot) {
   Validate(options);
   if (!snapshot) throw Error(ErrorCode::kConfig, "MetricsReporter needs a snapshot provider");
+  options.curve = options.curve.Resolved();
   impl_ = std::make_unique<Impl>(std::move(options), std::move(snapshot));
   Impl* impl = impl_.get();
   impl_->actor = std::make_unique<detail::Actor>(

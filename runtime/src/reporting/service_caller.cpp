@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "curve_socket.hpp"
 #include "envelope_codec.hpp"
 #include "protocol.hpp"
 
@@ -23,6 +24,7 @@ std::string CommandByte(ClientCommand command) { return std::string(1, static_ca
 
 ServiceCaller::ServiceCaller(CallerOptions options) : options_(std::move(options)) {
   if (options_.brokers.empty()) throw Error(ErrorCode::kConfig, "no broker to talk to");
+  options_.curve = options_.curve.Resolved();
   sockets_.resize(options_.brokers.size());
 }
 
@@ -38,6 +40,7 @@ zmq::socket_t& ServiceCaller::Socket(std::size_t index) {
     socket->set(zmq::sockopt::linger, 0);
     socket->set(zmq::sockopt::rcvhwm, 1000);
     socket->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(kDefaultMaxMessageBytes + 4096));
+    ApplyCurve(*socket, options_.curve);
     try {
       socket->connect(options_.brokers[index]);
     } catch (const zmq::error_t& e) {

@@ -22,6 +22,7 @@
 
 #include <zmq.hpp>
 
+#include "courier/curve.hpp"
 #include "courier/job.hpp"
 #include "courier/keyring.hpp"
 #include "courier/value.hpp"
@@ -35,11 +36,13 @@ struct CallerOptions {
   std::shared_ptr<const Keyring> keyring;
   // Silence after which the next broker is tried. Default 3 s (PROTOCOL.md §6.4).
   std::chrono::milliseconds failover_timeout{3000};
+  // CURVE client settings for the broker sockets. Default off; loaded at construction.
+  CurveOptions curve;
 };
 
 class ServiceCaller {
  public:
-  // Throws: Error(kConfig) for no brokers or a bad endpoint.
+  // Throws: Error(kConfig) for no brokers, a bad endpoint or a bad CURVE key file.
   explicit ServiceCaller(CallerOptions options);
   ~ServiceCaller();
   ServiceCaller(const ServiceCaller&) = delete;

@@ -5,9 +5,9 @@
 namespace courier::detail {
 
 StageTotals* StageRecorder::Series(std::string_view service, std::string_view stage) {
-  std::pair<std::string, std::string> key{std::string(service), std::string(stage)};
-  auto it = series_.find(key);
+  auto it = series_.find(std::pair<std::string_view, std::string_view>(service, stage));
   if (it != series_.end()) return &it->second;
+  std::pair<std::string, std::string> key{std::string(service), std::string(stage)};
   if (series_.size() >= kMaxSeries) {
     ++overflow_;
     return nullptr;

@@ -38,8 +38,21 @@ class StageRecorder {
  private:
   StageTotals* Series(std::string_view service, std::string_view stage);
 
+  // Orders (service, stage) keys as std::pair does; transparent, so a lookup by string
+  // views builds no strings (Record runs several times per job on a client).
+  struct SeriesLess {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      const std::string_view a_service = a.first;
+      const std::string_view b_service = b.first;
+      if (a_service != b_service) return a_service < b_service;
+      return std::string_view(a.second) < std::string_view(b.second);
+    }
+  };
+
   mutable std::mutex mutex_;
-  std::map<std::pair<std::string, std::string>, StageTotals, std::less<>> series_;
+  std::map<std::pair<std::string, std::string>, StageTotals, SeriesLess> series_;
   std::uint64_t overflow_ = 0;
 };
 

@@ -5,7 +5,7 @@
 //   std::unique_ptr<detail::ErrorReporter> reporter;          // instead of LoggingErrorReporter
 //   std::unique_ptr<MetricsReporter> metrics;
 //   ...in Run(), before the pool starts:
-//   ReporterOptions reporting = detail::WorkerReporterOptions(options.brokers, options.instance);
+//   ReporterOptions reporting = detail::WorkerReporterOptions(options.brokers, options.instance, options.curve);
 //   reporter = std::make_unique<detail::SinkErrorReporter>(reporting);
 //   metrics = std::make_unique<MetricsReporter>(reporting, [this] { return detail::ToStageTotals(stats.Snapshot()); });
 //   ...after the drain (so the last failures and timings go out), reset metrics, then reporter.
@@ -23,12 +23,15 @@
 
 namespace courier::detail {
 
-// Returns: reporter settings for a worker host serving `brokers` as `instance`.
-inline ReporterOptions WorkerReporterOptions(std::vector<std::string> brokers, std::string instance) {
+// Returns: reporter settings for a worker host serving `brokers` as `instance`, with the
+// host's CURVE settings (the reporters connect to the same brokers with the same key).
+inline ReporterOptions WorkerReporterOptions(std::vector<std::string> brokers, std::string instance,
+                                             CurveOptions curve = {}) {
   ReporterOptions options;
   options.brokers = std::move(brokers);
   options.reporter = "worker";
   options.instance = std::move(instance);
+  options.curve = std::move(curve);
   return options;
 }
 
