@@ -12,9 +12,11 @@ set_target_properties(clusterkit_plugin PROPERTIES
 courier_test(cluster_integration_test
   SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/cluster_support.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/worker_support.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/cluster_credit_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/cluster_capacity_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/cluster_failover_test.cpp
-  LIBS courier_test_support
+  LIBS courier_test_support cppzmq
   LABELS integration
   TIMEOUT 300)
 add_dependencies(cluster_integration_test courier-broker courier-worker clusterkit_plugin)

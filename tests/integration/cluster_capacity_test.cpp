@@ -11,9 +11,7 @@
 namespace courier::test {
 namespace {
 
-// Disabled until credit sharing across brokers lands (issue 7): a host still advertises its
-// whole capacity to every broker, so it can hold capacity × brokers jobs.
-TEST(ClusterCapacityTest, DISABLED_AHostWithCapacityTwoOnThreeBrokersNeverRunsMoreThanTwoJobs) {
+TEST(ClusterCapacityTest, AHostWithCapacityTwoOnThreeBrokersNeverRunsMoreThanTwoJobs) {
   Cluster cluster;
   for (int i = 0; i < 3; ++i) cluster.AddBroker({"broker-" + std::to_string(i), FreeEndpoint(), ""});
   // More threads than capacity: only the credit can hold the host to 2.

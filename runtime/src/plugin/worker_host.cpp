@@ -812,10 +812,8 @@ struct WorkerHost::Impl {
     credit_changed = true;
     CreditPlan& plan = plans[connection.service];
     if (plan.open) plan.next_open = now + kOpenInterval;  // the open offer found a taker
-    if (connection.granted_at != Clock::time_point{}) {   // it took its turn: the next one's now
-      connection.granted_at = {};
-      plan.turn = connection.member + 1;
-    }
+    connection.granted_at = {};
+    plan.turn = connection.member + 1;  // served now: the others come first next time
     if (connection.in_flight >= connection.credit) connection.hungry = true;  // it used all it was given
 
     detail::JobInput input;
