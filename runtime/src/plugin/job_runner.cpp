@@ -163,7 +163,7 @@ std::vector<JobOutput> JobRunner::Run(ServiceRuntime& service, JobInput& job) co
     timer.Lap(Stage::kConvert);
 
     if (claimed) {
-      waiters = service.cache->Complete(envelope.job_id, JobOutcome{true, reply, ErrorCode::kInternal, {}});
+      waiters = service.cache->Complete(envelope.job_id, HandlerOutcome{true, reply, ErrorCode::kInternal, {}});
       claimed = false;
     }
     const std::uint64_t finished_ms = NowUnixMs();
@@ -191,7 +191,7 @@ std::vector<JobOutput> JobRunner::Run(ServiceRuntime& service, JobInput& job) co
 
   timer.Fail(stage);
   if (claimed) {
-    waiters = service.cache->Complete(envelope.job_id, JobOutcome{false, {}, failure->code, failure->message});
+    waiters = service.cache->Complete(envelope.job_id, HandlerOutcome{false, {}, failure->code, failure->message});
   }
   ErrorRecord record;
   record.job_id = envelope.job_id;

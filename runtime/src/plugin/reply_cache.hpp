@@ -31,12 +31,12 @@
 namespace courier::detail {
 
 // How a job ended: a reply (MessagePack plaintext) or an error.
-struct JobOutcome {
+struct HandlerOutcome {
   bool ok = true;
   std::string reply;
   ErrorCode code = ErrorCode::kInternal;
   std::string message;
-  bool operator==(const JobOutcome&) const = default;
+  bool operator==(const HandlerOutcome&) const = default;
 };
 
 template <class Waiter>
@@ -46,7 +46,7 @@ class ReplyCache {
   enum class State { kNew, kRunning, kDone };
   struct Claim {
     State state = State::kNew;
-    JobOutcome outcome;  // kDone: how the first run ended
+    HandlerOutcome outcome;  // kDone: how the first run ended
   };
 
   ReplyCache(std::chrono::milliseconds window, std::size_t capacity)
@@ -70,7 +70,7 @@ class ReplyCache {
   }
 
   // Records how a job claimed with kNew ended. Returns: the waiters to answer likewise.
-  std::vector<Waiter> Complete(const JobId& id, JobOutcome outcome, Clock::time_point now = Clock::now()) {
+  std::vector<Waiter> Complete(const JobId& id, HandlerOutcome outcome, Clock::time_point now = Clock::now()) {
     std::lock_guard lock(mutex_);
     auto it = entries_.find(id);
     if (it == entries_.end()) return {};
@@ -109,7 +109,7 @@ class ReplyCache {
  private:
   struct Entry {
     bool running = false;
-    JobOutcome outcome;
+    HandlerOutcome outcome;
     Clock::time_point done_at{};
     std::vector<Waiter> waiters;
   };

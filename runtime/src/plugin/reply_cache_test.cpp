@@ -37,7 +37,7 @@ TEST(ReplyCache, DuplicatesOfARunningJobWaitForIt) {
 TEST(ReplyCache, FailuresAreResultsToo) {
   Cache cache(5min, 100);
   cache.Begin(Id(1), 10);
-  const JobOutcome failed{false, "", ErrorCode::kHandlerError, "boom"};
+  const HandlerOutcome failed{false, "", ErrorCode::kHandlerError, "boom"};
   cache.Complete(Id(1), failed);
   const Cache::Claim again = cache.Begin(Id(1), 11);
   EXPECT_EQ(again.state, State::kDone);
