@@ -59,6 +59,8 @@ struct ClientOptions {
   std::size_t wait_workers = 1;
   double wait_timeout_s = 20;
   bool fire_and_forget = false;
+  std::uint64_t deadline_ms = 30000;  // courier-client: each job's deadline
+  std::size_t max_failures = 0;       // courier-client: stop submitting past this many
 
   std::size_t Window() const { return mode == "sync" ? 1 : std::max<std::size_t>(1, window); }
 };
@@ -346,7 +348,7 @@ int SdkClient(const ClientOptions& options) {
   courier::ClientOptions client_options;
   client_options.brokers = options.endpoints;
   if (!options.keyring.empty()) client_options.keyring_path = options.keyring;
-  client_options.deadline = std::chrono::milliseconds(120'000);
+  client_options.deadline = std::chrono::milliseconds(options.deadline_ms);
   client_options.max_in_flight = std::max<std::size_t>(10'000, 2 * options.Window());
   client_options.report = false;  // no courier.metrics/.errors in the bench (the baseline has none)
   courier::Client client(client_options);
@@ -386,6 +388,7 @@ int SdkClient(const ClientOptions& options) {
       } catch (const std::exception& error) {
         ++m.failed;
         if (m.first_error.empty()) m.first_error = error.what();
+        if (m.failed > options.max_failures) break;  // a run that fails ends early, bounded
       }
     }
     end_timing();
@@ -407,7 +410,7 @@ int SdkClient(const ClientOptions& options) {
         if (m.first_error.empty()) m.first_error = error.what();
       }
     };
-    for (std::size_t i = 0; i < total; ++i) {
+    for (std::size_t i = 0; i < total && m.failed <= options.max_failures; ++i) {
       if (i == options.warmup) {
         while (!pending.empty()) settle_one();
         begin_timing();
@@ -445,18 +448,21 @@ int SdkClient(const ClientOptions& options) {
     ++completed;
     changed.notify_one();
   };
+  std::size_t submitted = 0;
   for (std::size_t i = 0; i < total; ++i) {
     {
       std::unique_lock lock(mutex);
       if (i == options.warmup) {
-        changed.wait(lock, [&] { return completed == options.warmup; });
+        changed.wait(lock, [&] { return completed == options.warmup || m.failed > options.max_failures; });
         lock.unlock();
         begin_timing();
         lock.lock();
       }
-      changed.wait(lock, [&] { return outstanding < window; });
+      changed.wait(lock, [&] { return outstanding < window || m.failed > options.max_failures; });
+      if (m.failed > options.max_failures) break;  // a run that fails ends early, bounded
       ++outstanding;
     }
+    ++submitted;
     auto callback = [&on_done, i](courier::Result result) { on_done(i, std::move(result)); };
     if (options.fire_and_forget) {
       client.Send(options.service, Request(i, data), std::move(callback));
@@ -466,7 +472,7 @@ int SdkClient(const ClientOptions& options) {
   }
   {
     std::unique_lock lock(mutex);
-    changed.wait(lock, [&] { return completed == total; });
+    changed.wait(lock, [&] { return completed == submitted; });
   }
   end_timing();
   PrintResult(options, "courier", m);
@@ -541,6 +547,9 @@ int main(int argc, char** argv) {
   sdk_client->add_option("--wait-workers", options.wait_workers,
                          "wait until every broker has this many workers for the service (0: don't)");
   sdk_client->add_option("--wait-timeout", options.wait_timeout_s, "seconds to wait for them (default 20)");
+  sdk_client->add_option("--deadline-ms", options.deadline_ms, "each job's deadline (default 30000)");
+  sdk_client->add_option("--max-failures", options.max_failures,
+                         "failed jobs tolerated before the run stops early (default 0)");
   auto* drained = app.add_subcommand("wait-drained", "wait until a service has nothing queued or in flight");
   drained->add_option("--connect", options.endpoints, "broker endpoint")->required();
   drained->add_option("--service", options.service);
