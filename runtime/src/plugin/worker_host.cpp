@@ -444,7 +444,10 @@ struct WorkerHost::Impl {
     const int hwm = static_cast<int>(std::min<std::uint64_t>(2ull * detail::kMaxCapacity + 64,
                                                              2ull * service.capacity.load() + 64));
     socket->set(zmq::sockopt::linger, 0);
-    socket->set(zmq::sockopt::sndhwm, hwm);
+    // Never a high-water mark on what we send: a REPLY or REJECT dropped here would leave
+    // the broker believing we hold the job until it expires us. What we send is bounded
+    // anyway: one answer per job taken, and CREDIT/HEARTBEAT only while the broker is live.
+    socket->set(zmq::sockopt::sndhwm, 0);
     socket->set(zmq::sockopt::rcvhwm, hwm);
     socket->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options.max_message_bytes + 4096));
     socket->set(zmq::sockopt::reconnect_ivl, 100);
