@@ -5,14 +5,14 @@
 #include <chrono>
 #include <cstring>
 
+#include "random_bytes.hpp"
 #include "sodium_init.hpp"
 
 namespace courier {
 
 JobId JobId::Random() {
-  detail::EnsureSodium();
   JobId id;
-  randombytes_buf(id.bytes.data(), id.bytes.size());
+  detail::RandomBytes(id.bytes.data(), id.bytes.size());
   return id;
 }
 

@@ -12,6 +12,7 @@
 #include "envelope_codec.hpp"
 #include "private_file.hpp"
 #include "protocol.hpp"
+#include "random_bytes.hpp"
 #include "sodium_init.hpp"
 
 namespace courier {
@@ -181,7 +182,7 @@ Keyring::Sealed Keyring::Seal(Envelope envelope, std::string_view plaintext) con
   const auto key = keys_.find(active_);
   if (key == keys_.end()) throw Error(ErrorCode::kConfig, "the keyring has no active key");
   envelope.key_id = active_;
-  randombytes_buf(envelope.nonce.data(), envelope.nonce.size());
+  detail::RandomBytes(envelope.nonce.data(), envelope.nonce.size());
   Sealed sealed;
   sealed.envelope = detail::EncodeEnvelope(envelope);
   char aad_buffer[detail::kMaxEnvelopeBytes];
