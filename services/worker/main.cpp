@@ -8,8 +8,7 @@
 // Flags win over the file (also when SIGHUP re-reads it). Exit status: 0 after a clean
 // drain, 1 if jobs were abandoned at the end of the grace period, 2 for a configuration
 // error.
-#include <signal.h>
-#ifdef __GLIBC__
+#if __has_include(<malloc.h>)
 #include <malloc.h>
 #endif
 #include <unistd.h>
@@ -23,6 +22,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "builtin_service.hpp"
 #include "courier/config.hpp"
 #include "courier/curve.hpp"
 #include "courier/error.hpp"
@@ -70,14 +70,7 @@ void ApplyFlags(const Flags& flags, courier::WorkerOptions& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Before any thread exists, so every thread inherits the mask and the host's signalfd
-  // sees SIGTERM/SIGINT/SIGHUP.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  courier::builtin::BlockShutdownSignals();  // before any thread exists
 #ifdef __GLIBC__
   // Every job allocates and frees payload-sized buffers on several threads. glibc returns a
   // heap top over 128 KiB to the kernel at once, so jobs of tens of KiB would fault their
@@ -129,13 +122,7 @@ int main(int argc, char** argv) {
     courier::WorkerHost host(options);
     host.LoadConfiguredPlugins();
     for (const std::string& plugin : flags.plugins) host.LoadPlugin(plugin);
-    status = host.Run();
-    if (status != 0) {
-      // Abandoned handler threads cannot be joined; leave without running destructors.
-      spdlog::default_logger()->flush();
-      std::fflush(nullptr);
-      std::_Exit(status);
-    }
+    status = courier::builtin::RunHost(host);
   } catch (const std::exception& e) {
     std::cerr << "courier-worker: " << e.what() << std::endl;
     return 2;
