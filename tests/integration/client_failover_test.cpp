@@ -134,6 +134,40 @@ TEST(ClientFailoverTest, ABrokerRestartIsDetectedAndItsJobsResentAtOnce) {
   EXPECT_EQ(client.counters().broker_downs, 0u);
 }
 
+// A broker process that dies closes its connections: its jobs go to the other broker at
+// once, not after failover_timeout of silence (10 s here).
+TEST(ClientFailoverTest, AKilledBrokersJobsFailOverWithoutWaitingForSilence) {
+  TempDir dir;
+  auto keyring = std::make_shared<const Keyring>(Keyring::Generate());
+  BrokerProcess a(dir, "broker-a");
+  BrokerProcess b(dir, "broker-b");
+  TestWorker worker({a.endpoint(), b.endpoint()}, "echo", keyring, Echo(100ms), 64);
+  ClientOptions options = TestOptions({a.endpoint(), b.endpoint()}, keyring);
+  options.failover_timeout = 10s;
+  options.deadline = 30s;
+  Client client(options);
+  ASSERT_TRUE(WaitForWorkers(client, "echo", 1));
+  ASSERT_TRUE(WaitFor([&] {
+    const auto brokers = client.brokers();
+    return brokers[0].health == BrokerHealth::kUp && brokers[1].health == BrokerHealth::kUp;
+  }, 5s));
+
+  std::vector<std::future<Value>> futures;
+  for (int i = 0; i < 20; ++i) futures.push_back(client.Submit("echo", Value(i)));
+  ASSERT_TRUE(WaitFor([&] { return client.brokers()[0].in_flight > 0 && worker.deliveries() >= 2; }, 5s));
+  const auto killed_at = std::chrono::steady_clock::now();
+  a.Kill();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(futures[i].wait_for(15s), std::future_status::ready) << "job " << i;
+    EXPECT_EQ(futures[i].get(), Value(i));
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - killed_at, 5s) << "the jobs waited for the failover timeout";
+  const ClientCounters counters = client.counters();
+  EXPECT_EQ(counters.disconnects, 1u);
+  EXPECT_GT(counters.failovers, 0u);
+  EXPECT_EQ(client.brokers()[0].health, BrokerHealth::kDown);
+}
+
 TEST(ClientFailoverTest, AllBrokersDownFailsUnavailable) {
   TempDir dir;
   auto keyring = std::make_shared<const Keyring>(Keyring::Generate());

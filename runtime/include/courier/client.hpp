@@ -31,7 +31,8 @@
 // - Several brokers: jobs are spread round-robin over the healthy brokers. A broker that
 //   sends nothing (not even a PONG to the client's pings) for failover_timeout is marked
 //   down and its unanswered jobs are resent, same id, to another healthy broker; it keeps
-//   being pinged and is used again once it answers. A broker whose PONG shows it restarted
+//   being pinged and is used again once it answers. A broker whose connection closes (its
+//   process died) is marked down at once when another broker is up to take its jobs. A broker whose PONG shows it restarted
 //   (a new incarnation) has forgotten its jobs: they are resent at once. A broker holding
 //   jobs is pinged every heartbeat_interval even while it answers, so a restart faster
 //   than failover_timeout is seen within an interval. A late or duplicate answer is
@@ -304,6 +305,7 @@ struct ClientCounters {
   std::uint64_t failovers = 0;           // resends because a broker was marked down
   std::uint64_t broker_downs = 0;        // times a broker was marked down
   std::uint64_t broker_restarts = 0;     // times a broker's PONG showed a new incarnation
+  std::uint64_t disconnects = 0;         // downs seen at once as a closed connection
   std::uint64_t duplicates_dropped = 0;  // answers for jobs already answered (or unknown)
   std::uint64_t malformed = 0;           // broker messages that could not be parsed
   std::uint64_t deadline_expired = 0;    // jobs failed by the client-side deadline

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <variant>
@@ -47,7 +48,11 @@ class DealerTransport final : public detail::Transport {
                   const CurveOptions& curve)
       : context_(context), endpoints_(endpoints), hwm_(hwm), curve_(curve) {
     sockets_.reserve(endpoints.size());
-    for (std::size_t i = 0; i < endpoints.size(); ++i) sockets_.push_back(Dial(i));
+    monitors_.reserve(endpoints.size());
+    for (std::size_t i = 0; i < endpoints.size(); ++i) {
+      sockets_.push_back(Dial(i));
+      monitors_.push_back(Monitor(sockets_.back()));
+    }
   }
 
   bool Send(std::size_t broker, std::span<const std::string_view> frames) override {
@@ -69,11 +74,28 @@ class DealerTransport final : public detail::Transport {
 
   void Redial(std::size_t broker) override {
     sockets_[broker].close();
+    monitors_[broker].close();
     sockets_[broker] = Dial(broker);
+    monitors_[broker] = Monitor(sockets_[broker]);
     changed_ = true;
   }
 
   std::vector<zmq::socket_t>& sockets() { return sockets_; }
+  // One per broker socket: readable when that socket's connection closed (see Monitor).
+  std::vector<zmq::socket_t>& monitors() { return monitors_; }
+
+  // Returns: whether `broker`'s monitor reported a closed connection since the last call.
+  bool TakeDisconnected(std::size_t broker) {
+    bool disconnected = false;
+    std::vector<zmq::message_t> event;
+    while (zmq::recv_multipart(monitors_[broker], std::back_inserter(event), zmq::recv_flags::dontwait)) {
+      std::uint16_t id = 0;
+      if (!event.empty() && event[0].size() >= sizeof id) std::memcpy(&id, event[0].data(), sizeof id);
+      disconnected = disconnected || id == ZMQ_EVENT_DISCONNECTED;
+      event.clear();
+    }
+    return disconnected;
+  }
   // Returns: whether a socket was replaced since the last call (poll items must be rebuilt).
   bool TakeChanged() { return std::exchange(changed_, false); }
 
@@ -99,7 +121,24 @@ class DealerTransport final : public detail::Transport {
   const std::vector<std::string>& endpoints_;
   int hwm_;
   const CurveOptions& curve_;
+  // A broker whose process dies closes its TCP connection at once; the socket monitor tells
+  // the I/O thread, which fails that broker's jobs over without waiting for
+  // failover_timeout of silence (silence still catches a hung host or a cut link).
+  zmq::socket_t Monitor(zmq::socket_t& socket) {
+    const std::string endpoint = "inproc://courier-client-monitor-" + std::to_string(++monitor_serial_) + "-" +
+                                 std::to_string(reinterpret_cast<std::uintptr_t>(this));
+    if (zmq_socket_monitor(socket.handle(), endpoint.c_str(), ZMQ_EVENT_DISCONNECTED) != 0) {
+      throw zmq::error_t();
+    }
+    zmq::socket_t monitor(context_, zmq::socket_type::pair);
+    monitor.set(zmq::sockopt::linger, 0);
+    monitor.connect(endpoint);
+    return monitor;
+  }
+
   std::vector<zmq::socket_t> sockets_;
+  std::vector<zmq::socket_t> monitors_;
+  std::uint64_t monitor_serial_ = 0;
   bool changed_ = false;
 };
 
@@ -290,7 +329,9 @@ void Client::Impl::Loop(detail::ClientCore& core, DealerTransport& transport, zm
     items.clear();
     items.push_back({pipe.handle(), 0, ZMQ_POLLIN, 0});
     for (auto& socket : transport.sockets()) items.push_back({socket.handle(), 0, ZMQ_POLLIN, 0});
+    for (auto& monitor : transport.monitors()) items.push_back({monitor.handle(), 0, ZMQ_POLLIN, 0});
   };
+  const std::size_t brokers = transport.sockets().size();
   rebuild();
   std::vector<zmq::message_t> message;
   std::vector<std::string_view> frames;
@@ -331,7 +372,7 @@ void Client::Impl::Loop(detail::ClientCore& core, DealerTransport& transport, zm
     }
     commands.clear();
 
-    for (std::size_t i = 1; i < items.size(); ++i) {
+    for (std::size_t i = 1; i <= brokers; ++i) {
       if (!(items[i].revents & ZMQ_POLLIN)) continue;
       zmq::socket_t& socket = transport.sockets()[i - 1];
       for (int n = 0; n < kMaxMessagesPerSocket; ++n) {
@@ -340,6 +381,12 @@ void Client::Impl::Loop(detail::ClientCore& core, DealerTransport& transport, zm
         frames.clear();
         for (const auto& frame : message) frames.emplace_back(frame.data<char>(), frame.size());
         core.OnMessage(i - 1, frames, now);
+      }
+    }
+    for (std::size_t b = 0; b < brokers; ++b) {
+      // Read even when a Redial above replaced the monitor (then it is simply empty).
+      if ((items[1 + brokers + b].revents & ZMQ_POLLIN) && transport.TakeDisconnected(b)) {
+        core.OnDisconnected(b, now);
       }
     }
     core.OnTick(now);

@@ -333,6 +333,23 @@ void ClientCore::Ping(std::size_t broker, SteadyTime now) {
   brokers_[broker].next_ping = now + options_.heartbeat_interval;
 }
 
+void ClientCore::OnDisconnected(std::size_t broker, SteadyTime now) {
+  // Only an up broker: a connection that never got as far as an answer (refused, or a
+  // failed CURVE handshake) closes again on every retry and must not redial in a loop.
+  if (brokers_[broker].health != BrokerHealth::kUp) return;
+  // Only with another broker up to take its jobs. Alone, a broker that closed its
+  // connection is most often restarting: the socket reconnects by itself, the new
+  // incarnation's PONG resends what it forgot (OnIncarnation), and silence still marks it
+  // down if it stays away; failing over to nowhere would only spend the jobs' retries.
+  bool another_up = false;
+  for (std::size_t i = 0; i < brokers_.size(); ++i) {
+    another_up = another_up || (i != broker && brokers_[i].health == BrokerHealth::kUp);
+  }
+  if (!another_up) return;
+  ++counters_.disconnects;
+  MarkDown(broker, now);
+}
+
 void ClientCore::MarkDown(std::size_t broker, SteadyTime now) {
   Broker& b = brokers_[broker];
   b.health = BrokerHealth::kDown;

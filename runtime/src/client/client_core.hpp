@@ -115,6 +115,11 @@ class ClientCore {
   // One message from `broker`: [empty]["CRC01"][command][bodies...]. Malformed input is
   // counted and dropped; never throws.
   void OnMessage(std::size_t broker, std::span<const std::string_view> frames, SteadyTime now);
+  // The transport saw `broker`'s connection close (its process died, or its host reset the
+  // connection): a broker that was up is marked down now and its jobs fail over to another
+  // broker that is up, instead of after failover_timeout of silence. Ignored for a broker
+  // not up, and when no other broker is up (see the definition).
+  void OnDisconnected(std::size_t broker, SteadyTime now);
   // Pings, marks silent brokers down (failing their jobs over), resends due retries and
   // fails jobs and queries past their deadline.
   void OnTick(SteadyTime now);

@@ -337,6 +337,56 @@ TEST_F(ClientCoreTest, FailsOverASilentBrokersJobsKeepingTheirIds) {
   EXPECT_EQ(core_->health(1), BrokerHealth::kUp);
 }
 
+TEST_F(ClientCoreTest, AClosedConnectionFailsOverAtOnceWithoutWaitingForSilence) {
+  Make(2);
+  core_->OnTick(now_);
+  Pong(0);
+  Pong(1);
+  for (int i = 0; i < 10; ++i) core_->Submit(Job(ReplyMode::kCall, 30s), now_);
+  std::map<std::string, std::size_t> first_broker;
+  for (const auto& sent : transport_.TakeSubmits()) first_broker[sent.frames[3]] = sent.broker;
+  ASSERT_EQ(core_->assigned(1), 5u);
+  // No time passes: the transport saw broker 1's connection close.
+  core_->OnDisconnected(1, now_);
+  EXPECT_EQ(core_->health(1), BrokerHealth::kDown);
+  EXPECT_EQ(transport_.redials[1], 1);
+  const auto resent = transport_.TakeSubmits();
+  ASSERT_EQ(resent.size(), 5u);
+  for (const auto& sent : resent) {
+    EXPECT_EQ(sent.broker, 0u);
+    EXPECT_EQ(first_broker.at(sent.frames[3]), 1u);
+  }
+  EXPECT_EQ(core_->counters().failovers, 5u);
+  EXPECT_EQ(core_->counters().disconnects, 1u);
+  // Closed again while already down (the redial is refused): nothing more happens.
+  core_->OnDisconnected(1, now_);
+  EXPECT_EQ(transport_.redials[1], 1);
+  EXPECT_TRUE(transport_.TakeSubmits().empty());
+}
+
+TEST_F(ClientCoreTest, ALoneBrokersClosedConnectionLeavesItsJobsForItsReturn) {
+  Make(1);
+  core_->OnTick(now_);
+  Pong(0);
+  core_->Submit(Job(ReplyMode::kCall, 30s), now_);
+  ASSERT_EQ(transport_.TakeSubmits().size(), 1u);
+  core_->OnDisconnected(0, now_);  // most likely restarting: nowhere else to send the job
+  EXPECT_EQ(core_->health(0), BrokerHealth::kUp);
+  EXPECT_EQ(core_->assigned(0), 1u);
+  EXPECT_TRUE(transport_.TakeSubmits().empty());
+  EXPECT_TRUE(captured_.outcomes.empty());
+}
+
+TEST_F(ClientCoreTest, AConnectionThatNeverAnsweredClosingDoesNotRedialInALoop) {
+  Make(1);
+  core_->Submit(Job(ReplyMode::kCall, 30s), now_);
+  ASSERT_EQ(core_->health(0), BrokerHealth::kConnecting);
+  core_->OnDisconnected(0, now_);  // e.g. a CURVE handshake the broker refused
+  EXPECT_EQ(core_->health(0), BrokerHealth::kConnecting);
+  EXPECT_EQ(transport_.redials[0], 0);
+  EXPECT_EQ(core_->counters().failovers, 0u);
+}
+
 TEST_F(ClientCoreTest, ResendsAtOnceWhenABrokerRestarted) {
   Make(1);
   auto pong = [&](std::string incarnation) {
