@@ -51,7 +51,7 @@ MetricsService::MetricsService(const ConfigSection& config) {
   }
   const Address address = ParseAddress(config, http);
   server_ = std::make_unique<httplib::Server>();
-  server_->new_task_queue = [] { return new httplib::ThreadPool(2); };
+  server_->new_task_queue = [] { return std::make_unique<httplib::ThreadPool>(2).release(); };  // httplib owns it
   StageTable* table = table_.get();
   server_->Get("/metrics", [table](const httplib::Request&, httplib::Response& response) {
     response.set_content(PrometheusText(*table, Clock::now()), "text/plain; version=0.0.4; charset=utf-8");

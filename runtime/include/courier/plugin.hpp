@@ -60,6 +60,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -301,7 +302,8 @@ namespace courier::detail {
 
 template <class S>
 ServiceInstance* CreateService(const ConfigSection* config) {
-  return new ServiceModel<S>(*config);
+  // Ownership crosses the plugin's C ABI as a raw pointer; the host takes it back at once.
+  return std::make_unique<ServiceModel<S>>(*config).release();
 }
 
 template <class S>

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstring>
+#include <memory>
 
 namespace courier::detail {
 namespace {
@@ -12,14 +13,13 @@ namespace {
 zmq::message_t Frame(std::string&& body) {
   constexpr std::size_t kCopyBelow = 256;
   if (body.size() < kCopyBelow) return zmq::message_t(body.data(), body.size());
-  auto* owned = new std::string(std::move(body));
-  try {
-    return zmq::message_t(
-        owned->data(), owned->size(), [](void*, void* hint) { delete static_cast<std::string*>(hint); }, owned);
-  } catch (...) {
-    delete owned;
-    throw;
-  }
+  auto owned = std::make_unique<std::string>(std::move(body));
+  // libzmq frees the buffer through this C callback, which takes the string back.
+  zmq::message_t frame(
+      owned->data(), owned->size(), [](void*, void* hint) { std::unique_ptr<std::string>(static_cast<std::string*>(hint)); },
+      owned.get());
+  (void)owned.release();  // the message owns it now
+  return frame;
 }
 
 }  // namespace
