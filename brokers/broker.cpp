@@ -629,6 +629,9 @@ bool Broker::SendRequest(std::uint32_t worker_slot, std::uint32_t slot) {
   if (worker.kind == PeerKind::kCourier) {
     share(job.envelope);
     share(job.payload);
+    // Who submitted it, when CURVE says (PROTOCOL.md §7.1): the worker names it in the
+    // error reports it files for this job.
+    if (!job.sender.empty()) out_.emplace_back(job.sender.data(), job.sender.size());
   } else {
     out_.emplace_back(job.client.data(), job.client.size());
     out_.emplace_back();

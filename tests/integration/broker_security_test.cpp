@@ -44,7 +44,9 @@ TEST_F(BrokerCurveTest, AllowedClientAndWorkerServeASealedJob) {
   client->Send({"", "CRC01", "\x01", Envelope("secure", id), "sealed bytes"});
   const auto request = worker->ReceiveWhere(2, "\x02", 5s);
   ASSERT_TRUE(request);
-  EXPECT_EQ(request->back(), "sealed bytes");
+  ASSERT_EQ(request->size(), 6u);  // ["", CRW01, REQUEST, envelope, payload, sender]
+  EXPECT_EQ((*request)[4], "sealed bytes");
+  EXPECT_EQ((*request)[5], "client-a");  // the allow-list's name for the submitting key
   worker->Send({"", "CRW01", "\x03", (*request)[3], "sealed reply"});
   const auto reply = client->ReceiveWhere(2, "\x03", 5s);
   ASSERT_TRUE(reply);

@@ -92,7 +92,8 @@ TEST_F(CurveEndToEndTest, TheBrokerOnlyEverHoldsCiphertext) {
 
   const auto request = peek->ReceiveWhere(2, "\x02", 10s);
   ASSERT_TRUE(request);
-  ASSERT_EQ(request->size(), 5u);  // ["", CRW01, REQUEST, envelope, payload]
+  ASSERT_EQ(request->size(), 6u);  // ["", CRW01, REQUEST, envelope, payload, sender]
+  EXPECT_EQ((*request)[5], "client-a");
   const std::string& envelope = (*request)[3];
   const std::string& payload = (*request)[4];
   // What the broker forwarded (all it ever held) is sealed: no plaintext in it ...
@@ -138,6 +139,34 @@ TEST_F(CurveEndToEndTest, DeadLettersNameTheClientKeyAsSender) {
   const Value report = DecodeValue((*letter)[4]).At("reports").AsArray().at(0);
   EXPECT_EQ(report.At("service").AsString(), "fragile");
   EXPECT_EQ(report.At("reporter").AsString(), "broker");
+  EXPECT_EQ(report.At("sender").AsString(), "client-a");
+}
+
+// A worker host learns who submitted each job from the broker (REQUEST frame 5) and names
+// that client key in the error reports it files; its own report job carries its own key.
+TEST_F(CurveEndToEndTest, AWorkersErrorReportNamesTheClientKeyAsSender) {
+  StartBroker(10s);  // the raw sink below does not answer heartbeats
+  auto sink = RawWorker("courier.errors", "sink-1");
+  worker_ = StartEchoWorker();
+  ASSERT_TRUE(WaitForWorkers("echo", 1));
+  ASSERT_TRUE(WaitForWorkers("courier.errors", 1));
+  Keyring stranger;  // client-a's CURVE key, but a payload key the worker does not hold
+  stranger.AddKey(91, std::string(32, 'k'));
+  stranger.SetActive(91);
+  Client unknown_key(Options(client_key_, std::make_shared<const Keyring>(std::move(stranger))));
+  EXPECT_THROW(unknown_key.Call("echo", Value("x")), Error);
+
+  const auto request = sink->ReceiveWhere(2, "\x02", 10s);
+  ASSERT_TRUE(request) << worker_->Log();
+  ASSERT_EQ(request->size(), 6u) << "the broker did not name the report job's submitter";
+  EXPECT_EQ((*request)[5], "worker-a");
+  const detail::EnvelopeView envelope = detail::DecodeEnvelope((*request)[3]);
+  const std::string plaintext = envelope.key_id == kUnsealedKeyId
+                                    ? (*request)[4]
+                                    : Keyring::Load(keyring_path_).Open((*request)[3], (*request)[4]);
+  const Value report = DecodeValue(plaintext).At("reports").AsArray().at(0);
+  EXPECT_EQ(report.At("service").AsString(), "echo");
+  EXPECT_EQ(report.At("reporter").AsString(), "worker");
   EXPECT_EQ(report.At("sender").AsString(), "client-a");
 }
 

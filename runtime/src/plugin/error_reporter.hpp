@@ -24,6 +24,7 @@ struct ErrorRecord {
   JobId job_id;
   std::string service;
   std::string broker;          // endpoint the job came from
+  std::string sender;          // the submitter's transport key name, as the broker said ("" unknown)
   std::uint32_t attempt = 0;
   std::array<std::uint8_t, 16> trace_id{};
   Stage stage = Stage::kOpen;  // where it failed

@@ -197,6 +197,7 @@ std::vector<JobOutput> JobRunner::Run(ServiceRuntime& service, JobInput& job) co
   record.job_id = envelope.job_id;
   record.service = service.name;
   record.broker = job.broker;
+  record.sender = job.sender;
   record.attempt = envelope.attempt;
   record.trace_id = envelope.trace_id;
   record.stage = stage;

@@ -58,6 +58,7 @@ struct JobInput {
   std::uint64_t seq = 0;  // the I/O thread's handle on this delivery
   std::size_t service = 0;  // index of the service in the host
   std::string broker;     // endpoint, for error records
+  std::string sender;     // the submitter's transport key name, for error records ("" unknown)
   std::string envelope_bytes;
   std::string payload;
   // The payload frame as received, when the I/O thread hands it over instead of copying it

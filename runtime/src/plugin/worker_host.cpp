@@ -731,7 +731,9 @@ struct WorkerHost::Impl {
           Malformed(connection, "REQUEST without envelope and payload");
           return;
         }
-        HandleRequest(index, frames[3].to_string_view(), frames[4], now);
+        // Frame 5, when present: the submitter's transport key name (PROTOCOL.md §7.1).
+        HandleRequest(index, frames[3].to_string_view(), frames[4],
+                      frames.size() > 5 ? frames[5].to_string_view() : std::string_view(), now);
         return;
       case WorkerCommand::kHeartbeat:
         return;
@@ -752,7 +754,7 @@ struct WorkerHost::Impl {
   }
 
   void HandleRequest(std::size_t index, std::string_view envelope_bytes, zmq::message_t& payload,
-                     Clock::time_point now) {
+                     std::string_view sender, Clock::time_point now) {
     Connection& connection = connections[index];
     detail::ServiceRuntime& service = *services[connection.service];
     detail::EnvelopeView envelope;
@@ -823,6 +825,7 @@ struct WorkerHost::Impl {
     input.seq = seq;
     input.service = connection.service;
     input.broker = connection.endpoint;
+    input.sender = std::string(sender);
     input.envelope_bytes = std::string(envelope_bytes);
     input.payload_frame = std::make_shared<const zmq::message_t>(std::move(payload));  // not copied
     input.envelope = envelope.ToEnvelope();

@@ -52,6 +52,7 @@ class SinkErrorReporter final : public ErrorReporter {
       report.code = record.code;
       report.message = record.message;
       report.broker = record.broker;
+      report.sender = record.sender;
       sender_.Report(std::move(report));
     } catch (...) {
       // Reporting never takes down the job path; the sender counts what it loses.
