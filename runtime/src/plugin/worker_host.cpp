@@ -108,6 +108,7 @@ struct WorkerHost::Impl {
     std::uint64_t deadline_ms = 0;
     Clock::time_point received{};
     bool reported_late = false;
+    std::string sender;  // the submitter's transport key name, for the late-job report
   };
 
   explicit Impl(WorkerOptions opts) : options(std::move(opts)) {
@@ -429,6 +430,7 @@ struct WorkerHost::Impl {
         record.job_id = job.job_id;
         record.service = service.name;
         record.broker = connections[job.connection].endpoint;
+        record.sender = job.sender;
         record.stage = Stage::kHandle;
         record.code = ErrorCode::kDeadlineExceeded;
         record.message = "still running " + std::to_string(now_ms - job.deadline_ms) + " ms past the deadline";
@@ -811,7 +813,8 @@ struct WorkerHost::Impl {
     job.job_id = envelope.job_id;
     job.deadline_ms = envelope.deadline_ms;
     job.received = now;
-    in_flight.emplace(seq, job);
+    job.sender = std::string(sender);
+    in_flight.emplace(seq, std::move(job));
     ++connection.in_flight;
     ++held[connection.service];
     credit_changed = true;
