@@ -20,16 +20,7 @@ TEST(ClusterCapacityTest, AHostWithCapacityTwoOnThreeBrokersNeverRunsMoreThanTwo
   options.max_in_flight = 60;  // every job submitted at once: all three brokers have a queue
   options.deadline = 30s;
   Client client(options);
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        for (std::size_t b = 0; b < 3; ++b) {
-          const auto row = QueryService(client, b, kWorkService);
-          if (!row || row->workers != 1) return false;
-        }
-        return true;
-      },
-      10s))
-      << cluster.Logs();
+  ASSERT_TRUE(WaitFor([&] { return EveryBrokerHasWorkers(client, 3, 1); }, 10s)) << cluster.Logs();
 
   constexpr int kJobs = 60;
   constexpr int kHandlerMs = 40;

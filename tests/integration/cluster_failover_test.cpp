@@ -46,14 +46,6 @@ struct Loss {
   bool restarts = false;  // it comes back as a new process (a new incarnation)
 };
 
-bool EveryBrokerHasWorkers(Client& client, std::size_t brokers, std::uint64_t workers) {
-  for (std::size_t b = 0; b < brokers; ++b) {
-    const auto row = QueryService(client, b, kWorkService);
-    if (!row || row->workers < workers) return false;
-  }
-  return true;
-}
-
 void LoseOneBrokerMidStream(Cluster& cluster, const Loss& loss) {
   cluster.AddWorker("worker-a", kCapacity, static_cast<int>(kCapacity));
   cluster.AddWorker("worker-b", kCapacity, static_cast<int>(kCapacity));

@@ -19,16 +19,7 @@ TEST(ClusterLoadTest, ThreeBrokersPipelinedStreamLosesNoJob) {
   options.max_in_flight = 1000;
   options.deadline = 20s;
   Client client(options);
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        for (std::size_t b = 0; b < 3; ++b) {
-          const auto row = QueryService(client, b, kWorkService);
-          if (!row || row->workers != 1) return false;
-        }
-        return true;
-      },
-      10s))
-      << cluster.Logs();
+  ASSERT_TRUE(WaitFor([&] { return EveryBrokerHasWorkers(client, 3, 1); }, 10s)) << cluster.Logs();
 
   constexpr int kJobs = 20000;
   JobStream stream(kJobs, /*handler_ms=*/0);

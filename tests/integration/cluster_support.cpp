@@ -175,6 +175,14 @@ std::optional<ServiceRow> QueryService(Client& client, std::size_t broker, std::
   return std::nullopt;
 }
 
+bool EveryBrokerHasWorkers(Client& client, std::size_t brokers, std::uint64_t workers) {
+  for (std::size_t b = 0; b < brokers; ++b) {
+    const auto row = QueryService(client, b, kWorkService);
+    if (!row || row->workers < workers) return false;
+  }
+  return true;
+}
+
 // ---- JobStream -------------------------------------------------------------------------------
 
 JobStream::JobStream(int total, int handler_ms)

@@ -112,6 +112,9 @@ class Cluster {
 // Returns: broker `broker`'s row for `service` (nullopt if it did not answer or does not
 // list the service).
 std::optional<ServiceRow> QueryService(Client& client, std::size_t broker, std::string_view service);
+// Returns: whether each of the first `brokers` brokers lists at least `workers` workers for
+// cluster.work.
+bool EveryBrokerHasWorkers(Client& client, std::size_t brokers, std::uint64_t workers);
 
 // A bounded stream of cluster.work jobs (key = index) submitted through one client;
 // records when and how each job was answered.
