@@ -10,12 +10,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <map>
 #include <random>
 #include <set>
 #include <span>
+#include <stdexcept>
 #include <thread>
 #include <unordered_map>
 
@@ -625,29 +627,14 @@ struct WorkerHost::Impl {
     connection.backoff = std::min(connection.backoff * 2, options.reconnect_max);
   }
 
+  // SendFrames with `bodies` copied (control messages: READY, CREDIT, ERROR, REJECT, ...).
   bool Send(Connection& connection, WorkerCommand command, std::initializer_list<std::string_view> bodies,
             Clock::time_point now) {
-    if (!connection.socket) return false;
-    try {
-      const auto byte = static_cast<std::uint8_t>(command);
-      zmq::socket_t& socket = *connection.socket;
-      if (!socket.send(zmq::message_t(), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-        return Dropped(connection, command);
-      }
-      socket.send(zmq::buffer(detail::kCourierWorker), zmq::send_flags::sndmore);
-      socket.send(zmq::buffer(&byte, 1), bodies.size() == 0 ? zmq::send_flags::none : zmq::send_flags::sndmore);
-      std::size_t i = 0;
-      for (std::string_view body : bodies) {
-        ++i;
-        socket.send(zmq::message_t(body.data(), body.size()),
-                    i == bodies.size() ? zmq::send_flags::none : zmq::send_flags::sndmore);
-      }
-      connection.last_sent = now;
-      return true;
-    } catch (const zmq::error_t& e) {
-      spdlog::error("broker {}: cannot send {}: {}", connection.endpoint, CommandName(command), e.what());
-      return false;
-    }
+    std::array<zmq::message_t, 2> frames;  // no command carries more than two bodies
+    if (bodies.size() > frames.size()) throw std::logic_error("worker command with more than two bodies");
+    std::size_t count = 0;
+    for (std::string_view body : bodies) frames[count++] = zmq::message_t(body.data(), body.size());
+    return SendFrames(connection, command, std::span(frames.data(), count), now);
   }
 
   // Send, with `bodies` sent as they are (moved from, not copied).
