@@ -69,19 +69,28 @@ std::string EncodeReadyInfo(const ReadyInfo& info) {
   std::string out;
   detail::StringWriter stream(out);
   msgpack::packer<detail::StringWriter> packer(stream);
-  packer.pack_array(6);
+  packer.pack_array(info.keys.empty() ? 6 : 7);
   packer.pack_uint32(info.protocol_version);
   packer.pack_uint32(info.capacity);
   packer.pack_uint32(info.weight);
   PackStr(packer, info.host);
   packer.pack_uint64(info.pid);
   PackStr(packer, info.instance);
+  if (!info.keys.empty()) {
+    packer.pack_array(static_cast<std::uint32_t>(info.keys.size()));
+    for (const KeyFingerprint& key : info.keys) {
+      packer.pack_array(2);
+      packer.pack_uint32(key.id);
+      PackBin(packer, key.fingerprint);
+    }
+  }
   return out;
 }
 
 ReadyInfo DecodeReadyInfo(std::string_view bytes) {
   MsgpackReader reader(bytes);
-  ExpectArray(reader, "ready info", 6);
+  const std::uint32_t fields = reader.ReadArrayHeader("ready info");
+  if (fields < 6) throw Error(ErrorCode::kBadRequest, "ready info: expected at least 6 fields");
   ReadyInfo info;
   const auto version = reader.ReadUint("ready info.protocol_version");
   if (version != kWorkerProtocolVersion) {
@@ -106,6 +115,26 @@ ReadyInfo DecodeReadyInfo(std::string_view bytes) {
   }
   info.host = std::string(host);
   info.instance = std::string(instance);
+  if (fields >= 7) {
+    const std::uint32_t count = reader.ReadArrayHeader("ready info.keys");
+    if (count > kMaxReadyKeys) {
+      throw Error(ErrorCode::kBadRequest, "ready info: at most " + std::to_string(kMaxReadyKeys) + " keys");
+    }
+    for (std::uint32_t i = 0; i < count; ++i) {
+      if (reader.ReadArrayHeader("ready info.keys[]") != 2) {
+        throw Error(ErrorCode::kBadRequest, "ready info: a key is [id, fingerprint]");
+      }
+      KeyFingerprint key;
+      const auto id = reader.ReadUint("ready info.keys[].id");
+      const auto fingerprint = reader.ReadBin("ready info.keys[].fingerprint");
+      if (id < 1 || id > UINT32_MAX || fingerprint.size() != 8) {
+        throw Error(ErrorCode::kBadRequest, "ready info: a key is [id 1..2^32-1, 8-byte fingerprint]");
+      }
+      key.id = static_cast<std::uint32_t>(id);
+      key.fingerprint = std::string(fingerprint);
+      info.keys.push_back(std::move(key));
+    }
+  }
   return info;
 }
 

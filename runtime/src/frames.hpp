@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "courier/error.hpp"
 #include "courier/job.hpp"
@@ -25,6 +26,13 @@ inline constexpr std::uint32_t kWorkerProtocolVersion = 1;
 inline constexpr std::uint32_t kMaxCapacity = 100000;
 inline constexpr std::uint32_t kMaxWeight = 1000;
 
+// A key the worker holds, as READY announces it: never the key, only its fingerprint.
+struct KeyFingerprint {
+  std::uint32_t id = 0;
+  std::string fingerprint;  // Keyring::Fingerprint: 8 bytes
+};
+inline constexpr std::size_t kMaxReadyKeys = 64;
+
 struct ReadyInfo {
   std::uint32_t protocol_version = kWorkerProtocolVersion;
   std::uint32_t capacity = 1;  // 1..kMaxCapacity
@@ -32,6 +40,9 @@ struct ReadyInfo {
   std::string host;
   std::uint64_t pid = 0;
   std::string instance;
+  // Field 7 (optional; absent from older workers): the payload keys the host holds, so
+  // the broker can show them and warn when workers of one service disagree on a key.
+  std::vector<KeyFingerprint> keys;
 };
 std::string EncodeReadyInfo(const ReadyInfo& info);
 ReadyInfo DecodeReadyInfo(std::string_view bytes);

@@ -178,6 +178,24 @@ bool Keyring::RemoveKey(std::uint32_t id) {
   return true;
 }
 
+std::vector<std::uint32_t> Keyring::ids() const {
+  std::vector<std::uint32_t> out;
+  out.reserve(keys_.size());
+  for (const auto& [id, secret] : keys_) out.push_back(id);
+  return out;
+}
+
+std::string Keyring::Fingerprint(std::uint32_t id) const {
+  const auto key = keys_.find(id);
+  if (key == keys_.end()) throw Error(ErrorCode::kConfig, "no key with id " + std::to_string(id));
+  static constexpr std::string_view kLabel = "courier key fingerprint v1";
+  std::string out(8, '\0');
+  crypto_generichash(reinterpret_cast<unsigned char*>(out.data()), out.size(),
+                     reinterpret_cast<const unsigned char*>(kLabel.data()), kLabel.size(),
+                     reinterpret_cast<const unsigned char*>(key->second.data()), key->second.size());
+  return out;
+}
+
 Keyring::Sealed Keyring::Seal(Envelope envelope, std::string_view plaintext) const {
   const auto key = keys_.find(active_);
   if (key == keys_.end()) throw Error(ErrorCode::kConfig, "the keyring has no active key");

@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "courier/job.hpp"
 
@@ -60,6 +61,12 @@ class Keyring {
   std::uint32_t active_key_id() const { return active_; }
   bool Holds(std::uint32_t id) const { return keys_.count(id) != 0; }
   std::size_t size() const { return keys_.size(); }
+  // Returns: the ids of the keys held, ascending.
+  std::vector<std::uint32_t> ids() const;
+  // Returns: 8 bytes that name key `id` without revealing it (BLAKE2b keyed with the
+  // secret, over a fixed label): two holders of one id compare fingerprints to tell
+  // whether they hold the same key. Throws: Error(kConfig) if the id is not held.
+  std::string Fingerprint(std::uint32_t id) const;
 
   // Seals `plaintext` for `envelope`: sets its key_id and a fresh random nonce, then
   // encrypts with the envelope's wire bytes (attempt zeroed) as associated data.
