@@ -38,7 +38,18 @@ bool IsClientCode(ErrorCode code) {
 
 JobRunner::JobRunner(const Keyring& keyring, StageStats& stats, ErrorReporter& reporter,
                      std::size_t max_message_bytes)
-    : keyring_(keyring), stats_(stats), reporter_(reporter), max_message_bytes_(max_message_bytes) {
+    : owned_keys_(std::make_unique<KeySource>(std::shared_ptr<const Keyring>(&keyring, [](const Keyring*) {}))),
+      keys_(*owned_keys_),
+      stats_(stats),
+      reporter_(reporter),
+      max_message_bytes_(max_message_bytes) {
+  limits_.max_bytes = max_message_bytes;
+  limits_.max_str = max_message_bytes;
+  limits_.max_bin = max_message_bytes;
+}
+
+JobRunner::JobRunner(KeySource& keys, StageStats& stats, ErrorReporter& reporter, std::size_t max_message_bytes)
+    : keys_(keys), stats_(stats), reporter_(reporter), max_message_bytes_(max_message_bytes) {
   limits_.max_bytes = max_message_bytes;
   limits_.max_str = max_message_bytes;
   limits_.max_bin = max_message_bytes;
@@ -67,11 +78,21 @@ JobOutput JobRunner::MakeReply(std::uint64_t seq, const Envelope& request,
     output.body1 = EncodeEnvelope(reply);
     output.body2 = std::string(plaintext);
   } else {
-    Keyring::Sealed sealed = keyring_.Seal(std::move(reply), plaintext);
+    Keyring::Sealed sealed = keys_.Current()->Seal(std::move(reply), plaintext);
     output.body1 = std::move(sealed.envelope);
     output.body2 = std::move(sealed.payload);
   }
   return output;
+}
+
+std::string JobRunner::Open(const JobInput& job) const {
+  try {
+    return keys_.Current()->Open(job.envelope_bytes, job.Payload());
+  } catch (const Error& e) {
+    const bool keys_may_be_stale = e.code() == ErrorCode::kUnknownKey || e.code() == ErrorCode::kUnauthenticated;
+    if (!keys_may_be_stale || !keys_.ReloadIfChanged()) throw;
+  }
+  return keys_.Current()->Open(job.envelope_bytes, job.Payload());  // with what is on disk now
 }
 
 std::vector<JobOutput> JobRunner::Run(ServiceRuntime& service, JobInput& job) const {
@@ -102,7 +123,7 @@ std::vector<JobOutput> JobRunner::Run(ServiceRuntime& service, JobInput& job) co
       }
       plaintext = job.Payload();
     } else {
-      opened = keyring_.Open(job.envelope_bytes, job.Payload());
+      opened = Open(job);
       plaintext = opened;
     }
     timer.Lap(Stage::kOpen);
@@ -190,6 +211,8 @@ std::vector<JobOutput> JobRunner::Run(ServiceRuntime& service, JobInput& job) co
   }
 
   timer.Fail(stage);
+  const bool own_keys = stage == Stage::kOpen && envelope.key_id != kUnsealedKeyId &&
+                        (failure->code == ErrorCode::kUnknownKey || failure->code == ErrorCode::kUnauthenticated);
   if (claimed) {
     waiters = service.cache->Complete(envelope.job_id, HandlerOutcome{false, {}, failure->code, failure->message});
   }
@@ -204,8 +227,17 @@ std::vector<JobOutput> JobRunner::Run(ServiceRuntime& service, JobInput& job) co
   record.code = failure->code;
   record.message = failure->message;
   record.at_ms = NowUnixMs();
+  if (own_keys) record.message += " (rejected back to the broker: this host's keys may be at fault)";
   reporter_.Report(record);
   outputs.clear();
+  if (own_keys) {
+    JobOutput reject;
+    reject.seq = job.seq;
+    reject.command = WorkerCommand::kReject;
+    reject.body1 = EncodeReject(envelope.job_id, failure->code);
+    outputs.push_back(std::move(reject));
+    return outputs;
+  }
   outputs.push_back(MakeError(job.seq, envelope.job_id, failure->code, failure->message));
   for (const DuplicateWaiter& waiter : waiters) {
     outputs.push_back(MakeError(waiter.seq, waiter.envelope.job_id, failure->code, failure->message));

@@ -25,6 +25,7 @@
 #include "courier/plugin.hpp"
 #include "courier/worker.hpp"
 #include "error_reporter.hpp"
+#include "key_source.hpp"
 #include "payload_schema.hpp"
 #include "protocol.hpp"
 #include "reply_cache.hpp"
@@ -82,12 +83,18 @@ struct JobOutput {
 
 class JobRunner {
  public:
+  // `keys` must outlive the runner.
+  JobRunner(KeySource& keys, StageStats& stats, ErrorReporter& reporter, std::size_t max_message_bytes);
+  // With a fixed keyring (never reloaded), which must outlive the runner.
   JobRunner(const Keyring& keyring, StageStats& stats, ErrorReporter& reporter,
             std::size_t max_message_bytes);
 
   // Runs the job. Returns: its outputs: usually one (REPLY or ERROR); none when it is a
   // duplicate of a job still running (that job's run answers it); more when this run
-  // also answers waiting duplicates.
+  // also answers waiting duplicates. A sealed payload that does not open with this host's
+  // keys, even after re-reading a key file that changed, is answered REJECT
+  // (unknown_key or unauthenticated): the fault may be this host's keyring, so the broker
+  // gives the job to another worker (PROTOCOL.md §7.3).
   std::vector<JobOutput> Run(ServiceRuntime& service, JobInput& job) const;
 
   // Returns: the reply frames for `envelope` (sealed if the request was) with `plaintext`.
@@ -96,7 +103,11 @@ class JobRunner {
                              std::string_view message);
 
  private:
-  const Keyring& keyring_;
+  // Opens the payload; on a key failure re-reads a changed key file and tries once more.
+  std::string Open(const JobInput& job) const;
+
+  std::unique_ptr<KeySource> owned_keys_;  // the fixed keyring's source
+  KeySource& keys_;
   StageStats& stats_;
   ErrorReporter& reporter_;
   DecodeLimits limits_;

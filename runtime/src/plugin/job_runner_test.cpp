@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <unistd.h>
+
 #include "envelope_codec.hpp"
 #include "frames.hpp"
 
@@ -94,6 +96,13 @@ class JobRunnerTest : public ::testing::Test {
     return body;
   }
 
+  void ExpectReject(const JobOutput& output, ErrorCode code) {
+    EXPECT_EQ(output.command, WorkerCommand::kReject);
+    if (output.command == WorkerCommand::kReject) {
+      EXPECT_EQ(DecodeReject(output.body1).code, code);
+    }
+  }
+
   Value OpenReply(const JobOutput& output) {
     EXPECT_EQ(output.command, WorkerCommand::kReply);
     const EnvelopeView envelope = DecodeEnvelope(output.body1);
@@ -132,10 +141,10 @@ TEST_F(JobRunnerTest, RepliesSealedWithTheSameJobIdentity) {
   EXPECT_TRUE(reporter_.records.empty());
 }
 
-TEST_F(JobRunnerTest, TamperedPayloadIsUnauthenticatedAndNeverHandled) {
+TEST_F(JobRunnerTest, TamperedPayloadIsRejectedUnauthenticatedAndNeverHandled) {
   JobInput job = Sealed(Value::Object({{"action", "echo"}}));
   job.payload[0] = static_cast<char>(job.payload[0] ^ 1);
-  ExpectError(RunOne(job), ErrorCode::kUnauthenticated);
+  ExpectReject(RunOne(job), ErrorCode::kUnauthenticated);
   EXPECT_EQ(g_calls, 0);
   EXPECT_EQ(Count(Stage::kOpen, true), 1u);
   ASSERT_EQ(reporter_.records.size(), 1u);
@@ -147,8 +156,45 @@ TEST_F(JobRunnerTest, UnknownKeyIsReported) {
   Keyring other;
   other.AddKey(7, std::string(32, 'k'));
   other.SetActive(7);
-  ExpectError(RunOne(Sealed(Value::Object({{"action", "echo"}}), other, MakeEnvelope())), ErrorCode::kUnknownKey);
+  ExpectReject(RunOne(Sealed(Value::Object({{"action", "echo"}}), other, MakeEnvelope())), ErrorCode::kUnknownKey);
   EXPECT_EQ(g_calls, 0);
+}
+
+// A host whose key file was replaced on disk (a rotation, or another process winning the
+// race to create it) opens the payload with what is on disk instead of rejecting it.
+TEST(JobRunnerKeysTest, AKeyFileThatChangedIsReadAgainBeforeRejecting) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("courier-keysource-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path file = dir / "keyring.toml";
+  std::filesystem::remove(file);
+  Keyring::Generate().Save(file);
+  auto keys = KeySource::FromFile(file);
+  StageStats stats;
+  RecordingReporter reporter;
+  JobRunner runner(*keys, stats, reporter, 1 << 20);
+  ServiceRuntime service;
+  service.name = "probe";
+  service.stats_index = stats.AddService("probe");
+  service.instance = std::make_unique<ServiceModel<Probe>>(ConfigSection::Empty());
+
+  Keyring winner = Keyring::Generate();  // the file another process wrote
+  std::filesystem::remove(file);
+  winner.Save(file);
+  Envelope envelope;
+  envelope.job_id = JobId::Random();
+  envelope.service = "probe";
+  envelope.deadline_ms = NowUnixMs() + 10000;
+  Keyring::Sealed sealed = winner.Seal(envelope, EncodeValue(Value::Object({{"action", "echo"}})));
+  JobInput job;
+  job.envelope_bytes = sealed.envelope;
+  job.payload = sealed.payload;
+  job.envelope = DecodeEnvelope(job.envelope_bytes).ToEnvelope();
+  const std::vector<JobOutput> outputs = runner.Run(service, job);
+  ASSERT_EQ(outputs.size(), 1u);
+  EXPECT_EQ(outputs[0].command, WorkerCommand::kReply);
+  EXPECT_EQ(keys->Current()->Fingerprint(1), winner.Fingerprint(1));
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(JobRunnerTest, UnsealedPayloadsNeedAllowUnsealed) {

@@ -13,6 +13,7 @@ target_sources(courier PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/payload_schema.cpp
   ${CMAKE_CURRENT_LIST_DIR}/error_reporter.cpp
   ${CMAKE_CURRENT_LIST_DIR}/plugin_loader.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/key_source.cpp
   ${CMAKE_CURRENT_LIST_DIR}/job_runner.cpp
   ${CMAKE_CURRENT_LIST_DIR}/job_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/worker_options.cpp

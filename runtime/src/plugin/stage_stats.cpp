@@ -47,6 +47,24 @@ StageSummary StageAggregate::Summary() const {
   return summary;
 }
 
+void StageStats::Journal(std::size_t service, Stage stage, bool error, std::chrono::nanoseconds duration) noexcept {
+  try {
+    journal_->push_back(StageSample{static_cast<std::uint32_t>(service), stage, error,
+                                    static_cast<std::uint64_t>(duration.count() < 0 ? 0 : duration.count())});
+  } catch (...) {
+    // Out of memory in a child: the sample is lost, the job is not.
+  }
+}
+
+void StageStats::Replay(const StageSample& sample) noexcept {
+  if (sample.service >= services_.size() || static_cast<std::size_t>(sample.stage) >= kStageCount) return;
+  if (sample.error) {
+    At(sample.service, sample.stage).RecordError();
+  } else {
+    At(sample.service, sample.stage).Record(std::chrono::nanoseconds(sample.ns));
+  }
+}
+
 std::size_t StageStats::AddService(std::string name) {
   services_.emplace_back();
   services_.back().name = std::move(name);

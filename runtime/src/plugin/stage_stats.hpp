@@ -38,6 +38,14 @@ class StageAggregate {
   std::array<std::atomic<std::uint64_t>, kLatencyBuckets> buckets_{};
 };
 
+// One recorded duration (or failure), as a handler child process sends it to its host.
+struct StageSample {
+  std::uint32_t service = 0;
+  Stage stage = Stage::kOpen;
+  bool error = false;
+  std::uint64_t ns = 0;
+};
+
 class StageStats {
  public:
   // Adds a service. Returns: its index for Record. Not thread-safe: call before recording.
@@ -45,10 +53,17 @@ class StageStats {
 
   void Record(std::size_t service, Stage stage, std::chrono::nanoseconds duration) noexcept {
     At(service, stage).Record(duration);
+    if (journal_ != nullptr) Journal(service, stage, false, duration);
   }
   void RecordError(std::size_t service, Stage stage) noexcept {
     At(service, stage).RecordError();
+    if (journal_ != nullptr) Journal(service, stage, true, std::chrono::nanoseconds(0));
   }
+  // Also appends every sample to `journal` (null: stop). Only for a single-threaded
+  // recorder: a handler child process, whose host replays the samples into its own stats.
+  void SetJournal(std::vector<StageSample>* journal) noexcept { journal_ = journal; }
+  // Records a sample that another process journaled.
+  void Replay(const StageSample& sample) noexcept;
   // Returns: one summary per (service, stage), services in the order added.
   std::vector<StageSummary> Snapshot() const;
   // Returns: a few human lines (one per service: count, mean and max per stage, errors).
@@ -62,7 +77,10 @@ class StageStats {
   StageAggregate& At(std::size_t service, Stage stage) noexcept {
     return services_[service].stages[static_cast<std::size_t>(stage)];
   }
+  void Journal(std::size_t service, Stage stage, bool error, std::chrono::nanoseconds duration) noexcept;
+
   std::deque<ServiceStages> services_;  // deque: atomics never move
+  std::vector<StageSample>* journal_ = nullptr;
 };
 
 // Measures one stage at a time with steady_clock: Lap(stage) records the time since the
