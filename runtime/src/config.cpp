@@ -373,6 +373,51 @@ std::chrono::milliseconds ConfigSection::GetDuration(std::string_view key,
   return duration;
 }
 
+namespace {
+
+std::optional<std::uint64_t> ParseBytes(std::string_view text) {
+  std::uint64_t number = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (ec != std::errc{} || end == text.data()) return std::nullopt;
+  std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
+  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+  static constexpr std::pair<std::string_view, unsigned> kUnits[] = {
+      {"", 0}, {"B", 0}, {"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}};
+  for (const auto& [name, shift] : kUnits) {
+    if (unit != name) continue;
+    if (shift != 0 && number > (UINT64_MAX >> shift)) return std::nullopt;
+    return number << shift;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::uint64_t ConfigSection::GetBytes(std::string_view key, std::uint64_t fallback, std::uint64_t min,
+                                      std::uint64_t max) const {
+  const toml::node* node = MarkRead(state_->read_keys, AsTable(table_), key);
+  if (node == nullptr) return fallback;
+  std::uint64_t bytes = 0;
+  if (const auto* integer = node->as_integer(); integer != nullptr && integer->get() >= 0) {
+    bytes = static_cast<std::uint64_t>(integer->get());
+  } else if (const auto* text = node->as_string()) {
+    const std::optional<std::uint64_t> parsed = ParseBytes(text->get());
+    if (!parsed) {
+      throw Error(ErrorCode::kConfig, Describe(key, "expected a size such as \"64KiB\", \"512MiB\" or \"2GiB\", got " +
+                                                        Quote(text->get())));
+    }
+    bytes = *parsed;
+  } else {
+    throw Error(ErrorCode::kConfig, Describe(key, "expected a size (integer bytes or a string such as \"512MiB\"), got " +
+                                                      std::string(TypeName(node->type()))));
+  }
+  if (bytes < min || bytes > max) {
+    throw Error(ErrorCode::kConfig, Describe(key, "expected a size in [" + std::to_string(min) + ", " +
+                                                      std::to_string(max) + "] bytes, got " + std::to_string(bytes)));
+  }
+  return bytes;
+}
+
 std::vector<std::string> ConfigSection::GetStringArray(std::string_view key,
                                                        std::vector<std::string> fallback) const {
   const toml::node* node = MarkRead(state_->read_keys, AsTable(table_), key);

@@ -72,7 +72,7 @@ void BlockShutdownSignals() {
 
 int RunHost(WorkerHost& host) {
   const int status = host.Run();
-  if (status != 0) {
+  if (status != 0 || host.left_threads_running()) {
     spdlog::default_logger()->flush();
     std::fflush(nullptr);
     std::_Exit(status);

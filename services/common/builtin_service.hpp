@@ -55,8 +55,9 @@ WorkerOptions HostOptions(const CommonSettings& settings);
 // before any thread starts, so every thread inherits the mask.
 void BlockShutdownSignals();
 
-// Runs `host`. Returns: its status; a non-zero one (abandoned handler threads that cannot be
-// joined) leaves the process at once, without running destructors, after flushing logs.
+// Runs `host`. Returns: its status. Handler threads left inside a handler at the end of the
+// grace period (which cannot be joined) make it leave the process at once with that
+// status, without running destructors, after flushing logs.
 int RunHost(WorkerHost& host);
 
 // `text` as a TOML basic string, quotes included.

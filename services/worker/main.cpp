@@ -5,9 +5,9 @@
 //   courier-worker --config /etc/courier/worker.toml           # everything else
 //   courier-worker --plugin echo --curve-server-key broker.pub --curve-key worker.key  # CURVE
 //
-// Flags win over the file (also when SIGHUP re-reads it). Exit status: 0 after a clean
-// drain, 1 if jobs were abandoned at the end of the grace period, 2 for a configuration
-// error.
+// Flags win over the file (also when SIGHUP re-reads it). Exit status: 0 after a drain
+// (jobs still running at the end of the grace period are handed back to their brokers),
+// 2 for a configuration error.
 #if __has_include(<malloc.h>)
 #include <malloc.h>
 #endif
@@ -51,6 +51,7 @@ struct Flags {
   std::optional<std::string> instance;
   std::optional<std::string> curve_server_key;
   std::optional<std::string> curve_key;
+  std::optional<std::string> isolation;
 };
 
 void ApplyFlags(const Flags& flags, courier::WorkerOptions& options) {
@@ -60,6 +61,7 @@ void ApplyFlags(const Flags& flags, courier::WorkerOptions& options) {
   if (flags.log_level) options.log.level = *flags.log_level;
   if (flags.log_format) options.log.format = *flags.log_format;
   if (flags.instance) options.instance = *flags.instance;
+  if (flags.isolation) options.isolation = courier::ParseIsolation(*flags.isolation);
   if (flags.curve_server_key) options.curve.server_public_key = courier::ResolveCurvePublicKey(*flags.curve_server_key);
   if (flags.curve_key) {
     options.curve.key_file = *flags.curve_key;
@@ -94,6 +96,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error, critical, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.add_option("--log-format", flags.log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--isolation", flags.isolation,
+                 "where handlers run: thread (the host's threads) or process (supervised child processes: a "
+                 "crash costs one job); services may override it in the config")
+      ->check(CLI::IsMember({"thread", "process"}));
   app.add_option("--instance", flags.instance, "a name for this host shown by the broker (default HOST:PID)");
   app.add_option("--curve-server-key", flags.curve_server_key,
                  "turn CURVE on: the brokers' public key (Z85), or a file holding it");

@@ -59,6 +59,9 @@ class ConfigSection {
   std::chrono::milliseconds GetDuration(std::string_view key, std::chrono::milliseconds fallback,
                                         std::chrono::milliseconds min,
                                         std::chrono::milliseconds max) const;
+  // Accepts an integer (bytes) or a string with a binary unit: "64KiB", "512MiB", "2GiB".
+  std::uint64_t GetBytes(std::string_view key, std::uint64_t fallback, std::uint64_t min,
+                         std::uint64_t max) const;
   std::vector<std::string> GetStringArray(std::string_view key,
                                           std::vector<std::string> fallback) const;
   // Returns: the string value, which must be one of `allowed`.

@@ -22,7 +22,8 @@
 //
 // Signals (when WorkerOptions::handle_signals, the default): SIGTERM and SIGINT drain —
 // new jobs are rejected back to the broker (REJECT shutting_down, so another worker gets
-// them), jobs in flight finish within grace_period, then DISCONNECT and Run() returns 0.
+// them), jobs in flight finish within grace_period (what is left then is handed back the
+// same way and cancelled), then DISCONNECT and Run() returns 0.
 // SIGHUP re-reads WorkerOptions::config_file and applies the log level and each service's
 // capacity (sent to the brokers as CREDIT) without dropping a job; other changes need a
 // restart and are logged as such.
@@ -39,6 +40,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +51,23 @@
 #include "courier/plugin.hpp"
 
 namespace courier {
+
+// Where a service's handlers run (`isolation`).
+//   kThread:  on the host's thread pool (the default): the cheapest hand-off, but a handler
+//             that crashes takes the host down with every job it holds, and one that hangs
+//             keeps its thread.
+//   kProcess: in supervised child processes (a prefork pool): a crash, abort, exit() or
+//             runaway allocation costs the one job that child ran (answered worker_crashed,
+//             recorded in the error sink with the signal and its last log lines); the child
+//             is replaced. A job still running kill_after past its deadline has its child
+//             killed and replaced. Each child holds its own copy of the service instance,
+//             made once when the host starts (state a handler keeps is per child).
+enum class Isolation : std::uint8_t { kThread, kProcess };
+
+// Returns: Isolation for "thread" or "process". Throws: Error(kConfig) for anything else.
+Isolation ParseIsolation(std::string_view name);
+// Returns: "thread" or "process".
+std::string_view ToString(Isolation isolation) noexcept;
 
 // The host's settings for one service, read from its [services.NAME] table. The table
 // also holds the service's own keys; the host reads only these and hands the table on.
@@ -81,6 +100,8 @@ struct ServiceSettings {
   // are remembered. Defaults 5 minutes and 10,000.
   std::chrono::milliseconds dedup_window{std::chrono::minutes(5)};
   std::size_t dedup_entries = 10000;
+  // `isolation = "thread" | "process"`. Default: the host's (WorkerOptions::isolation).
+  std::optional<Isolation> isolation;
 
   // Reads the host's keys (above) from a [services.NAME] table; other keys are the
   // plugin's. Throws: Error(kConfig).
@@ -103,8 +124,21 @@ struct WorkerOptions {
   // each delay with ±50% jitter.
   std::chrono::milliseconds reconnect_initial{250};
   std::chrono::milliseconds reconnect_max{8000};
-  // How long a drain waits for jobs in flight (`grace_period`). Default 10 s.
+  // How long a drain waits for jobs in flight (`grace_period`). Default 10 s. Jobs still
+  // running then are handed back to their brokers (REJECT shutting_down) and cancelled.
   std::chrono::milliseconds grace_period{10000};
+  // Where handlers run, for services that do not say (`isolation`). Default kThread.
+  Isolation isolation = Isolation::kThread;
+  // With process isolation: the most data (heap) memory one child may map
+  // (`max_memory`, bytes or "512MiB"); an allocation beyond it fails in the handler.
+  // Default 0: no limit.
+  std::uint64_t max_memory = 0;
+  // With process isolation: jobs a child runs before it is replaced by a fresh one
+  // (`max_jobs_per_child`). Default 0: never.
+  std::uint64_t max_jobs_per_child = 0;
+  // With process isolation: how long past its deadline a job may run before its child is
+  // killed and replaced (`kill_after`). Default 5 s.
+  std::chrono::milliseconds kill_after{5000};
   // Where payload schemas NAME.toml are looked up (`schema_dirs`), first match wins.
   // Default: schemas/services (relative to the working directory).
   std::vector<std::filesystem::path> schema_dirs = {"schemas/services"};
@@ -197,12 +231,15 @@ class WorkerHost {
   std::vector<std::string> services() const;
 
   // Serves until Stop() or a termination signal, then drains (see above).
-  // Returns: 0 after a clean drain; 1 if the grace period ended with jobs still running
-  // (they are abandoned to the broker, which redelivers them: exit the process promptly,
-  // with std::_Exit, since their threads cannot be joined).
+  // Returns: 0. Jobs still running when the grace period ends are handed back to their
+  // brokers (REJECT shutting_down: another worker runs them) and cancelled: handler
+  // processes are killed; handler threads cannot be, so left_threads_running() tells the
+  // caller to leave the process promptly (std::_Exit) instead of destroying the host.
   // Throws: Error(kConfig) if nothing is registered, a [services.NAME] table names no
   // registered service, or the keyring cannot be loaded.
   int Run();
+  // Returns: whether Run() returned with handler threads still inside a handler.
+  bool left_threads_running() const noexcept;
 
   // Starts the drain, as SIGTERM does. Thread-safe; async-signal-safe.
   void Stop() noexcept;

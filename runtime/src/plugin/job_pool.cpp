@@ -24,6 +24,17 @@ zmq::message_t Frame(std::string&& body) {
 
 }  // namespace
 
+void SendJobOutput(zmq::socket_t& push, JobOutput&& output) {
+  zmq::message_t seq(sizeof output.seq);
+  std::memcpy(seq.data(), &output.seq, sizeof output.seq);
+  const auto command = static_cast<std::uint8_t>(output.command);
+  const bool two_bodies = output.command == WorkerCommand::kReply;
+  push.send(seq, zmq::send_flags::sndmore);
+  push.send(zmq::buffer(&command, 1), zmq::send_flags::sndmore);
+  push.send(Frame(std::move(output.body1)), two_bodies ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  if (two_bodies) push.send(Frame(std::move(output.body2)), zmq::send_flags::none);
+}
+
 JobPool::JobPool(zmq::context_t& context, std::string endpoint, unsigned threads, Work work)
     : shared_(std::make_shared<Shared>()) {
   threads_.reserve(threads);
@@ -82,16 +93,7 @@ void JobPool::Loop(std::shared_ptr<Shared> shared, zmq::context_t* context, std:
         shared->queue.pop_front();
       }
       std::vector<JobOutput> outputs = work(job);
-      for (JobOutput& output : outputs) {
-        zmq::message_t seq(sizeof output.seq);
-        std::memcpy(seq.data(), &output.seq, sizeof output.seq);
-        const auto command = static_cast<std::uint8_t>(output.command);
-        const bool two_bodies = output.command == WorkerCommand::kReply;
-        push.send(seq, zmq::send_flags::sndmore);
-        push.send(zmq::buffer(&command, 1), zmq::send_flags::sndmore);
-        push.send(Frame(std::move(output.body1)), two_bodies ? zmq::send_flags::sndmore : zmq::send_flags::none);
-        if (two_bodies) push.send(Frame(std::move(output.body2)), zmq::send_flags::none);
-      }
+      for (JobOutput& output : outputs) SendJobOutput(push, std::move(output));
     }
   } catch (const std::exception& e) {
     // Every thread's loop catches at its top; a pool thread failing is a bug worth shouting.

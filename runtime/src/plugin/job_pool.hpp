@@ -23,6 +23,9 @@
 
 namespace courier::detail {
 
+// Sends one output to the I/O thread's results PULL in the format above (bodies moved).
+void SendJobOutput(zmq::socket_t& push, JobOutput&& output);
+
 class JobPool {
  public:
   using Work = std::function<std::vector<JobOutput>(JobInput&)>;

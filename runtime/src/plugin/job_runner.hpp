@@ -52,6 +52,7 @@ struct ServiceRuntime {
   std::unique_ptr<ServiceInstance> instance;
   std::unique_ptr<ReplyCache<DuplicateWaiter>> cache;  // non-idempotent services only
   std::atomic<std::uint32_t> capacity{1};              // effective (settings 0 → threads)
+  Isolation isolation = Isolation::kThread;             // effective (settings, else the host's)
 };
 
 // A job as the I/O thread received it.

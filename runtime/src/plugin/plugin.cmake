@@ -16,6 +16,8 @@ target_sources(courier PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/key_source.cpp
   ${CMAKE_CURRENT_LIST_DIR}/job_runner.cpp
   ${CMAKE_CURRENT_LIST_DIR}/job_pool.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/child_link.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/process_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/worker_options.cpp
   ${CMAKE_CURRENT_LIST_DIR}/worker_host.cpp
 )

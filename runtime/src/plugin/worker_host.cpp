@@ -31,6 +31,8 @@
 #include "frames.hpp"
 #include "job_pool.hpp"
 #include "job_runner.hpp"
+#include "key_source.hpp"
+#include "process_pool.hpp"
 #include "plugin_loader.hpp"
 #include "protocol.hpp"
 #include "reporting/worker_reporting.hpp"
@@ -80,6 +82,35 @@ std::optional<spdlog::level::level_enum> LevelFromName(std::string_view name) {
   return std::nullopt;
 }
 
+std::string DescribeKeys(const Keyring& keyring) {
+  std::string out;
+  for (const std::uint32_t id : keyring.ids()) {
+    const std::string fingerprint = keyring.Fingerprint(id);
+    char hex[17] = {};
+    for (std::size_t i = 0; i < 8; ++i) std::snprintf(hex + 2 * i, 3, "%02x", static_cast<unsigned char>(fingerprint[i]));
+    out += (out.empty() ? "" : ", ") + std::string("key ") + std::to_string(id) + " " + hex +
+           (id == keyring.active_key_id() ? " (active)" : "");
+  }
+  return out;
+}
+
+// A handler child's reporter: it keeps the records for the host, which reports them.
+class CollectingErrorReporter final : public detail::ErrorReporter {
+ public:
+  void Report(const detail::ErrorRecord& record) noexcept override {
+    try {
+      records.push_back(record);
+    } catch (...) {
+      // Out of memory in the child: the record is lost, the job's answer is not.
+    }
+  }
+  std::vector<detail::ErrorRecord> records;
+};
+
+// Key rejections in a row (no payload opened in between) after which a host stops taking
+// a service's jobs: its keyring is likely wrong (PROTOCOL.md §7.7).
+constexpr std::uint32_t kKeyRejectsBeforeQuarantine = 3;
+
 }  // namespace
 
 struct WorkerHost::Impl {
@@ -101,6 +132,8 @@ struct WorkerHost::Impl {
     Clock::time_point granted_at{};  // when it was given a slot it has not used yet
     bool heard = false;  // the broker spoke since we (re)connected
     std::uint64_t connects = 0;
+    std::uint32_t stuck = 0;       // jobs taken on it that are past their deadline and still running
+    std::uint32_t stuck_sent = 0;  // the stuck count the broker was last told (CREDIT frame 4)
   };
   // A job handed to the pool, until its result comes back.
   struct InFlight {
@@ -135,6 +168,7 @@ struct WorkerHost::Impl {
   ~Impl() {
     // Normally Shutdown() released all of this; here after Run() threw part-way.
     connections.clear();
+    processes.reset();
     pool.reset();  // joins the threads, whose PUSH sockets close before the PULL
     results.reset();
     context.reset();
@@ -269,6 +303,31 @@ struct WorkerHost::Impl {
     }
   }
 
+  // --- handler child processes (isolation = "process") ------------------------------------
+
+  std::size_t MaxChildFrame() const { return 2 * options.max_message_bytes + (1 << 20); }
+
+  // Runs in a handler child (forked by the zygote, one thread): its own stage journal and
+  // reporter, whose contents go back to the host with each job's outputs.
+  void ServeChild(int link) {
+    detail::StageStats child_stats;
+    for (const auto& service : services) child_stats.AddService(service->name);
+    std::vector<detail::StageSample> journal;
+    child_stats.SetJournal(&journal);
+    CollectingErrorReporter collected;
+    const detail::JobRunner child_runner(*keys, child_stats, collected, options.max_message_bytes);
+    detail::ServeChild(link, MaxChildFrame(), [&](detail::JobInput& job) {
+      detail::ChildDone done;
+      done.seq = job.seq;
+      done.outputs = child_runner.Run(*services[job.service], job);
+      done.samples.swap(journal);
+      done.records.swap(collected.records);
+      journal.clear();
+      collected.records.clear();
+      return done;
+    });
+  }
+
   // --- the I/O loop -------------------------------------------------------------------
 
   int Run() {
@@ -284,14 +343,25 @@ struct WorkerHost::Impl {
                     "to the table, pass --plugin, or fix the name)");
       }
     }
-    keyring = options.keyring.empty() ? Keyring::LoadOrCreate(Keyring::DefaultPath())
-                                      : Keyring::Load(options.keyring);
+    const std::filesystem::path key_file = options.keyring.empty() ? Keyring::DefaultPath() : options.keyring;
+    if (options.keyring.empty()) (void)Keyring::LoadOrCreate(key_file);  // creates it on first use
+    keys = detail::KeySource::FromFile(key_file);
+    spdlog::info("payload keys from {}: {}", key_file.string(), DescribeKeys(*keys->Current()));
+    // The zygote of the handler processes is forked now, while this process has one thread.
+    std::unique_ptr<detail::Zygote> zygote;
+    for (const auto& service : services) {
+      service->isolation = service->settings.isolation.value_or(options.isolation);
+    }
+    if (std::any_of(services.begin(), services.end(),
+                    [](const auto& service) { return service->isolation == Isolation::kProcess; })) {
+      zygote = std::make_unique<detail::Zygote>([this](int link) { ServeChild(link); }, options.max_memory);
+    }
     if (options.report_errors) {
       const ReporterOptions reporting = detail::WorkerReporterOptions(options.brokers, options.instance, options.curve);
       reporter = std::make_unique<detail::SinkErrorReporter>(reporting);
       metrics = std::make_unique<MetricsReporter>(reporting, [this] { return detail::ToStageTotals(stats.Snapshot()); });
     }
-    runner = std::make_unique<detail::JobRunner>(keyring, stats, *reporter, options.max_message_bytes);
+    runner = std::make_unique<detail::JobRunner>(*keys, stats, *reporter, options.max_message_bytes);
 
     context = std::make_unique<zmq::context_t>(0);  // inproc only: no I/O threads
     results = std::make_unique<zmq::socket_t>(*context, zmq::socket_type::pull);
@@ -303,6 +373,17 @@ struct WorkerHost::Impl {
                                              [this](detail::JobInput& job) {
                                                return runner->Run(*services[job.service], job);
                                              });
+    if (zygote) {
+      detail::ProcessPoolOptions pool_options;
+      pool_options.children = options.threads;
+      pool_options.max_jobs_per_child = options.max_jobs_per_child;
+      pool_options.kill_after = options.kill_after;
+      pool_options.max_frame_bytes = MaxChildFrame();
+      processes = std::make_unique<detail::ProcessPool>(std::move(zygote), pool_options, *context, results_endpoint,
+                                                        stats, *reporter);
+    }
+    key_rejects.assign(services.size(), 0);
+    quarantined.assign(services.size(), false);
 
     const Clock::time_point now = Clock::now();
     held.assign(services.size(), 0);
@@ -329,8 +410,12 @@ struct WorkerHost::Impl {
     for (const auto& service : services) names += (names.empty() ? "" : ", ") + service->name;
     std::string brokers;
     for (const auto& endpoint : options.brokers) brokers += (brokers.empty() ? "" : ", ") + endpoint;
-    spdlog::info("courier-worker {} serving [{}] to [{}] with {} threads (instance {}, heartbeat {} ms)",
-                 COURIER_VERSION_STRING, names, brokers, options.threads, options.instance,
+    std::string isolation;
+    for (const auto& service : services) {
+      isolation += (isolation.empty() ? "" : ", ") + service->name + " " + std::string(ToString(service->isolation));
+    }
+    spdlog::info("courier-worker {} serving [{}] to [{}] with {} handler slots (isolation: {}; instance {}, heartbeat {} ms)",
+                 COURIER_VERSION_STRING, names, brokers, options.threads, isolation, options.instance,
                  options.heartbeat_interval.count());
 
     Loop();
@@ -379,6 +464,7 @@ struct WorkerHost::Impl {
       }
       ++first_read;
       Tick(Clock::now());
+      CheckQuarantine(Clock::now());
       TickCredits(Clock::now());
       if (credit_changed) SyncCredits(Clock::now());
     }
@@ -396,6 +482,9 @@ struct WorkerHost::Impl {
       }
     }
     if (!in_flight.empty()) next = std::min(next, now + milliseconds(100));  // deadline watchdog
+    if (std::any_of(quarantined.begin(), quarantined.end(), [](bool q) { return q; })) {
+      next = std::min(next, std::max(now, next_key_check));
+    }
     if (draining) next = std::min(next, drain_deadline);
     next = NextCreditTimer(next);
     const auto wait = std::chrono::duration_cast<milliseconds>(next - now) + milliseconds(1);
@@ -423,6 +512,11 @@ struct WorkerHost::Impl {
       for (auto& [seq, job] : in_flight) {
         if (job.reported_late || now_ms <= job.deadline_ms) continue;
         job.reported_late = true;
+        Connection& holder = connections[job.connection];
+        if (holder.generation == job.generation) {
+          ++holder.stuck;  // told to the broker with the next CREDIT
+          credit_changed = true;
+        }
         const detail::ServiceRuntime& service = *services[connections[job.connection].service];
         const auto running = std::chrono::duration_cast<milliseconds>(now - job.received).count();
         spdlog::warn("job {} of service {} is still in progress {} ms past its deadline ({} ms since it "
@@ -475,6 +569,11 @@ struct WorkerHost::Impl {
     info.host = HostName().substr(0, 255);
     info.pid = static_cast<std::uint64_t>(::getpid());
     info.instance = options.instance;
+    const std::shared_ptr<const Keyring> keyring = keys->Current();
+    for (const std::uint32_t id : keyring->ids()) {
+      if (info.keys.size() == detail::kMaxReadyKeys) break;
+      info.keys.push_back(detail::KeyFingerprint{id, keyring->Fingerprint(id)});
+    }
     Send(connection, WorkerCommand::kReady, {service.name, detail::EncodeReadyInfo(info)}, now);
     connection.credit = info.capacity;
     if (credit != info.capacity) SyncCredit(connection, now);
@@ -528,7 +627,7 @@ struct WorkerHost::Impl {
     bool any_hungry = false;
     for (const std::size_t index : plan.members) {
       Connection& connection = connections[index];
-      if (!connection.socket || draining) {
+      if (!connection.socket || draining || quarantined[service]) {
         connection.desired = 0;
       } else if (!Live(connection, now)) {
         connection.desired = connection.credit;
@@ -537,7 +636,7 @@ struct WorkerHost::Impl {
         any_hungry = any_hungry || connection.hungry;
       }
     }
-    if (draining) return;
+    if (draining || quarantined[service]) return;
     plan.open = !any_hungry || now >= plan.next_open;
     const std::size_t count = plan.members.size();
     for (std::size_t step = 0; step < count; ++step) {
@@ -560,9 +659,22 @@ struct WorkerHost::Impl {
   // Tells the broker its connection's planned credit if it changed. Returns: false if the
   // CREDIT could not be queued (tried again on the next round).
   bool SyncCredit(Connection& connection, Clock::time_point now) {
-    if (!connection.socket || connection.desired == connection.credit || !Live(connection, now)) return true;
-    if (!Send(connection, WorkerCommand::kCredit, {detail::EncodeCredit(connection.desired)}, now)) return false;
+    const bool stuck_changed = connection.stuck != connection.stuck_sent;
+    if (!connection.socket || (connection.desired == connection.credit && !stuck_changed) || !Live(connection, now)) {
+      return true;
+    }
+    // Frame 4, the stuck slots, only once there is something to say (PROTOCOL.md §7.2).
+    const bool with_stuck = connection.stuck != 0 || connection.stuck_sent != 0;
+    const bool sent = with_stuck ? Send(connection, WorkerCommand::kCredit,
+                                        {detail::EncodeCredit(connection.desired), detail::EncodeCredit(connection.stuck)}, now)
+                                 : Send(connection, WorkerCommand::kCredit, {detail::EncodeCredit(connection.desired)}, now);
+    if (!sent) return false;
+    if (stuck_changed && connection.stuck > connection.stuck_sent) {
+      spdlog::warn("broker {} ({}): {} of this host's slots are stuck in handlers past their deadline",
+                   connection.endpoint, services[connection.service]->name, connection.stuck);
+    }
     connection.credit = connection.desired;
+    connection.stuck_sent = connection.stuck;
     return true;
   }
 
@@ -616,6 +728,8 @@ struct WorkerHost::Impl {
     connection.in_flight = 0;  // the jobs still running keep their slots (held) until they end
     connection.credit = 0;
     connection.desired = 0;
+    connection.stuck = 0;
+    connection.stuck_sent = 0;
     connection.hungry = false;
     connection.granted_at = {};
     credit_changed = true;
@@ -709,11 +823,12 @@ struct WorkerHost::Impl {
     }
     if (!Live(connection, now)) credit_changed = true;  // it was left out of the sharing while silent
     connection.last_received = now;
-    if (!connection.heard) {
+    const auto command = static_cast<WorkerCommand>(*static_cast<const std::uint8_t*>(frames[2].data()));
+    if (!connection.heard && command != WorkerCommand::kDisconnect) {
+      // Accepted: the broker answered with something other than DISCONNECT.
       connection.heard = true;
       connection.backoff = options.reconnect_initial;
     }
-    const auto command = static_cast<WorkerCommand>(*static_cast<const std::uint8_t*>(frames[2].data()));
     switch (command) {
       case WorkerCommand::kRequest:
         if (frames.size() < 5) {
@@ -727,9 +842,9 @@ struct WorkerHost::Impl {
       case WorkerCommand::kHeartbeat:
         return;
       case WorkerCommand::kDisconnect:
-        connection.backoff = options.reconnect_initial;
+        // Back off (doubling) before READY again: a broker that keeps refusing us must not
+        // get a handshake storm. A broker that merely forgot us gets the first, short delay.
         Reset(connection, now, "broker sent DISCONNECT");
-        if (!draining) connection.reconnect_at = now;  // a broker that forgot us: re-register now
         return;
       default:
         Malformed(connection, "unexpected command " + std::to_string(static_cast<int>(command)));
@@ -819,7 +934,11 @@ struct WorkerHost::Impl {
     input.envelope_bytes = std::string(envelope_bytes);
     input.payload_frame = std::make_shared<const zmq::message_t>(std::move(payload));  // not copied
     input.envelope = envelope.ToEnvelope();
-    pool->Submit(std::move(input));
+    if (service.isolation == Isolation::kProcess) {
+      processes->Submit(std::move(input));
+    } else {
+      pool->Submit(std::move(input));
+    }
   }
 
   void DrainResults() {
@@ -850,6 +969,8 @@ struct WorkerHost::Impl {
     Connection& connection = connections[job.connection];
     --held[connection.service];  // the slot is free, whether or not the answer can still be sent
     credit_changed = true;
+    if (job.reported_late && connection.generation == job.generation && connection.stuck > 0) --connection.stuck;
+    CountKeyRejects(connection.service, command, frames[2]);
     const Clock::time_point now = Clock::now();
     if (job.reported_late) {
       spdlog::warn("job {} of service {} finished {} ms after its deadline; answered deadline_exceeded",
@@ -876,6 +997,52 @@ struct WorkerHost::Impl {
     } else {
       stats.RecordError(stats_index, Stage::kSend);
     }
+  }
+
+  // A REJECT for the host's own keys, several in a row, means its keyring is wrong: it stops
+  // taking the service's jobs (credit 0) until its key file changes (CheckQuarantine).
+  void CountKeyRejects(std::size_t service, WorkerCommand command, const zmq::message_t& body) {
+    ErrorCode code = ErrorCode::kInternal;
+    if (command == WorkerCommand::kReject) {
+      try {
+        code = detail::DecodeReject(body.to_string_view()).code;
+      } catch (const Error&) {
+        return;
+      }
+      if (code != ErrorCode::kUnknownKey && code != ErrorCode::kUnauthenticated) return;  // busy, shutting_down
+    } else {
+      key_rejects[service] = 0;  // a payload opened (or failed after opening)
+      return;
+    }
+    if (++key_rejects[service] < kKeyRejectsBeforeQuarantine || quarantined[service]) return;
+    quarantined[service] = true;
+    credit_changed = true;
+    const std::string why = std::to_string(key_rejects[service]) + " payloads in a row did not open with this host's keys (" +
+                            std::string(ToString(code)) + "; key file " + keys->path().string() + ": " +
+                            DescribeKeys(*keys->Current()) + ")";
+    spdlog::error("service {}: taking no more jobs: {}. Its keyring differs from its clients'; fix the key file "
+                  "(the host resumes when it changes)", services[service]->name, why);
+    detail::ErrorRecord record;
+    record.service = services[service]->name;
+    record.stage = Stage::kOpen;
+    record.code = code;
+    record.message = "worker " + options.instance + " stopped taking jobs: " + why;
+    record.at_ms = NowUnixMs();
+    reporter->Report(record);
+  }
+
+  void CheckQuarantine(Clock::time_point now) {
+    if (now < next_key_check || std::none_of(quarantined.begin(), quarantined.end(), [](bool q) { return q; })) return;
+    next_key_check = now + milliseconds(1000);
+    if (!keys->ReloadIfChanged()) return;
+    for (std::size_t service = 0; service < services.size(); ++service) {
+      if (!quarantined[service]) continue;
+      quarantined[service] = false;
+      key_rejects[service] = 0;
+      spdlog::info("service {}: key file {} changed ({}); taking jobs again", services[service]->name,
+                   keys->path().string(), DescribeKeys(*keys->Current()));
+    }
+    credit_changed = true;
   }
 
   void ReadSignals() {
@@ -941,6 +1108,17 @@ struct WorkerHost::Impl {
 
   int Shutdown() {
     const Clock::time_point now = Clock::now();
+    // The grace period is over: what still runs goes back to its broker, which gives it to
+    // another worker, and its handler is cancelled below.
+    for (const auto& [seq, job] : in_flight) {
+      Connection& connection = connections[job.connection];
+      spdlog::warn("grace period over: handing job {} of service {} back to broker {}", job.job_id.Hex(),
+                   services[connection.service]->name, connection.endpoint);
+      if (connection.generation == job.generation && connection.socket) {
+        Send(connection, WorkerCommand::kReject, {detail::EncodeReject(job.job_id, ErrorCode::kShuttingDown)}, now);
+      }
+    }
+    if (processes) processes->Stop();  // kills the handler processes, whatever they run
     for (Connection& connection : connections) {
       if (!connection.socket) continue;
       Send(connection, WorkerCommand::kDisconnect, {}, now);
@@ -951,31 +1129,32 @@ struct WorkerHost::Impl {
     // broker sockets have a context of their own for this: the inproc one may have to be
     // abandoned below, with sockets of stuck pool threads still open in it.
     network_context.close();
-    int status = 0;
-    if (in_flight.empty()) {
+    std::size_t threads_running = 0;
+    for (const auto& [seq, job] : in_flight) {
+      threads_running += services[connections[job.connection].service]->isolation == Isolation::kThread ? 1 : 0;
+    }
+    processes.reset();
+    if (threads_running == 0) {
       pool->Stop();
       pool.reset();
       results.reset();
       context.reset();
     } else {
-      spdlog::error("grace period over with {} jobs still running; abandoning them (the brokers redeliver them)",
-                    in_flight.size());
-      for (const auto& [seq, job] : in_flight) {
-        spdlog::error("  abandoned job {} of service {}", job.job_id.Hex(), services[connections[job.connection].service]->name);
-      }
+      spdlog::warn("{} handler threads are still running; the process must exit without joining them",
+                   threads_running);
       pool->Abandon();
       (void)pool.release();     // its threads still run handlers: leak rather than free under them
       (void)results.release();  // and the context, which cannot terminate with their sockets open
       (void)context.release();
-      status = 1;
+      left_threads_running = true;
     }
     // The last timings go out now (at most a second); the error reporter delivers what it
     // holds when the host is destroyed, after every thread that could report has stopped.
     metrics.reset();
     for (const std::string& line : stats.Describe()) spdlog::info("stage timings: {}", line);
-    spdlog::info("worker stopped ({} malformed messages ignored, {} jobs rejected with every slot taken)", malformed,
-                 capacity_rejects);
-    return status;
+    spdlog::info("worker stopped ({} malformed messages ignored, {} jobs rejected with every slot taken, {} handed "
+                 "back at the end of the grace period)", malformed, capacity_rejects, in_flight.size());
+    return 0;
   }
 
   WorkerOptions options;
@@ -984,8 +1163,13 @@ struct WorkerHost::Impl {
   // Where failed jobs are recorded: courier.errors (or the log when report_errors is off).
   std::unique_ptr<detail::ErrorReporter> reporter{std::make_unique<detail::LoggingErrorReporter>()};
   std::unique_ptr<MetricsReporter> metrics;  // stage timings to courier.metrics, once a second
-  Keyring keyring;
+  std::unique_ptr<detail::KeySource> keys;  // the payload keyring, re-read when its file changes
   std::unique_ptr<detail::JobRunner> runner;
+  std::unique_ptr<detail::ProcessPool> processes;  // handlers of process-isolated services
+  std::vector<std::uint32_t> key_rejects;           // per service: key REJECTs in a row
+  std::vector<bool> quarantined;                    // per service: taking no jobs until the keys change
+  Clock::time_point next_key_check{};
+  bool left_threads_running = false;  // Shutdown abandoned handler threads that never returned
 
   int stop_fd = -1;
   int signal_fd = -1;
@@ -1038,6 +1222,8 @@ std::vector<std::string> WorkerHost::services() const {
 }
 
 int WorkerHost::Run() { return impl_->Run(); }
+
+bool WorkerHost::left_threads_running() const noexcept { return impl_->left_threads_running; }
 
 void WorkerHost::Stop() noexcept {
   const std::uint64_t one = 1;

@@ -18,6 +18,16 @@ std::filesystem::path Resolve(const std::filesystem::path& base, const std::stri
 
 }  // namespace
 
+Isolation ParseIsolation(std::string_view name) {
+  if (name == "thread") return Isolation::kThread;
+  if (name == "process") return Isolation::kProcess;
+  throw Error(ErrorCode::kConfig, "isolation must be \"thread\" or \"process\", not \"" + std::string(name) + "\"");
+}
+
+std::string_view ToString(Isolation isolation) noexcept {
+  return isolation == Isolation::kProcess ? "process" : "thread";
+}
+
 ServiceSettings ServiceSettings::Read(const ConfigSection& section) {
   ServiceSettings settings;
   settings.plugin = section.GetString("plugin", "");
@@ -30,6 +40,7 @@ ServiceSettings ServiceSettings::Read(const ConfigSection& section) {
                                               std::chrono::seconds(1), std::chrono::hours(24));
   settings.dedup_entries = static_cast<std::size_t>(
       section.GetInt("dedup_entries", static_cast<std::int64_t>(settings.dedup_entries), 1, 10'000'000));
+  if (section.Has("isolation")) settings.isolation = ParseIsolation(section.GetEnum("isolation", "thread", {"thread", "process"}));
   return settings;
 }
 
@@ -62,6 +73,13 @@ WorkerOptions WorkerOptions::FromConfig(const ConfigSection& root, const std::fi
   }
   options.grace_period = root.GetDuration("grace_period", options.grace_period, milliseconds(0),
                                           std::chrono::hours(1));
+  options.isolation = ParseIsolation(root.GetEnum("isolation", "thread", {"thread", "process"}));
+  options.max_memory = root.GetBytes("max_memory", 0, 0, std::uint64_t{1} << 50);
+  if (options.max_memory != 0 && options.max_memory < (std::uint64_t{16} << 20)) {
+    throw Error(ErrorCode::kConfig, root.Describe("max_memory", "at least 16MiB (a child needs room to start), or 0 for no limit"));
+  }
+  options.max_jobs_per_child = static_cast<std::uint64_t>(root.GetInt("max_jobs_per_child", 0, 0, INT64_MAX));
+  options.kill_after = root.GetDuration("kill_after", options.kill_after, milliseconds(0), std::chrono::hours(24));
   if (root.Has("schema_dirs")) {
     options.schema_dirs.clear();
     for (const std::string& dir : root.GetStringArray("schema_dirs", {})) {

@@ -10,6 +10,8 @@
 //   abort                 → std::abort()
 //   segfault              → raise(SIGSEGV)
 //   abort_first           → std::abort() on the job's first attempt, else {attempt, pid}
+//   exit                  → std::exit(3)
+//   allocate, mb          → allocates and touches mb MiB, then {allocated: mb, pid}
 // Service "testkit.once" (not idempotent) counts its invocations in this process:
 //   {key, ms?}            → {count: invocations so far, key, pid}, after sleeping ms.
 #include <signal.h>
@@ -20,6 +22,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include <courier/plugin.hpp>
 
@@ -53,6 +56,12 @@ class TestKit {
       throw courier::Error(code.value_or(courier::ErrorCode::kInternal), request.At("message").AsString());
     }
     if (action == "abort") std::abort();
+    if (action == "exit") std::exit(3);
+    if (action == "allocate") {
+      const auto mb = static_cast<std::size_t>(request.At("mb").AsInt());
+      std::vector<char> block(mb << 20, 'x');  // every page touched
+      return Value::Object({{"allocated", static_cast<std::int64_t>(block.size() >> 20)}, {"pid", pid}});
+    }
     if (action == "segfault") ::raise(SIGSEGV);
     if (action == "abort_first") {
       if (job.attempt() <= 1) std::abort();
