@@ -3,9 +3,11 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
+#include <map>
+#include <string>
 #include <toml++/toml.h>
 
 #include "courier/error.hpp"
@@ -46,6 +48,70 @@ std::string ToHex(std::string_view bytes) {
   return out;
 }
 
+// Wipes a string holding secrets when it goes out of scope, thrown through or not.
+class WipeOnExit {
+ public:
+  explicit WipeOnExit(std::string& text) : text_(text) {}
+  ~WipeOnExit() { sodium_memzero(text_.data(), text_.size()); }
+  WipeOnExit(const WipeOnExit&) = delete;
+  WipeOnExit& operator=(const WipeOnExit&) = delete;
+
+ private:
+  std::string& text_;
+};
+
+// Returns: the key file text for `keys` (id -> secret) with `active` active.
+std::string KeyFileText(std::uint32_t active, const std::map<std::uint32_t, std::string>& keys) {
+  const std::string created_at = std::to_string(NowUnixMs() / 1000);
+  std::string text;
+  text.reserve(128 + keys.size() * (96 + detail::kKeyBytes * 2));  // one buffer: no stray copies
+  text += "# Courier payload keyring. Keep it private (mode 0600).\n";
+  text += "active = " + std::to_string(active) + "\n";
+  for (const auto& [id, secret] : keys) {
+    std::string hex = ToHex(secret);
+    const WipeOnExit wipe_hex(hex);
+    text += "\n[[key]]\nid = " + std::to_string(id) + "\nsecret = \"";
+    text += hex;
+    text += "\"\ncreated_at = " + created_at + "\n";
+  }
+  return text;
+}
+
+constexpr std::uint32_t kFirstKeyId = 1;
+
+// Creates `path` holding one fresh key (id 1, active) unless a file is already there, even
+// if other processes race to create it. Returns: whether this call created it.
+// Throws: Error(kIo).
+bool CreateFreshKeyFile(const fs::path& path) {
+  detail::EnsureSodium();
+  std::map<std::uint32_t, std::string> keys;
+  std::string& secret = keys[kFirstKeyId];
+  const WipeOnExit wipe_secret(secret);
+  secret = RandomSecret();
+  std::string text = KeyFileText(kFirstKeyId, keys);
+  const WipeOnExit wipe_text(text);
+  return detail::CreatePrivateFile(path, text);
+}
+
+// Creates the missing directories of `dir` with mode 0700; leaves existing ones alone.
+// Safe when other processes create the same directories at once. Throws: Error(kIo).
+void CreatePrivateDirectories(const fs::path& dir) {
+  if (dir.empty()) return;
+  struct stat info {};
+  if (::stat(dir.c_str(), &info) == 0) {
+    if (!S_ISDIR(info.st_mode)) {
+      throw Error(ErrorCode::kIo, "cannot create directory " + dir.string() + ": a file is in the way");
+    }
+    return;
+  }
+  if (const fs::path parent = dir.parent_path(); parent != dir) CreatePrivateDirectories(parent);
+  if (::mkdir(dir.c_str(), 0700) == 0) {
+    ::chmod(dir.c_str(), 0700);  // whatever the umask
+  } else if (errno != EEXIST) {
+    throw Error(ErrorCode::kIo, "cannot create directory " + dir.string() + ": " + std::strerror(errno));
+  }
+}
+
 }  // namespace
 
 Keyring::~Keyring() {
@@ -55,8 +121,8 @@ Keyring::~Keyring() {
 Keyring Keyring::Generate() {
   detail::EnsureSodium();
   Keyring keyring;
-  keyring.AddKey(1, RandomSecret());
-  keyring.SetActive(1);
+  keyring.AddKey(kFirstKeyId, RandomSecret());
+  keyring.SetActive(kFirstKeyId);
   return keyring;
 }
 
@@ -114,15 +180,10 @@ Keyring Keyring::Load(const fs::path& path) {
 
 Keyring Keyring::LoadOrCreate(const fs::path& path) {
   if (!fs::exists(path)) {
-    std::error_code ignored;
-    fs::create_directories(path.parent_path(), ignored);
-    ::chmod(path.parent_path().c_str(), 0700);
-    try {
-      GenerateKeyFile(path);
-    } catch (const Error&) {
-      // Another process may have created it first; loading below tells.
-      if (!fs::exists(path)) throw;
-    }
+    CreatePrivateDirectories(path.parent_path());
+    // False when another process created it first: its file wins. Either way what is
+    // returned is what is on disk, never a key that exists only in this process.
+    CreateFreshKeyFile(path);
   }
   return Load(path);
 }
@@ -137,14 +198,9 @@ fs::path Keyring::DefaultPath() {
 }
 
 void Keyring::Save(const fs::path& path) const {
-  std::ostringstream text;
-  text << "# Courier payload keyring. Keep it private (mode 0600).\n";
-  text << "active = " << active_ << "\n";
-  for (const auto& [id, secret] : keys_) {
-    text << "\n[[key]]\nid = " << id << "\nsecret = \"" << ToHex(secret) << "\"\ncreated_at = "
-         << NowUnixMs() / 1000 << "\n";
-  }
-  detail::WritePrivateFile(path, text.str());
+  std::string text = KeyFileText(active_, keys_);
+  const WipeOnExit wipe_text(text);
+  detail::WritePrivateFile(path, text);
 }
 
 void Keyring::AddKey(std::uint32_t id, std::string_view secret) {
@@ -248,12 +304,10 @@ std::string Keyring::Open(std::string_view envelope_bytes, std::string_view ciph
 }
 
 std::uint32_t GenerateKeyFile(const fs::path& path) {
-  if (fs::exists(path)) {
+  if (!CreateFreshKeyFile(path)) {
     throw Error(ErrorCode::kIo, path.string() + " already exists; refusing to overwrite a key file");
   }
-  const Keyring keyring = Keyring::Generate();
-  keyring.Save(path);
-  return keyring.active_key_id();
+  return kFirstKeyId;
 }
 
 }  // namespace courier

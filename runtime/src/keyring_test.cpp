@@ -3,11 +3,18 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "courier/error.hpp"
 #include "envelope_codec.hpp"
+#include "private_file.hpp"
 
 namespace courier {
 namespace {
@@ -156,6 +163,166 @@ TEST(KeyFileTest, LoadOrCreateMakesTheFileOnce) {
   const Keyring first = Keyring::LoadOrCreate(file);
   const auto sealed = first.Seal(MakeEnvelope(), "shared");
   EXPECT_EQ(Keyring::LoadOrCreate(file).Open(sealed.envelope, sealed.payload), "shared");
+}
+
+// Returns: the names of the entries in `dir`.
+std::set<std::string> Entries(const fs::path& dir) {
+  std::set<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) names.insert(entry.path().filename().string());
+  return names;
+}
+
+std::string ReadFile(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+unsigned Mode(const fs::path& path) {
+  struct stat info {};
+  EXPECT_EQ(::stat(path.c_str(), &info), 0) << path;
+  return info.st_mode & 07777;
+}
+
+TEST(KeyFileTest, LoadOrCreateReturnsAnExistingFileUnchanged) {
+  TempDir dir;
+  const fs::path file = dir.path() / "keyring.toml";
+  Keyring original = Keyring::Generate();
+  original.Rotate();  // two keys, id 2 active: nothing LoadOrCreate would make itself
+  original.Save(file);
+  const std::string before = ReadFile(file);
+  const Keyring loaded = Keyring::LoadOrCreate(file);
+  EXPECT_EQ(loaded.active_key_id(), 2u);
+  EXPECT_EQ(loaded.ids(), (std::vector<std::uint32_t>{1, 2}));
+  EXPECT_EQ(loaded.Fingerprint(1), original.Fingerprint(1));
+  EXPECT_EQ(loaded.Fingerprint(2), original.Fingerprint(2));
+  EXPECT_EQ(ReadFile(file), before);
+  EXPECT_EQ(Entries(dir.path()), std::set<std::string>{"keyring.toml"});
+}
+
+TEST(KeyFileTest, LoadOrCreateMakesAPrivateFileAndDirectoriesAndNoTempFiles) {
+  TempDir dir;
+  const fs::path file = dir.path() / "config" / "courier" / "keyring.toml";
+  const Keyring created = Keyring::LoadOrCreate(file);
+  EXPECT_EQ(created.active_key_id(), 1u);
+  EXPECT_EQ(Mode(file), 0600u);
+  EXPECT_EQ(Mode(file.parent_path()), 0700u);
+  EXPECT_EQ(Mode(file.parent_path().parent_path()), 0700u);
+  EXPECT_EQ(Keyring::Load(file).Fingerprint(1), created.Fingerprint(1));
+  EXPECT_EQ(Entries(file.parent_path()), std::set<std::string>{"keyring.toml"});
+}
+
+TEST(KeyFileTest, GenerateKeyFileRefusesAnExistingFile) {
+  TempDir dir;
+  const fs::path file = dir.path() / "keyring.toml";
+  ASSERT_EQ(GenerateKeyFile(file), 1u);
+  const std::string before = ReadFile(file);
+  try {
+    GenerateKeyFile(file);
+    FAIL() << "overwrote an existing key file";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::kIo);
+    EXPECT_NE(std::string(error.what()).find("already exists"), std::string::npos) << error.what();
+  }
+  EXPECT_EQ(ReadFile(file), before);
+  EXPECT_EQ(Mode(file), 0600u);
+  EXPECT_EQ(Entries(dir.path()), std::set<std::string>{"keyring.toml"});  // no temp file left
+}
+
+TEST(KeyFileTest, FailuresLeaveNoTempFilesBehind) {
+  TempDir dir;
+  // Tests run as root, so permissions cannot make a directory unwritable: a regular file
+  // where a directory should be does.
+  const fs::path blocker = dir.path() / "not-a-directory";
+  std::ofstream(blocker) << "x";
+  EXPECT_THROW(Keyring::LoadOrCreate(blocker / "keyring.toml"), Error);
+  EXPECT_THROW(Keyring::LoadOrCreate(blocker / "courier" / "keyring.toml"), Error);
+  EXPECT_THROW(GenerateKeyFile(blocker / "keyring.toml"), Error);
+  EXPECT_THROW(Keyring::Generate().Save(blocker / "keyring.toml"), Error);
+  EXPECT_EQ(Entries(dir.path()), std::set<std::string>{"not-a-directory"});
+  EXPECT_EQ(ReadFile(blocker), "x");
+
+  // A failure after the temp file was written: replacing a directory fails at rename().
+  const fs::path occupied = dir.path() / "keyring.toml";
+  fs::create_directory(occupied);
+  EXPECT_THROW(Keyring::Generate().Save(occupied), Error);
+  EXPECT_THROW(GenerateKeyFile(occupied), Error);  // exists: refused, temp file discarded
+  EXPECT_EQ(Entries(dir.path()), (std::set<std::string>{"keyring.toml", "not-a-directory"}));
+  EXPECT_TRUE(fs::is_directory(occupied));
+}
+
+TEST(KeyFileTest, SaveReplacesAtomicallyWithAPrivateFile) {
+  TempDir dir;
+  const fs::path file = dir.path() / "keyring.toml";
+  ASSERT_EQ(GenerateKeyFile(file), 1u);
+  Keyring keyring = Keyring::Load(file);
+  keyring.Rotate();
+  keyring.Save(file);
+  EXPECT_EQ(Keyring::Load(file).active_key_id(), 2u);
+  EXPECT_EQ(Mode(file), 0600u);
+  EXPECT_EQ(Entries(dir.path()), std::set<std::string>{"keyring.toml"});
+}
+
+TEST(KeyFileTest, ConcurrentSavesAndLoadsOnlyEverSeeWholeFiles) {
+  TempDir dir;
+  const fs::path file = dir.path() / "keyring.toml";
+  std::vector<Keyring> keyrings;
+  std::set<std::string> fingerprints;
+  for (int i = 0; i < 3; ++i) {
+    keyrings.push_back(Keyring::Generate());
+    fingerprints.insert(keyrings.back().Fingerprint(1));
+  }
+  keyrings[0].Save(file);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (const Keyring& keyring : keyrings) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        try {
+          keyring.Save(file);
+        } catch (const Error&) {
+          ++failures;
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (int i = 0; i < 150; ++i) {
+      try {
+        if (fingerprints.count(Keyring::Load(file).Fingerprint(1)) == 0) ++failures;
+      } catch (const Error&) {
+        ++failures;  // a partial or mixed file
+      }
+    }
+  });
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(fingerprints.count(Keyring::Load(file).Fingerprint(1)), 1u);
+  EXPECT_EQ(Entries(dir.path()), std::set<std::string>{"keyring.toml"});
+}
+
+TEST(PrivateFileTest, CreateNeverReplacesAndWriteDoes) {
+  TempDir dir;
+  const fs::path file = dir.path() / "secret";
+  EXPECT_TRUE(detail::CreatePrivateFile(file, "first"));
+  EXPECT_FALSE(detail::CreatePrivateFile(file, "second"));
+  EXPECT_EQ(ReadFile(file), "first");
+  detail::WritePrivateFile(file, "third");
+  EXPECT_EQ(ReadFile(file), "third");
+  EXPECT_EQ(Mode(file), 0600u);
+  EXPECT_EQ(Entries(dir.path()), std::set<std::string>{"secret"});
+}
+
+TEST(PrivateFileTest, FilesArePrivateWhateverTheUmask) {
+  TempDir dir;
+  const mode_t previous = ::umask(0277);  // would leave the owner unable to write
+  const bool created = detail::CreatePrivateFile(dir.path() / "created", "a");
+  detail::WritePrivateFile(dir.path() / "written", "b");
+  ::umask(previous);
+  EXPECT_TRUE(created);
+  EXPECT_EQ(Mode(dir.path() / "created"), 0600u);
+  EXPECT_EQ(Mode(dir.path() / "written"), 0600u);
 }
 
 void ExpectLoadError(const fs::path& file, std::string_view fragment) {

@@ -41,13 +41,18 @@ class Keyring {
   // Returns: the keyring in `path`. Throws: Error(kConfig) naming the file and the reason
   // (missing, readable by others, malformed, no active key...).
   static Keyring Load(const std::filesystem::path& path);
-  // Returns: the keyring at `path`, creating it with a fresh key (mode 0600, parent
-  // directories 0700) if it does not exist yet.
+  // Returns: the keyring at `path`, creating it with a fresh key (mode 0600, missing parent
+  // directories 0700) if it does not exist yet. Safe when several processes start together
+  // on one path: the file is created atomically and never replaced, so exactly one of them
+  // creates it and all of them return what is on disk (the same keys).
+  // Throws: Error(kIo) if it cannot be created; Error(kConfig) as Load.
   static Keyring LoadOrCreate(const std::filesystem::path& path);
   // Returns: $XDG_CONFIG_HOME/courier/keyring.toml (or ~/.config/courier/keyring.toml).
   static std::filesystem::path DefaultPath();
 
-  // Writes the keyring atomically with mode 0600. Throws: Error(kIo).
+  // Writes the keyring with mode 0600, replacing any file at `path` atomically (a unique
+  // temp file renamed over it): readers see the old file or the new one, never a mix, and
+  // concurrent saves never interleave (the last rename wins). Throws: Error(kIo).
   void Save(const std::filesystem::path& path) const;
 
   // Adds a key (32 raw bytes). Throws: Error(kConfig) on a duplicate id or a bad size.
@@ -88,8 +93,9 @@ class Keyring {
   std::uint32_t active_ = 0;
 };
 
-// Writes a keyring file with one fresh key, refusing to overwrite an existing file.
-// Returns: the new key's id. Throws: Error(kIo) or Error(kConfig).
+// Writes a keyring file with one fresh key, refusing to overwrite an existing file, even
+// one created by another process at the same moment (of several racing calls exactly one
+// succeeds). Returns: the new key's id. Throws: Error(kIo) (also when the file exists).
 std::uint32_t GenerateKeyFile(const std::filesystem::path& path);
 
 }  // namespace courier
