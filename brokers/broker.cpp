@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -60,6 +61,18 @@ bool IsWorkerReport(std::span<zmq::message_t> frames) {
 constexpr std::size_t kSharedBufferBytes = 8192;
 // Queue depth past which a newly queued job gets frames of its own (OwnFrames).
 constexpr std::size_t kOwnFramesAbove = 1024;
+// After a connection closes, the workers holding jobs are probed at once and again after
+// these delays: the ROUTER may process the closed pipe a little after the monitor event.
+constexpr std::array<std::chrono::milliseconds, 3> kProbeDelays{std::chrono::milliseconds(20),
+                                                                std::chrono::milliseconds(100),
+                                                                std::chrono::milliseconds(300)};
+// Disconnect events closer together than this share one immediate probe.
+constexpr auto kMinProbeGap = std::chrono::milliseconds(5);
+// Jobs at the front of a queue that Dispatch may step over while each waits for a worker
+// other than the one that could not open it (PickWorker's `held`).
+constexpr std::size_t kMaxHeldLookahead = 16;
+
+bool IsKeyReject(ErrorCode code) { return code == ErrorCode::kUnknownKey || code == ErrorCode::kUnauthenticated; }
 
 }  // namespace
 
@@ -296,6 +309,12 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
     // A resend of a job this broker already holds (client retry or failover): answer once.
     Job& job = jobs_[found];
     if (job.client_kind == PeerKind::kCourier) job.client = std::string(client);
+    if (job.answered && envelope.mode == ReplyMode::kCall) {
+      // Told deadline_exceeded already; its worker still holds it (a late answer is dropped).
+      SendClientError(client, envelope.job_id, ErrorCode::kDeadlineExceeded,
+                      "deadline passed while a worker held the job");
+      return;
+    }
     if (envelope.mode == ReplyMode::kSend) {
       SendCourierClient(client, static_cast<std::uint8_t>(ClientCommand::kAccept), envelope.job_id.View());
     }
@@ -409,8 +428,12 @@ void Broker::OnWorker(std::span<zmq::message_t> frames, PeerKind kind, const Now
       }
       break;
     case WorkerCommand::kCredit:
-      if (courier && frames.size() == 5) {
-        workers_[worker].capacity = detail::DecodeCredit(View(frames[4]));
+      if (courier && (frames.size() == 5 || frames.size() == 6)) {
+        const std::uint32_t capacity = detail::DecodeCredit(View(frames[4]));
+        // Frame 4 (optional): slots whose handler overran its deadline (shown, not acted on).
+        const std::uint32_t stuck = frames.size() == 6 ? detail::DecodeCredit(View(frames[5])) : 0;
+        workers_[worker].capacity = capacity;
+        workers_[worker].stuck = stuck;
         Dispatch(workers_[worker].service, now);
         return;
       }
@@ -453,6 +476,8 @@ void Broker::OnReady(std::span<zmq::message_t> frames, PeerKind kind, const Now&
   }
   const std::uint32_t slot = workers_.Acquire();
   Worker& worker = workers_[slot];
+  if (++worker_serial_ == 0) ++worker_serial_;
+  worker.serial = worker_serial_;
   worker.identity = std::string(identity);
   worker.kind = kind;
   worker.service = service;
@@ -467,6 +492,7 @@ void Broker::OnReady(std::span<zmq::message_t> frames, PeerKind kind, const Now&
   spdlog::info("worker {} ready for '{}' ({}, capacity {}, weight {}{}{})", Printable(identity), name,
                courier ? "courier" : "mdp", worker.capacity, worker.weight,
                worker.info.host.empty() ? "" : ", host ", worker.info.host);
+  CheckKeyFingerprints(slot);
   Dispatch(service, now);
 }
 
@@ -503,6 +529,13 @@ void Broker::OnWorkerReply(std::uint32_t worker_slot, std::span<zmq::message_t> 
   }
   Job& job = jobs_[slot];
   const std::uint32_t service = job.service;
+  if (job.answered) {
+    // Its client was told deadline_exceeded while the worker held it: drop, free the credit.
+    ++counters_.late_replies;
+    CompleteJob(slot);
+    Dispatch(service, now);
+    return;
+  }
   timings_.Record(service, services_[service].name, BrokerStage::kDispatch, now.steady - job.dispatched_at);
   if (job.mode == ReplyMode::kCall && job.client_kind != PeerKind::kInternal) {
     out_.clear();
@@ -541,6 +574,19 @@ void Broker::OnWorkerError(std::uint32_t worker_slot, std::span<zmq::message_t> 
     return;
   }
   const std::uint32_t service = jobs_[slot].service;
+  if (jobs_[slot].answered) {
+    ++counters_.late_replies;
+    CompleteJob(slot);
+    Dispatch(service, now);
+    return;
+  }
+  if (body.code == ErrorCode::kWorkerCrashed) {
+    // The host survived its handler's process: the job is handed on, unless it is poison.
+    ChargeCrash(slot, "the process running its handler on worker " + WorkerName(workers_[worker_slot]) + " died",
+                now);
+    Dispatch(service, now);
+    return;
+  }
   timings_.Record(service, services_[service].name, BrokerStage::kDispatch, now.steady - jobs_[slot].dispatched_at);
   ++counters_.jobs_answered;
   FailJob(slot, body.code, body.message);
@@ -558,8 +604,25 @@ void Broker::OnReject(std::uint32_t worker_slot, std::span<zmq::message_t> frame
     ++counters_.late_replies;
     return;
   }
-  const std::uint32_t service = jobs_[found].service;
-  Requeue(found, false, now);
+  Job& job = jobs_[found];
+  const std::uint32_t service = job.service;
+  if (job.answered) {
+    ++counters_.late_replies;
+    CompleteJob(found);
+  } else if (IsKeyReject(body.code)) {
+    // The worker could not open the payload with its own keys: an attempt is spent, and the
+    // job goes to another worker of the service (PickWorker avoids this one).
+    const Worker& worker = workers_[worker_slot];
+    job.rejected_by = worker.serial;
+    if (bad_input_log_.Allow()) {
+      spdlog::warn("worker {} of '{}' could not open job {} ({}): handing it to another worker",
+                   WorkerName(worker), services_[service].name, job.id.Hex(), ToString(body.code));
+    }
+    Requeue(found, true, now, body.code,
+            "worker " + WorkerName(worker) + " could not open the payload (" + std::string(ToString(body.code)) + ")");
+  } else {
+    Requeue(found, false, now);  // busy, shutting_down: no attempt counted
+  }
   Dispatch(service, now);
 }
 
@@ -580,21 +643,33 @@ std::uint32_t Broker::Enqueue(std::uint32_t service, std::uint32_t slot, const N
 
 void Broker::Dispatch(std::uint32_t service, const Now& now) {
   Service& entry = services_[service];
-  while (!entry.queue.empty()) {
-    const std::uint32_t slot = entry.queue.front();
+  // Jobs at the front that wait for a worker other than the only one with credit (it could
+  // not open them); the jobs behind them may still go to that worker.
+  std::size_t held = 0;
+  while (entry.queue.size() > held) {
+    const auto at = entry.queue.begin() + static_cast<std::ptrdiff_t>(held);
+    const std::uint32_t slot = *at;
     if (jobs_[slot].deadline_ms <= now.unix_ms) {
-      entry.queue.pop_front();
+      entry.queue.erase(at);
       ++counters_.expired;
       FailJob(slot, ErrorCode::kDeadlineExceeded, "deadline passed while queued");
       continue;
     }
-    const std::uint32_t worker = PickWorker(service);
-    if (worker == kNone) return;
-    entry.queue.pop_front();
+    bool avoided = false;
+    const std::uint32_t worker = PickWorker(service, jobs_[slot].rejected_by, avoided);
+    if (worker == kNone) {
+      if (avoided && held < kMaxHeldLookahead) {
+        ++held;
+        continue;
+      }
+      return;
+    }
+    entry.queue.erase(at);
     if (!SendRequest(worker, slot)) {
       // The worker is gone: its ROUTER route vanished. Put the job back and drop the worker.
-      entry.queue.push_front(slot);
-      RemoveWorker(worker, false, now);
+      entry.queue.insert(entry.queue.begin() + static_cast<std::ptrdiff_t>(held), slot);
+      RemoveUnreachable(worker, now, false);
+      held = 0;
       continue;
     }
     Job& job = jobs_[slot];
@@ -602,6 +677,7 @@ void Broker::Dispatch(std::uint32_t service, const Now& now) {
     timings_.Record(service, entry.name, BrokerStage::kQueueWait, now.steady - job.enqueued_at);
     job.dispatched_at = now.steady;
     job.worker = worker;
+    in_flight_deadlines_.Insert(slot);
     ++holder.in_flight;
     holder.last_sent = now.steady;
     holder.last_dispatch = now.steady;
@@ -654,11 +730,13 @@ void Broker::CompleteJob(std::uint32_t slot) {
     if (services_[job.service].in_flight > 0) --services_[job.service].in_flight;
   }
   if (job.dead_letter && dead_letters_queued_ > 0) --dead_letters_queued_;
+  in_flight_deadlines_.Erase(slot);
   job_index_.Erase(job.id);
   jobs_.Release(slot);
   if (jobs_.live() == 0 && jobs_.Trim()) {
     // A burst has drained: give back its index too, and (next tick) the freed memory.
     job_index_.Shrink();
+    in_flight_deadlines_.Shrink();
     release_memory_ = true;
   }
 }
@@ -685,7 +763,8 @@ void Broker::FailJob(std::uint32_t slot, ErrorCode code, std::string_view messag
   CompleteJob(slot);
 }
 
-void Broker::Requeue(std::uint32_t slot, bool count_attempt, const Now& now) {
+void Broker::Requeue(std::uint32_t slot, bool count_attempt, const Now& now, ErrorCode exhausted,
+                     std::string_view why) {
   Job& job = jobs_[slot];
   const std::uint32_t service = job.service;
   if (job.worker != kNone) {
@@ -694,11 +773,13 @@ void Broker::Requeue(std::uint32_t slot, bool count_attempt, const Now& now) {
     if (services_[service].in_flight > 0) --services_[service].in_flight;
     job.worker = kNone;
   }
+  in_flight_deadlines_.Erase(slot);
   if (count_attempt) {
     timings_.RecordError(service, services_[service].name, BrokerStage::kDispatch);
     if (job.attempt >= job.max_attempts) {
-      DeadLetter(slot, ErrorCode::kAttemptsExhausted,
-                 "worker lost on attempt " + std::to_string(job.attempt) + " of " + std::to_string(job.max_attempts),
+      DeadLetter(slot, exhausted,
+                 std::string(why) + " on attempt " + std::to_string(job.attempt) + " of " +
+                     std::to_string(job.max_attempts),
                  now);
       return;
     }
@@ -712,6 +793,28 @@ void Broker::Requeue(std::uint32_t slot, bool count_attempt, const Now& now) {
     job.envelope = std::move(envelope);
   }
   services_[service].queue.push_front(slot);
+}
+
+void Broker::ChargeCrash(std::uint32_t slot, std::string_view why, const Now& now) {
+  Job& job = jobs_[slot];
+  if (job.answered) {
+    // Its client was told deadline_exceeded while it was held: it is not redelivered.
+    CompleteJob(slot);
+    return;
+  }
+  ++counters_.crashes;
+  if (job.crashes < UINT16_MAX) ++job.crashes;
+  const std::uint32_t max_crashes = services_[job.service].policy.max_crashes;
+  if (job.crashes >= max_crashes) {
+    ++counters_.poison_jobs;
+    DeadLetter(slot, ErrorCode::kWorkerCrashed,
+               "poison job: " + std::string(why) + "; " + std::to_string(job.crashes) + " worker crash" +
+                   (job.crashes == 1 ? "" : "es") + " while holding it (max_crashes " + std::to_string(max_crashes) +
+                   "), so it is not handed to another worker",
+               now);
+    return;
+  }
+  Requeue(slot, true, now, ErrorCode::kAttemptsExhausted, why);
 }
 
 void Broker::DeadLetter(std::uint32_t slot, ErrorCode code, std::string_view message, const Now& now) {
@@ -810,6 +913,20 @@ void Broker::ExpireQueued(const Now& now) {
   }
 }
 
+void Broker::ExpireInFlight(const Now& now) {
+  // Each job leaves the heap here, so a tick costs O(expired × log in-flight).
+  for (std::uint32_t slot = in_flight_deadlines_.PopExpired(now.unix_ms); slot != kNone;
+       slot = in_flight_deadlines_.PopExpired(now.unix_ms)) {
+    Job& job = jobs_[slot];
+    job.answered = true;  // still charged to its worker until it answers or is lost
+    ++counters_.expired;
+    ++services_[job.service].failed;
+    if (job.client_kind == PeerKind::kCourier && job.mode == ReplyMode::kCall) {
+      SendClientError(job, ErrorCode::kDeadlineExceeded, "deadline passed while a worker held the job");
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Ticks, workers and services
 
@@ -819,18 +936,26 @@ void Broker::OnTick(const Now& now) {
     if (!worker.live) continue;
     if (now.steady >= worker.expiry) {
       ++counters_.workers_expired;
-      spdlog::warn("worker {} of '{}' expired after {} ms of silence", Printable(worker.identity),
+      spdlog::warn("worker {} of '{}' expired after {} ms of silence", WorkerName(worker),
                    services_[worker.service].name, config_.expiry().count());
       RemoveWorker(slot, false, now);
       continue;
     }
     if (now.steady - worker.last_sent >= config_.heartbeat_interval) {
-      SendToWorker(worker.identity, worker.kind, static_cast<std::uint8_t>(WorkerCommand::kHeartbeat));
       worker.last_sent = now.steady;
+      if (SendToWorker(worker.identity, worker.kind, static_cast<std::uint8_t>(WorkerCommand::kHeartbeat)) ==
+          SendResult::kUnreachable) {
+        RemoveUnreachable(slot, now);
+      }
     }
+  }
+  if (probe_step_ < kProbeDelays.size() && now.steady >= probe_base_ + kProbeDelays[probe_step_]) {
+    while (probe_step_ < kProbeDelays.size() && now.steady >= probe_base_ + kProbeDelays[probe_step_]) ++probe_step_;
+    ProbeWorkers(now);
   }
   if (now.steady >= next_deadline_scan_) {
     ExpireQueued(now);
+    ExpireInFlight(now);
     next_deadline_scan_ = now.steady + std::chrono::milliseconds(100);
   }
   if (now.steady >= next_metrics_) {
@@ -861,17 +986,51 @@ void Broker::BeginDrain(const Now& now) {
   (void)now;
 }
 
+void Broker::OnPeerDisconnected(const Now& now) {
+  // A burst of closes (clients going away) shares one immediate probe; the delayed ones
+  // start over from the latest close.
+  probe_base_ = now.steady;
+  probe_step_ = 0;
+  if (now.steady - last_probe_ >= kMinProbeGap) ProbeWorkers(now);
+}
+
+SteadyTime Broker::next_probe() const {
+  return probe_step_ < kProbeDelays.size() ? probe_base_ + kProbeDelays[probe_step_] : SteadyTime::max();
+}
+
+void Broker::ProbeWorkers(const Now& now) {
+  last_probe_ = now.steady;
+  for (std::uint32_t slot = 0; slot < workers_.capacity(); ++slot) {
+    Worker& worker = workers_[slot];
+    if (!worker.live || worker.in_flight == 0) continue;
+    worker.last_sent = now.steady;
+    if (SendToWorker(worker.identity, worker.kind, static_cast<std::uint8_t>(WorkerCommand::kHeartbeat)) ==
+        SendResult::kUnreachable) {
+      RemoveUnreachable(slot, now);
+    }
+  }
+}
+
+void Broker::RemoveUnreachable(std::uint32_t slot, const Now& now, bool dispatch) {
+  const Worker& worker = workers_[slot];
+  if (!worker.live) return;
+  ++counters_.workers_unreachable;
+  spdlog::warn("worker {} of '{}' is gone (its connection closed) holding {} job(s)", WorkerName(worker),
+               services_[worker.service].name, worker.in_flight);
+  RemoveWorker(slot, false, now, dispatch);
+}
+
 bool Broker::Drained() const {
   for (std::uint32_t slot = 0; slot < jobs_.capacity(); ++slot) {
     const Job& job = jobs_[slot];
-    if (job.live && job.client_kind != PeerKind::kInternal && job.worker != kNone) return false;
+    if (job.live && job.client_kind != PeerKind::kInternal && job.worker != kNone && !job.answered) return false;
   }
   return true;
 }
 
 void Broker::DisconnectAll() {
   for (std::uint32_t slot = 0; slot < jobs_.capacity(); ++slot) {
-    if (jobs_[slot].live && jobs_[slot].client_kind != PeerKind::kInternal) {
+    if (jobs_[slot].live && jobs_[slot].client_kind != PeerKind::kInternal && !jobs_[slot].answered) {
       FailJob(slot, ErrorCode::kShuttingDown, "the broker stopped before the job finished");
     }
   }
@@ -903,24 +1062,28 @@ std::uint32_t Broker::FindOrAddService(std::string_view name) {
   return slot;
 }
 
-void Broker::RemoveWorker(std::uint32_t slot, bool send_disconnect, const Now& now) {
+void Broker::RemoveWorker(std::uint32_t slot, bool send_disconnect, const Now& now, bool dispatch) {
   Worker& worker = workers_[slot];
   if (!worker.live) return;
   const std::uint32_t service = worker.service;
   if (send_disconnect) SendToWorker(worker.identity, worker.kind, static_cast<std::uint8_t>(WorkerCommand::kDisconnect));
+  // Out of its service first: nothing below (a dead letter dispatched to courier.errors)
+  // may pick it.
+  std::erase(services_[service].workers, slot);
+  worker_index_.erase(worker.identity);
   std::vector<std::uint32_t> held;
   if (worker.in_flight > 0) {
     for (std::uint32_t job = 0; job < jobs_.capacity(); ++job) {
       if (jobs_[job].live && jobs_[job].worker == slot) held.push_back(job);
     }
   }
-  // Back to the front in their original order, each with one more attempt counted.
-  for (auto job = held.rbegin(); job != held.rend(); ++job) Requeue(*job, true, now);
-  auto& members = services_[service].workers;
-  std::erase(members, slot);
-  worker_index_.erase(worker.identity);
+  // Each requeued job goes to the front: handled newest first, they queue oldest first.
+  std::stable_sort(held.begin(), held.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return jobs_[a].dispatched_at < jobs_[b].dispatched_at; });
+  const std::string why = "worker " + WorkerName(worker) + " was lost holding it";
+  for (auto job = held.rbegin(); job != held.rend(); ++job) ChargeCrash(*job, why, now);
   workers_.Release(slot);
-  Dispatch(service, now);
+  if (dispatch) Dispatch(service, now);
 }
 
 void Broker::ProtocolError(std::string_view identity, PeerKind kind, std::string_view why, const Now& now) {
@@ -943,14 +1106,39 @@ SendResult Broker::SendFrames() {
   return result;
 }
 
-void Broker::SendToWorker(std::string_view identity, PeerKind kind, std::uint8_t command) {
+SendResult Broker::SendToWorker(std::string_view identity, PeerKind kind, std::uint8_t command) {
   const std::string_view header = HeaderFor(kind);
   out_.clear();
   out_.emplace_back(identity.data(), identity.size());
   out_.emplace_back();
   out_.emplace_back(header.data(), header.size());
   out_.emplace_back(&command, 1);
-  SendFrames();
+  return SendFrames();
+}
+
+std::string Broker::WorkerName(const Worker& worker) const {
+  if (worker.info.instance.empty()) return Printable(worker.identity);
+  return worker.info.instance + " (pid " + std::to_string(worker.info.pid) + ")";
+}
+
+void Broker::CheckKeyFingerprints(std::uint32_t slot) {
+  const Worker& worker = workers_[slot];
+  if (worker.info.keys.empty()) return;
+  for (const std::uint32_t other_slot : services_[worker.service].workers) {
+    if (other_slot == slot) continue;
+    const Worker& other = workers_[other_slot];
+    for (const detail::KeyFingerprint& key : worker.info.keys) {
+      for (const detail::KeyFingerprint& theirs : other.info.keys) {
+        if (theirs.id != key.id || theirs.fingerprint == key.fingerprint) continue;
+        ++counters_.key_mismatches;
+        if (key_log_.Allow()) {
+          spdlog::warn("workers {} and {} of service '{}' hold different keys under id {}: their jobs will fail "
+                       "to open on one of them",
+                       WorkerName(other), WorkerName(worker), services_[worker.service].name, key.id);
+        }
+      }
+    }
+  }
 }
 
 void Broker::SendClientError(const Job& job, ErrorCode code, std::string_view message) {

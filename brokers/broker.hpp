@@ -4,8 +4,9 @@
 //
 // Contract (schemas/PROTOCOL.md): Majordomo (MDP/0.1) and Courier (CRC01/CRW01) peers on
 // one ROUTER; bounded per-service queues; per-worker credit; four distribution strategies;
-// heartbeats and expiry; redelivery with attempt counting and dead-lettering to
-// courier.errors; management queries. Bad input is dropped, counted and logged
+// heartbeats and expiry; prompt loss detection (OnPeerDisconnected probes the workers that
+// hold jobs); redelivery with attempt and crash counting, dead-lettering to courier.errors
+// (attempts exhausted, poison jobs); in-flight deadlines; management queries. Bad input is dropped, counted and logged
 // (rate-limited); it never throws out of OnMessage.
 // Thread-safety: none; one broker loop thread owns it.
 #pragma once
@@ -51,6 +52,10 @@ struct Counters {
   std::uint64_t refused_peers = 0;
   std::uint64_t jobs_accepted = 0;
   std::uint64_t jobs_answered = 0;
+  std::uint64_t crashes = 0;              // crashes charged to jobs (worker lost, ERROR worker_crashed)
+  std::uint64_t poison_jobs = 0;          // jobs dead-lettered at their service's max_crashes
+  std::uint64_t workers_unreachable = 0;  // workers removed because a send failed EHOSTUNREACH
+  std::uint64_t key_mismatches = 0;       // READYs whose key fingerprint differs from a peer's
 };
 
 class Broker {
@@ -69,8 +74,16 @@ class Broker {
                  std::string_view user_id = {});
   // Counts and logs (rate-limited) a peer the transport refused.
   void OnRefusedPeer(std::string_view key, std::string_view address);
-  // Sends due heartbeats, purges expired workers, fails queued jobs past their deadline.
+  // Sends due heartbeats, purges expired workers, fails queued jobs past their deadline,
+  // answers in-flight jobs past their deadline, and runs due re-probes (OnPeerDisconnected).
   void OnTick(const Now& now);
+  // A connection to the broker's socket closed (the loop's socket monitor saw it): sends
+  // HEARTBEAT to every worker that holds jobs, removing (and requeueing the jobs of) each
+  // whose send fails kUnreachable, and probes again a little later (see next_probe), since
+  // the socket may learn of the closed pipe slightly after the monitor does.
+  void OnPeerDisconnected(const Now& now);
+  // Returns: when OnTick should next run for a pending re-probe, or SteadyTime::max().
+  SteadyTime next_probe() const;
   // Starts a graceful shutdown: new jobs are refused with shutting_down (retryable, so
   // clients resend them to another broker), queued calls are answered shutting_down, and
   // jobs in flight keep flowing back until they finish.
@@ -89,6 +102,8 @@ class Broker {
   std::size_t WorkerCount(std::string_view service) const;
   std::size_t LiveJobs() const { return jobs_.live(); }
   std::size_t LiveWorkers() const { return workers_.live(); }
+  // Returns: jobs in flight whose deadline has not been answered yet.
+  std::size_t UnexpiredInFlight() const { return in_flight_deadlines_.size(); }
 
  private:
   // Inbound, by peer protocol.
@@ -110,7 +125,18 @@ class Broker {
   bool SendRequest(std::uint32_t worker, std::uint32_t job);
   void CompleteJob(std::uint32_t job);
   void FailJob(std::uint32_t job, ErrorCode code, std::string_view message);
-  void Requeue(std::uint32_t job, bool count_attempt, const Now& now);
+  // Puts a job back at the front of its queue, freeing its worker's credit. With
+  // count_attempt, attempt + 1; past max_attempts it is dead-lettered with `exhausted` and
+  // a message made of `why` (what happened) and the attempt count.
+  void Requeue(std::uint32_t job, bool count_attempt, const Now& now,
+               ErrorCode exhausted = ErrorCode::kAttemptsExhausted, std::string_view why = "worker lost");
+  // A crash is charged to a held job (its worker was lost, or it answered worker_crashed):
+  // at the service's max_crashes the job is dead-lettered as a poison job, otherwise it is
+  // requeued with one more attempt. A job whose client was told deadline_exceeded while in
+  // flight is dropped instead.
+  void ChargeCrash(std::uint32_t job, std::string_view why, const Now& now);
+  // Answers, in flight, the jobs whose deadline has passed (they stay charged to the worker).
+  void ExpireInFlight(const Now& now);
   void DeadLetter(std::uint32_t job, ErrorCode code, std::string_view message, const Now& now);
   // Queues a broker-made, unsealed, fire-and-forget job. Returns: its slot, or kNone if
   // the service's queue is full.
@@ -125,13 +151,25 @@ class Broker {
   std::uint32_t FindWorker(std::string_view identity) const;
   std::uint32_t FindService(std::string_view name) const;
   std::uint32_t FindOrAddService(std::string_view name);
-  std::uint32_t PickWorker(std::uint32_t service);
-  void RemoveWorker(std::uint32_t worker, bool send_disconnect, const Now& now);
+  // Returns: the worker to send the service's next job to, or kNone. `avoid` (a worker
+  // serial, 0 for none) is skipped while another worker of the service takes jobs; `held`
+  // tells whether it was skipped although it had credit (the job waits for the others).
+  std::uint32_t PickWorker(std::uint32_t service, std::uint32_t avoid, bool& held);
+  // Forgets a worker; each job it held is charged a crash (ChargeCrash), oldest first.
+  void RemoveWorker(std::uint32_t worker, bool send_disconnect, const Now& now, bool dispatch = true);
+  // A send to the worker failed kUnreachable: its connection is gone.
+  void RemoveUnreachable(std::uint32_t worker, const Now& now, bool dispatch = true);
+  // Sends HEARTBEAT to every worker that holds jobs; removes the unreachable ones.
+  void ProbeWorkers(const Now& now);
+  // Warns (rate-limited) when the new worker's key fingerprints disagree with another
+  // worker's of its service under the same key id.
+  void CheckKeyFingerprints(std::uint32_t worker);
+  std::string WorkerName(const Worker& worker) const;
   void ProtocolError(std::string_view identity, PeerKind kind, std::string_view why, const Now& now);
 
   // Output.
   SendResult SendFrames();
-  void SendToWorker(std::string_view identity, PeerKind kind, std::uint8_t command);
+  SendResult SendToWorker(std::string_view identity, PeerKind kind, std::uint8_t command);
   void SendClientError(const Job& job, ErrorCode code, std::string_view message);
   void SendClientError(std::string_view client, const JobId& id, ErrorCode code, std::string_view message);
   void SendCourierClient(std::string_view client, std::uint8_t command, std::string_view body1,
@@ -149,12 +187,18 @@ class Broker {
   SlotPool<Worker> workers_;
   std::vector<Service> services_;
   JobIndex job_index_{jobs_, std::random_device{}()};
+  InFlightDeadlines in_flight_deadlines_{jobs_};
+  std::uint32_t worker_serial_ = 0;
   bool release_memory_ = false;  // a burst drained: return freed memory to the system on the next tick
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> worker_index_;
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> service_index_;
   std::vector<zmq::message_t> out_;  // reused for every send
   Counters counters_;
   RateLimiter bad_input_log_{20, std::chrono::seconds(1)};
+  RateLimiter key_log_{5, std::chrono::seconds(60)};
+  SteadyTime probe_base_{};          // when the last disconnect was seen
+  std::size_t probe_step_ = SIZE_MAX;  // next entry of kProbeDelays, or past its end: none due
+  SteadyTime last_probe_{};
   SteadyTime started_{};
   SteadyTime next_deadline_scan_{};
   std::size_t dead_letters_queued_ = 0;

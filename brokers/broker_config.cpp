@@ -20,6 +20,7 @@ ServicePolicy ReadPolicy(const ConfigSection& section, const ServicePolicy& fall
       section.GetInt("queue_limit", static_cast<std::int64_t>(fallback.queue_limit), 1, 100'000'000));
   policy.strategy = ParseStrategy(section.GetEnum(
       "strategy", ToString(fallback.strategy), {"least_loaded", "round_robin", "random", "weighted"}));
+  policy.max_crashes = static_cast<std::uint32_t>(section.GetInt("max_crashes", fallback.max_crashes, 1, 100));
   section.RejectUnknownKeys();
   return policy;
 }

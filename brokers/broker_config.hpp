@@ -13,6 +13,8 @@
 //   [defaults]                           # apply to every service
 //   queue_limit = 100000
 //   strategy = "least_loaded"            # least_loaded | round_robin | random | weighted
+//   max_crashes = 2                      # worker deaths a job may cause before it is a poison
+//                                        # job (dead-lettered worker_crashed), 1..100
 //   [services.NAME]                      # per-service overrides of [defaults]
 //   [log]                                # level, format (see courier/log.hpp)
 //   [security]                           # CurveZMQ (off by default)
@@ -40,6 +42,9 @@ std::string_view ToString(Strategy strategy);
 struct ServicePolicy {
   std::size_t queue_limit = 100000;
   Strategy strategy = Strategy::kLeastLoaded;
+  // Crashes (a worker lost while holding the job, or ERROR worker_crashed) after which a
+  // job is dead-lettered as a poison job instead of being handed on. 1..100; default 2.
+  std::uint32_t max_crashes = 2;
 };
 
 // [security]: CurveZMQ on the broker socket. Off by default (loopback development).

@@ -14,6 +14,7 @@ TEST(BrokerConfigTest, DefaultsMatchTheSpec) {
   EXPECT_EQ(config.heartbeat_liveness, 3u);
   EXPECT_EQ(config.defaults.queue_limit, 100000u);
   EXPECT_EQ(config.defaults.strategy, Strategy::kLeastLoaded);
+  EXPECT_EQ(config.defaults.max_crashes, 2u);
 }
 
 TEST(BrokerConfigTest, ServiceSectionsOverrideDefaults) {
@@ -22,8 +23,11 @@ bind = ["tcp://127.0.0.1:7000", "ipc:///tmp/courier.sock"]
 heartbeat_interval = "500ms"
 [defaults]
 queue_limit = 50
+max_crashes = 5
 [services.hash]
 strategy = "weighted"
+[services.fragile]
+max_crashes = 1
 [log]
 level = "debug"
 )", "broker.toml"));
@@ -32,6 +36,8 @@ level = "debug"
   EXPECT_EQ(config.PolicyFor("hash").strategy, Strategy::kWeighted);
   EXPECT_EQ(config.PolicyFor("hash").queue_limit, 50u);  // inherits [defaults]
   EXPECT_EQ(config.PolicyFor("other").strategy, Strategy::kLeastLoaded);
+  EXPECT_EQ(config.PolicyFor("hash").max_crashes, 5u);  // inherits [defaults]
+  EXPECT_EQ(config.PolicyFor("fragile").max_crashes, 1u);
   EXPECT_EQ(config.log.level, "debug");
 }
 
@@ -53,6 +59,8 @@ TEST(BrokerConfigTest, RejectsBadValuesNamingTheKey) {
   ExpectConfigError("[services.x]\nqueue_limt = 3\n", "queue_limt");
   ExpectConfigError("heartbeat = 3\n", "heartbeat");
   ExpectConfigError("max_message_bytes = \"big\"\n", "max_message_bytes");
+  ExpectConfigError("[defaults]\nmax_crashes = 0\n", "max_crashes");
+  ExpectConfigError("[services.x]\nmax_crashes = 101\n", "max_crashes");
 }
 
 }  // namespace

@@ -36,8 +36,9 @@ inline constexpr std::uint32_t kNone = UINT32_MAX;
 struct Job {  // fields ordered to pack tightly: a queued job's size counts (100k queued)
   JobId id;
   bool live = false;
-  std::uint32_t service = kNone;
   PeerKind client_kind = PeerKind::kInternal;
+  std::uint16_t crashes = 0;        // workers lost while holding it, plus ERROR worker_crashed
+  std::uint32_t service = kNone;
   std::string client;               // the requester's routing id (empty for broker-made jobs)
   std::string sender;               // the requester's CURVE key name ("" without CURVE)
   zmq::message_t envelope;          // kept while in flight so the job can be redelivered
@@ -49,13 +50,17 @@ struct Job {  // fields ordered to pack tightly: a queued job's size counts (100
   ReplyMode mode = ReplyMode::kCall;
   bool dead_letter = false;         // a broker-made report counted in the dead-letter buffer
   bool owns_frames = false;         // envelope and payload copied out of the receive buffers
+  bool answered = false;            // in flight past its deadline: the client was told already
   std::uint32_t worker = kNone;     // slot of the worker holding it, or kNone while queued
+  std::uint32_t rejected_by = 0;    // serial of the worker that last could not open it (0: none)
+  std::uint32_t deadline_pos = kNone;  // its entry in InFlightDeadlines, or kNone
   SteadyTime enqueued_at{};
   SteadyTime dispatched_at{};
 };
 
 struct Worker {
   bool live = false;
+  std::uint32_t serial = 0;         // unique per READY (never 0), unlike the reused slot
   std::string identity;
   PeerKind kind = PeerKind::kMdp;
   std::uint32_t service = kNone;
@@ -63,6 +68,7 @@ struct Worker {
   std::uint32_t weight = 1;
   std::int64_t current_weight = 0;  // smooth weighted round-robin state
   std::uint32_t in_flight = 0;
+  std::uint32_t stuck = 0;          // CREDIT frame 4: slots whose handler overran its deadline
   SteadyTime expiry{};
   SteadyTime last_sent{};
   SteadyTime last_dispatch{};
@@ -141,6 +147,81 @@ bool SlotPool<T>::Trim() {
   free_.swap(first);
   return true;
 }
+
+// Dispatched jobs by deadline: a binary min-heap of job slots in which every job records
+// its own position (Job::deadline_pos), so a job leaves it in O(log n) when it is
+// answered, requeued or completed, and the sweep touches only the expired ones. It holds
+// one entry per job in flight, so its size is bounded by the workers' total credit.
+class InFlightDeadlines {
+ public:
+  explicit InFlightDeadlines(SlotPool<Job>& jobs) : jobs_(jobs) {}
+
+  // Adds a dispatched job (not already held) under its deadline_ms.
+  void Insert(std::uint32_t slot) {
+    heap_.push_back(Entry{jobs_[slot].deadline_ms, slot});
+    SiftUp(heap_.size() - 1);
+  }
+  // Removes the job's entry, if it has one.
+  void Erase(std::uint32_t slot) {
+    const std::uint32_t pos = jobs_[slot].deadline_pos;
+    if (pos == kNone) return;
+    jobs_[slot].deadline_pos = kNone;
+    const Entry last = heap_.back();
+    heap_.pop_back();
+    if (pos == heap_.size()) return;
+    Place(pos, last);
+    SiftDown(pos);
+    SiftUp(jobs_[last.slot].deadline_pos);
+  }
+  // Returns: the slot of a job whose deadline is at or before `now_ms`, removed from the
+  // heap, or kNone when none is.
+  std::uint32_t PopExpired(std::uint64_t now_ms) {
+    if (heap_.empty() || heap_.front().deadline_ms > now_ms) return kNone;
+    const std::uint32_t slot = heap_.front().slot;
+    Erase(slot);
+    return slot;
+  }
+  std::size_t size() const { return heap_.size(); }
+  // Gives memory back once a burst has drained; only when empty.
+  void Shrink() {
+    if (heap_.empty()) std::vector<Entry>().swap(heap_);
+  }
+
+ private:
+  struct Entry {
+    std::uint64_t deadline_ms;
+    std::uint32_t slot;
+  };
+  void Place(std::size_t pos, const Entry& entry) {
+    heap_[pos] = entry;
+    jobs_[entry.slot].deadline_pos = static_cast<std::uint32_t>(pos);
+  }
+  void SiftUp(std::size_t pos) {
+    const Entry entry = heap_[pos];
+    while (pos > 0) {
+      const std::size_t parent = (pos - 1) / 2;
+      if (heap_[parent].deadline_ms <= entry.deadline_ms) break;
+      Place(pos, heap_[parent]);
+      pos = parent;
+    }
+    Place(pos, entry);
+  }
+  void SiftDown(std::size_t pos) {
+    const Entry entry = heap_[pos];
+    while (true) {
+      std::size_t child = 2 * pos + 1;
+      if (child >= heap_.size()) break;
+      if (child + 1 < heap_.size() && heap_[child + 1].deadline_ms < heap_[child].deadline_ms) ++child;
+      if (heap_[child].deadline_ms >= entry.deadline_ms) break;
+      Place(pos, heap_[child]);
+      pos = child;
+    }
+    Place(pos, entry);
+  }
+
+  SlotPool<Job>& jobs_;
+  std::vector<Entry> heap_;
+};
 
 // Job id → slot of the job the broker holds under it. An open-addressing table of slots
 // (linear probing, backward-shift deletion) whose keys are read from the jobs themselves:

@@ -11,6 +11,9 @@
 #include "protocol.hpp"
 #include "courier/value.hpp"
 #include <set>
+#include <sstream>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 namespace courier::broker {
 namespace {
@@ -66,13 +69,45 @@ class BrokerTest : public ::testing::Test {
   }
 
   void CourierReady(const std::string& id, const std::string& service, std::uint32_t capacity = 1,
-                    std::uint32_t weight = 1) {
+                    std::uint32_t weight = 1, std::vector<detail::KeyFingerprint> keys = {}) {
     detail::ReadyInfo info;
     info.capacity = capacity;
     info.weight = weight;
     info.host = "test";
     info.instance = id;
+    info.keys = std::move(keys);
     Deliver({id, "", "CRW01", "\x01", service, detail::EncodeReadyInfo(info)});
+  }
+
+  // Returns: the job ids of the REQUESTs among `messages`, in order.
+  static std::vector<JobId> RequestIds(const std::vector<Message>& messages) {
+    std::vector<JobId> ids;
+    for (const auto& message : messages) {
+      if (message.size() >= 6 && message[3] == "\x02") ids.push_back(detail::DecodeEnvelope(message[4]).job_id);
+    }
+    return ids;
+  }
+
+  // Returns: the decoded result of a management query.
+  Value Query(const std::string& name) {
+    Deliver({"Q", "", "CRC01", "\x05", "q", detail::EncodeQuery(name)});
+    const auto replies = outbox_.Take("Q");
+    EXPECT_EQ(replies.size(), 1u);
+    return DecodeValue(replies.back()[5]).AsArray().at(1);
+  }
+
+  // Returns: the dead letters delivered to a courier.errors worker "SINK" (registered here).
+  std::vector<Value> DeadLetters() {
+    if (broker_->WorkerCount("courier.errors") == 0) CourierReady("SINK", "courier.errors", 100);
+    std::vector<Value> letters;
+    for (const auto& message : outbox_.Take("SINK")) {
+      if (message.size() != 6 || message[3] != "\x02") continue;
+      Deliver({"SINK", "", "CRW01", "\x03", message[4], "ok"});
+      const Value batch = DecodeValue(message[5]);
+      for (const Value& entry : batch.At("reports").AsArray()) letters.push_back(entry);
+    }
+    outbox_.Take("SINK");
+    return letters;
   }
 
   std::string MakeEnvelope(const std::string& service, JobId id, ReplyMode mode = ReplyMode::kCall,
@@ -619,6 +654,370 @@ TEST_F(BrokerTest, MemoryIsReturnedAfterABurstDrains) {
     outbox_.Take("C1");
   }
   EXPECT_EQ(broker_->LiveJobs(), 0u);
+}
+
+
+// ---- Prompt loss detection (PROTOCOL.md §7.6) ------------------------------------------
+
+TEST_F(BrokerTest, PeerDisconnectProbesWorkersHoldingJobsAndRequeuesTheGoneOnes) {
+  CourierReady("W1", "work");
+  CourierReady("IDLE", "work");
+  const JobId id = Submit("C1", "work");
+  ASSERT_EQ(RequestIds(outbox_.Take("W1")), std::vector<JobId>{id});
+  outbox_.unreachable.insert("W1");  // its process died: the ROUTER has no route to it
+  broker_->OnPeerDisconnected(At());
+  EXPECT_EQ(broker_->WorkerCount("work"), 1u);
+  const auto to_idle = outbox_.Take("IDLE");
+  ASSERT_EQ(RequestIds(to_idle), std::vector<JobId>{id});  // redelivered at once
+  EXPECT_EQ(detail::DecodeEnvelope(to_idle[0][4]).attempt, 2u);
+  EXPECT_EQ(broker_->counters().workers_unreachable, 1u);
+  EXPECT_EQ(broker_->counters().crashes, 1u);
+  EXPECT_EQ(broker_->counters().redelivered, 1u);
+  EXPECT_TRUE(outbox_.Take("C1").empty());
+}
+
+TEST_F(BrokerTest, PeerDisconnectProbesOnlyWorkersThatHoldJobsMdpIncluded) {
+  Deliver({"MDP", "", "MDPW01", "\x01", "plain"});
+  Deliver({"C1", "", "MDPC01", "plain", "body"});
+  CourierReady("BUSY", "work");
+  CourierReady("IDLE", "other");
+  Submit("C1", "work");
+  outbox_.sent.clear();
+  broker_->OnPeerDisconnected(At());
+  EXPECT_EQ(outbox_.Take("MDP"), (std::vector<Message>{{"MDP", "", "MDPW01", "\x04"}}));
+  EXPECT_EQ(outbox_.Take("BUSY"), (std::vector<Message>{{"BUSY", "", "CRW01", "\x04"}}));
+  EXPECT_TRUE(outbox_.Take("IDLE").empty());
+}
+
+TEST_F(BrokerTest, PeerDisconnectReprobesAt20And100And300Ms) {
+  CourierReady("W1", "work");
+  CourierReady("W2", "work");
+  const JobId id = Submit("C1", "work");
+  outbox_.Take("W1");
+  EXPECT_EQ(broker_->next_probe(), SteadyTime::max());
+  broker_->OnPeerDisconnected(At());
+  EXPECT_EQ(outbox_.Take("W1").size(), 1u);  // probed at once, still reachable
+  EXPECT_EQ(broker_->next_probe(), At().steady + 20ms);
+  Advance(19ms);
+  EXPECT_TRUE(outbox_.Take("W1").empty());
+  // The ROUTER learns of the closed pipe only now: the re-probe finds it.
+  outbox_.unreachable.insert("W1");
+  Advance(1ms);
+  EXPECT_EQ(RequestIds(outbox_.Take("W2")), std::vector<JobId>{id});
+  EXPECT_EQ(broker_->WorkerCount("work"), 1u);
+  EXPECT_EQ(broker_->next_probe(), At().steady + 80ms);
+  Advance(80ms);
+  EXPECT_EQ(outbox_.Take("W2").size(), 1u);  // the second re-probe (W2 holds the job now)
+  EXPECT_EQ(broker_->next_probe(), At().steady + 200ms);
+  Advance(200ms);
+  EXPECT_EQ(outbox_.Take("W2").size(), 1u);
+  EXPECT_EQ(broker_->next_probe(), SteadyTime::max());
+  Advance(300ms);
+  EXPECT_TRUE(outbox_.Take("W2").empty());
+}
+
+TEST_F(BrokerTest, HeartbeatToAnUnreachableWorkerRemovesIt) {
+  CourierReady("W1", "work");
+  outbox_.unreachable.insert("W1");
+  Advance(1000ms);  // the heartbeat send fails: gone long before expiry (3000 ms)
+  EXPECT_EQ(broker_->WorkerCount("work"), 0u);
+  EXPECT_EQ(broker_->counters().workers_unreachable, 1u);
+  EXPECT_EQ(broker_->counters().workers_expired, 0u);
+}
+
+// ---- Crash counting and poison jobs -----------------------------------------------------
+
+TEST_F(BrokerTest, PoisonJobIsDeadLetteredAtMaxCrashesAndTheClientTold) {
+  CourierReady("W1", "work");
+  CourierReady("W2", "work");
+  const JobId poison = Submit("C1", "work");
+  ASSERT_EQ(RequestIds(outbox_.Take("W1")), std::vector<JobId>{poison});
+  outbox_.unreachable.insert("W1");
+  broker_->OnPeerDisconnected(At());  // first crash: handed on
+  ASSERT_EQ(RequestIds(outbox_.Take("W2")), std::vector<JobId>{poison});
+  EXPECT_TRUE(outbox_.Take("C1").empty());
+  Advance(3000ms);  // W2 silent: expired, second crash = max_crashes (2)
+  const auto replies = outbox_.Take("C1");
+  ASSERT_EQ(replies.size(), 1u);
+  const auto error = ErrorOf(replies[0]);
+  EXPECT_EQ(error.code, ErrorCode::kWorkerCrashed);
+  EXPECT_EQ(error.job_id, poison);
+  EXPECT_NE(error.message.find("poison job"), std::string::npos) << error.message;
+  EXPECT_NE(error.message.find("2 worker crashes"), std::string::npos) << error.message;
+  EXPECT_EQ(broker_->counters().crashes, 2u);
+  EXPECT_EQ(broker_->counters().poison_jobs, 1u);
+  EXPECT_EQ(broker_->counters().dead_lettered, 1u);
+  const auto letters = DeadLetters();
+  ASSERT_EQ(letters.size(), 1u);
+  EXPECT_EQ(letters[0].At("code").AsUint(), static_cast<std::uint64_t>(ErrorCode::kWorkerCrashed));
+  EXPECT_EQ(letters[0].At("job_id").AsBinary().bytes, std::string(poison.View()));
+  EXPECT_NE(letters[0].At("message").AsString().find("poison job"), std::string::npos);
+  const Value stats = Query("stats");
+  EXPECT_EQ(stats.At("crashes").AsUint(), 2u);
+  EXPECT_EQ(stats.At("poison_jobs").AsUint(), 1u);
+  EXPECT_EQ(stats.At("workers_unreachable").AsUint(), 1u);
+}
+
+TEST_F(BrokerTest, WorkerCrashedErrorCountsACrashAndHandsTheJobOn) {
+  CourierReady("W1", "work");
+  CourierReady("W2", "work");
+  const JobId id = Submit("C1", "work");
+  ASSERT_EQ(RequestIds(outbox_.Take("W1")), std::vector<JobId>{id});
+  Deliver({"W1", "", "CRW01", "\x06", detail::EncodeErrorBody(id, ErrorCode::kWorkerCrashed, "signal 11")});
+  EXPECT_TRUE(outbox_.Take("C1").empty());
+  const auto second = outbox_.Take("W2");
+  ASSERT_EQ(RequestIds(second), std::vector<JobId>{id});
+  EXPECT_EQ(detail::DecodeEnvelope(second[0][4]).attempt, 2u);
+  EXPECT_EQ(broker_->WorkerCount("work"), 2u);  // the host survived its handler's process
+  Deliver({"W2", "", "CRW01", "\x06", detail::EncodeErrorBody(id, ErrorCode::kWorkerCrashed, "signal 6")});
+  const auto error = ErrorOf(outbox_.Take("C1").at(0));
+  EXPECT_EQ(error.code, ErrorCode::kWorkerCrashed);
+  EXPECT_EQ(broker_->counters().poison_jobs, 1u);
+  EXPECT_EQ(broker_->LiveJobs(), 1u);  // only the dead letter, waiting for courier.errors
+  EXPECT_TRUE(outbox_.Take("W1").empty());
+}
+
+TEST_F(BrokerTest, MaxCrashesIsPerServiceAndAttemptsStillBound) {
+  BrokerConfig config;
+  config.services["sturdy"].max_crashes = 5;
+  config.services["fragile"].max_crashes = 1;
+  Reset(config);
+  CourierReady("S", "sturdy");
+  CourierReady("F", "fragile");
+  // sturdy: 5 crashes allowed, but max_attempts 2 ends it after the second loss.
+  const JobId a = Submit("C1", "sturdy", ReplyMode::kCall, 2);
+  Deliver({"S", "", "CRW01", "\x06", detail::EncodeErrorBody(a, ErrorCode::kWorkerCrashed, "x")});
+  EXPECT_EQ(RequestIds(outbox_.Take("S")).size(), 2u);
+  Deliver({"S", "", "CRW01", "\x06", detail::EncodeErrorBody(a, ErrorCode::kWorkerCrashed, "x")});
+  EXPECT_EQ(ErrorOf(outbox_.Take("C1").at(0)).code, ErrorCode::kAttemptsExhausted);
+  // fragile: the first crash makes it poison.
+  const JobId b = Submit("C1", "fragile");
+  Deliver({"F", "", "CRW01", "\x06", detail::EncodeErrorBody(b, ErrorCode::kWorkerCrashed, "x")});
+  EXPECT_EQ(ErrorOf(outbox_.Take("C1").at(0)).code, ErrorCode::kWorkerCrashed);
+  EXPECT_EQ(broker_->counters().poison_jobs, 1u);
+  EXPECT_EQ(broker_->counters().crashes, 3u);
+}
+
+TEST_F(BrokerTest, ProtocolErrorRemovalChargesACrashOnHeldJobs) {
+  CourierReady("W1", "work", 2);
+  Submit("C1", "work");
+  Submit("C1", "work");
+  EXPECT_EQ(Requests(outbox_.Take("W1")), 2u);
+  Deliver({"W1", "", "CRW01", "\x09"});  // unknown command: removed with DISCONNECT
+  EXPECT_EQ(broker_->counters().crashes, 2u);
+  EXPECT_EQ(broker_->QueueDepth("work"), 2u);
+}
+
+// ---- Key rejects -----------------------------------------------------------------------
+
+TEST_F(BrokerTest, KeyRejectCountsAnAttemptAndGoesToAnotherWorker) {
+  CourierReady("W1", "work");
+  CourierReady("W2", "work");
+  const JobId id = Submit("C1", "work");
+  ASSERT_EQ(RequestIds(outbox_.Take("W1")), std::vector<JobId>{id});
+  Deliver({"W1", "", "CRW01", "\x08", detail::EncodeReject(id, ErrorCode::kUnknownKey)});
+  EXPECT_TRUE(outbox_.Take("W1").empty());
+  const auto second = outbox_.Take("W2");
+  ASSERT_EQ(RequestIds(second), std::vector<JobId>{id});
+  EXPECT_EQ(detail::DecodeEnvelope(second[0][4]).attempt, 2u);
+  EXPECT_EQ(broker_->counters().crashes, 0u);
+}
+
+TEST_F(BrokerTest, KeyRejectedJobWaitsForAnotherWorkerWhileOthersFlowToTheRejecter) {
+  CourierReady("W1", "work");
+  CourierReady("W2", "work");
+  const JobId a = Submit("C1", "work");
+  const JobId b = Submit("C1", "work");
+  ASSERT_EQ(RequestIds(outbox_.Take("W1")), std::vector<JobId>{a});
+  ASSERT_EQ(RequestIds(outbox_.Take("W2")), std::vector<JobId>{b});
+  Deliver({"W1", "", "CRW01", "\x08", detail::EncodeReject(a, ErrorCode::kUnauthenticated)});
+  EXPECT_TRUE(outbox_.Take("W1").empty());  // W1 has credit, but a waits for W2
+  EXPECT_EQ(broker_->QueueDepth("work"), 1u);
+  const JobId c = Submit("C1", "work");
+  EXPECT_EQ(RequestIds(outbox_.Take("W1")), std::vector<JobId>{c});  // c is not held behind a
+  Deliver({"W1", "", "CRW01", "\x03", MakeEnvelope("work", c), "reply c"});
+  EXPECT_TRUE(outbox_.Take("W1").empty());  // W1's credit is back, and a still waits for W2
+  EXPECT_EQ(broker_->QueueDepth("work"), 1u);
+  Deliver({"W2", "", "CRW01", "\x03", MakeEnvelope("work", b), "reply b"});
+  EXPECT_EQ(RequestIds(outbox_.Take("W2")), std::vector<JobId>{a});
+  EXPECT_EQ(broker_->QueueDepth("work"), 0u);
+}
+
+TEST_F(BrokerTest, KeyRejectFromTheOnlyWorkerIsRetriedThenDeadLetteredWithItsCode) {
+  CourierReady("W1", "work");
+  const JobId id = Submit("C1", "work", ReplyMode::kCall, 2);
+  ASSERT_EQ(RequestIds(outbox_.Take("W1")), std::vector<JobId>{id});
+  Deliver({"W1", "", "CRW01", "\x08", detail::EncodeReject(id, ErrorCode::kUnknownKey)});
+  const auto again = outbox_.Take("W1");  // nobody else takes the service's jobs
+  ASSERT_EQ(RequestIds(again), std::vector<JobId>{id});
+  EXPECT_EQ(detail::DecodeEnvelope(again[0][4]).attempt, 2u);
+  Deliver({"W1", "", "CRW01", "\x08", detail::EncodeReject(id, ErrorCode::kUnknownKey)});
+  const auto error = ErrorOf(outbox_.Take("C1").at(0));
+  EXPECT_EQ(error.code, ErrorCode::kUnknownKey);
+  EXPECT_EQ(error.job_id, id);
+  const auto letters = DeadLetters();
+  ASSERT_EQ(letters.size(), 1u);
+  EXPECT_EQ(letters[0].At("code").AsUint(), static_cast<std::uint64_t>(ErrorCode::kUnknownKey));
+}
+
+TEST_F(BrokerTest, KeyRejectedJobGoesBackToTheRejecterWhenTheOthersCloseTheirCredit) {
+  CourierReady("W1", "work");
+  CourierReady("W2", "work");
+  const JobId a = Submit("C1", "work");
+  ASSERT_EQ(RequestIds(outbox_.Take("W1")), std::vector<JobId>{a});
+  Deliver({"W2", "", "CRW01", "\x07", detail::EncodeCredit(0)});  // W2 drains
+  Deliver({"W1", "", "CRW01", "\x08", detail::EncodeReject(a, ErrorCode::kUnknownKey)});
+  EXPECT_EQ(RequestIds(outbox_.Take("W1")), std::vector<JobId>{a});
+}
+
+TEST_F(BrokerTest, BusyRejectNeitherCountsAnAttemptNorAvoidsTheWorker) {
+  CourierReady("W1", "work");
+  const JobId id = Submit("C1", "work");
+  outbox_.Take("W1");
+  Deliver({"W1", "", "CRW01", "\x08", detail::EncodeReject(id, ErrorCode::kBusy)});
+  const auto again = outbox_.Take("W1");
+  ASSERT_EQ(RequestIds(again), std::vector<JobId>{id});
+  EXPECT_EQ(detail::DecodeEnvelope(again[0][4]).attempt, 1u);
+}
+
+// ---- In-flight deadlines ---------------------------------------------------------------
+
+TEST_F(BrokerTest, InFlightJobPastItsDeadlineIsAnsweredButStaysChargedUntilTheWorkerAnswers) {
+  CourierReady("W1", "work");
+  const JobId hung = Submit("C1", "work", ReplyMode::kCall, 3, 500);
+  const JobId next = Submit("C1", "work");
+  const auto requests = outbox_.Take("W1");
+  ASSERT_EQ(RequestIds(requests), std::vector<JobId>{hung});
+  Advance(499ms);
+  EXPECT_TRUE(outbox_.Take("C1").empty());
+  Advance(101ms);  // the next sweep
+  const auto replies = outbox_.Take("C1");
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(ErrorOf(replies[0]).code, ErrorCode::kDeadlineExceeded);
+  EXPECT_EQ(ErrorOf(replies[0]).job_id, hung);
+  EXPECT_EQ(broker_->counters().expired, 1u);
+  EXPECT_EQ(broker_->UnexpiredInFlight(), 0u);
+  EXPECT_EQ(RequestIds(outbox_.Take("W1")), std::vector<JobId>{});  // W1 is still charged
+  // A resend of the answered job is answered the same, not queued again.
+  Deliver({"C1", "", "CRC01", "\x01", requests[0][4], "payload"});
+  EXPECT_EQ(ErrorOf(outbox_.Take("C1").at(0)).code, ErrorCode::kDeadlineExceeded);
+  Deliver({"W1", "", "CRW01", "\x03", requests[0][4], "too late"});
+  EXPECT_TRUE(outbox_.Take("C1").empty());  // dropped
+  EXPECT_EQ(broker_->counters().late_replies, 1u);
+  EXPECT_EQ(RequestIds(outbox_.Take("W1")), std::vector<JobId>{next});  // the credit came back
+}
+
+TEST_F(BrokerTest, LostWorkersExpiredJobIsNotRedelivered) {
+  CourierReady("W1", "work");
+  CourierReady("W2", "work", 1);
+  Deliver({"W2", "", "CRW01", "\x07", detail::EncodeCredit(0)});
+  const JobId id = Submit("C1", "work", ReplyMode::kCall, 3, 500);
+  ASSERT_EQ(RequestIds(outbox_.Take("W1")), std::vector<JobId>{id});
+  Advance(600ms);
+  EXPECT_EQ(ErrorOf(outbox_.Take("C1").at(0)).code, ErrorCode::kDeadlineExceeded);
+  Deliver({"W2", "", "CRW01", "\x07", detail::EncodeCredit(1)});
+  Deliver({"W1", "", "CRW01", "\x05"});  // lost while holding it
+  EXPECT_TRUE(outbox_.Take("W2").empty());
+  EXPECT_TRUE(outbox_.Take("C1").empty());
+  EXPECT_EQ(broker_->LiveJobs(), 0u);
+  EXPECT_EQ(broker_->counters().dead_lettered, 0u);
+  EXPECT_EQ(broker_->counters().redelivered, 0u);
+}
+
+TEST_F(BrokerTest, InFlightDeadlinesLeaveWithTheirJobs) {
+  CourierReady("W1", "work", 10);
+  for (int i = 0; i < 10; ++i) Submit("C1", "work", ReplyMode::kCall, 3, 1000 + 100 * i);
+  EXPECT_EQ(broker_->UnexpiredInFlight(), 10u);
+  const auto requests = outbox_.Take("W1");
+  // Answer the odd ones, reject two even ones back to the queue.
+  for (std::size_t i = 1; i < requests.size(); i += 2) Deliver({"W1", "", "CRW01", "\x03", requests[i][4], "r"});
+  EXPECT_EQ(broker_->UnexpiredInFlight(), 5u);
+  Advance(1250ms);  // jobs 0 and 2 (1000, 1200 ms) are due
+  std::vector<JobId> expired;
+  for (const auto& message : outbox_.Take("C1")) {
+    if (message[3] == "\x04") expired.push_back(ErrorOf(message).job_id);
+  }
+  EXPECT_EQ(expired, (std::vector<JobId>{detail::DecodeEnvelope(requests[0][4]).job_id,
+                                         detail::DecodeEnvelope(requests[2][4]).job_id}));
+  EXPECT_EQ(broker_->UnexpiredInFlight(), 3u);
+}
+
+TEST(InFlightDeadlinesTest, PopsInDeadlineOrderAfterRandomErasures) {
+  SlotPool<Job> jobs;
+  InFlightDeadlines heap(jobs);
+  std::mt19937_64 random(7);
+  std::vector<std::uint32_t> slots;
+  for (int i = 0; i < 2000; ++i) {
+    const std::uint32_t slot = jobs.Acquire();
+    jobs[slot].deadline_ms = random() % 500;
+    heap.Insert(slot);
+    slots.push_back(slot);
+  }
+  std::shuffle(slots.begin(), slots.end(), random);
+  std::set<std::uint32_t> erased(slots.begin(), slots.begin() + 700);
+  for (const std::uint32_t slot : erased) heap.Erase(slot);
+  for (const std::uint32_t slot : erased) heap.Erase(slot);  // twice is harmless
+  EXPECT_EQ(heap.size(), 1300u);
+  std::uint64_t last = 0;
+  std::size_t popped = 0;
+  for (std::uint32_t slot = heap.PopExpired(250); slot != kNone; slot = heap.PopExpired(250)) {
+    EXPECT_EQ(erased.count(slot), 0u);
+    EXPECT_GE(jobs[slot].deadline_ms, last);
+    EXPECT_LE(jobs[slot].deadline_ms, 250u);
+    EXPECT_EQ(jobs[slot].deadline_pos, kNone);
+    last = jobs[slot].deadline_ms;
+    ++popped;
+  }
+  for (std::uint32_t slot = heap.PopExpired(1000); slot != kNone; slot = heap.PopExpired(1000)) {
+    EXPECT_GE(jobs[slot].deadline_ms, last);
+    last = jobs[slot].deadline_ms;
+    ++popped;
+  }
+  EXPECT_EQ(popped, 1300u);
+  EXPECT_EQ(heap.size(), 0u);
+}
+
+// ---- READY keys and stuck slots --------------------------------------------------------
+
+TEST_F(BrokerTest, WorkersQueryShowsKeyFingerprintsAndStuckSlots) {
+  CourierReady("W1", "work", 4, 1, {{1, std::string("\x01\x23\x45\x67\x89\xab\xcd\xef", 8)}, {7, std::string(8, '\0')}});
+  Deliver({"W1", "", "CRW01", "\x07", detail::EncodeCredit(1), detail::EncodeCredit(3)});
+  const Value workers = Query("workers");
+  const Value& worker = workers.AsArray().at(0);
+  EXPECT_EQ(worker.At("stuck").AsUint(), 3u);
+  EXPECT_EQ(worker.At("capacity").AsUint(), 1u);
+  const auto& keys = worker.At("keys").AsArray();
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(keys[0].At("id").AsUint(), 1u);
+  EXPECT_EQ(keys[0].At("fingerprint").AsString(), "0123456789abcdef");
+  EXPECT_EQ(keys[1].At("fingerprint").AsString(), "0000000000000000");
+  Deliver({"W1", "", "CRW01", "\x07", detail::EncodeCredit(2)});  // frame 4 absent: none stuck
+  EXPECT_EQ(Query("workers").AsArray().at(0).At("stuck").AsUint(), 0u);
+  Deliver({"M1", "", "MDPW01", "\x01", "plain"});
+  const Value rows = Query("workers");
+  for (const Value& row : rows.AsArray()) {
+    if (row.At("protocol").AsString() == "mdp") {
+      EXPECT_TRUE(row.At("keys").AsArray().empty());
+    }
+  }
+}
+
+TEST_F(BrokerTest, DifferentFingerprintsUnderOneKeyIdAreWarnedAbout) {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  CourierReady("W1", "work", 1, 1, {{1, std::string(8, 'a')}, {2, std::string(8, 'b')}});
+  CourierReady("W2", "work", 1, 1, {{1, std::string(8, 'a')}});  // agrees
+  CourierReady("W3", "other", 1, 1, {{1, std::string(8, 'z')}});  // another service: no matter
+  EXPECT_EQ(broker_->counters().key_mismatches, 0u);
+  CourierReady("W4", "work", 1, 1, {{2, std::string(8, 'c')}});
+  spdlog::set_default_logger(previous);
+  EXPECT_EQ(broker_->counters().key_mismatches, 1u);
+  EXPECT_NE(log.str().find("workers W1 (pid 0) and W4 (pid 0) of service 'work' hold different keys under id 2: "
+                           "their jobs will fail to open on one of them"),
+            std::string::npos)
+      << log.str();
 }
 
 }  // namespace

@@ -1,4 +1,7 @@
 // courier-broker: binds one ROUTER socket and runs the routing core (broker.hpp) on it.
+// One thread owns every socket: the ROUTER, the ZAP handler's REP (with CURVE) and the PAIR
+// that receives the ROUTER's socket-monitor events (a closed connection → the core probes
+// the workers that hold jobs, so a dead worker is noticed in milliseconds, not at expiry).
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -8,6 +11,7 @@
 #include <zmq.hpp>
 
 #include <chrono>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -46,6 +50,28 @@ class SocketOutbox final : public Outbox {
 };
 
 constexpr std::size_t kMaxMessageSlack = 64 * 1024;
+constexpr const char* kMonitorEndpoint = "inproc://courier-broker.monitor";
+
+// Reads every pending monitor event. Returns: whether one of them was a closed connection.
+bool DrainMonitor(zmq::socket_t& monitor) {
+  bool closed = false;
+  for (int batch = 0; batch < 1024; ++batch) {
+    zmq::message_t event;
+    if (!monitor.recv(event, zmq::recv_flags::dontwait)) break;
+    // Frame 1: uint16 event id + uint32 value; frame 2: the endpoint.
+    if (event.size() >= sizeof(std::uint16_t)) {
+      std::uint16_t id = 0;
+      std::memcpy(&id, event.data(), sizeof id);
+      if (id == ZMQ_EVENT_DISCONNECTED || id == ZMQ_EVENT_CLOSED) closed = true;
+    }
+    while (event.more()) {
+      zmq::message_t part;
+      if (!monitor.recv(part, zmq::recv_flags::dontwait)) break;
+      event = std::move(part);
+    }
+  }
+  return closed;
+}
 
 int BlockTerminationSignals() {
   sigset_t signals;
@@ -93,12 +119,20 @@ int Run(const BrokerConfig& config) {
       return 1;
     }
   }
+  // Closed connections, seen by libzmq's I/O thread as they happen (kill -9 included).
+  if (zmq_socket_monitor(router.handle(), kMonitorEndpoint, ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED) != 0) {
+    throw zmq::error_t();
+  }
+  zmq::socket_t monitor(context, zmq::socket_type::pair);
+  monitor.set(zmq::sockopt::linger, 0);
+  monitor.connect(kMonitorEndpoint);
   SocketOutbox outbox(router);
   Broker broker(config, outbox);
   for (const auto& endpoint : config.bind) spdlog::info("courier-broker listening on {}", endpoint);
 
   zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0},
                              {nullptr, signal_fd, ZMQ_POLLIN, 0},
+                             {monitor.handle(), 0, ZMQ_POLLIN, 0},
                              {zap ? zap_socket.handle() : nullptr, 0, zap ? short{ZMQ_POLLIN} : short{0}, 0}};
   std::vector<zmq::message_t> frames;
   frames.reserve(16);
@@ -106,9 +140,10 @@ int Run(const BrokerConfig& config) {
   auto next_tick = std::chrono::steady_clock::now();
   std::optional<std::chrono::steady_clock::time_point> drain_deadline;
   while (true) {
-    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - std::chrono::steady_clock::now());
-    zmq::poll(items, zap ? 3 : 2, std::max(wait, std::chrono::milliseconds(0)));
-    if (zap && (items[2].revents & ZMQ_POLLIN)) {
+    const auto due = std::min(next_tick, broker.next_probe());
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(due - std::chrono::steady_clock::now());
+    zmq::poll(items, zap ? 4 : 3, std::max(wait, std::chrono::milliseconds(0)));
+    if (zap && (items[3].revents & ZMQ_POLLIN)) {
       std::vector<std::string> request;
       zmq::message_t part;
       do {
@@ -165,12 +200,20 @@ int Run(const BrokerConfig& config) {
         broker.OnMessage(frames, Now::Real(), role, user_id);
       }
     }
-    if (std::chrono::steady_clock::now() >= next_tick) {
+    if ((items[2].revents & ZMQ_POLLIN) && DrainMonitor(monitor)) {
+      // Reading ZMQ_EVENTS makes the ROUTER process its pending commands, the closed pipe's
+      // among them if it has arrived, so the probe's send can fail EHOSTUNREACH at once.
+      (void)router.get(zmq::sockopt::events);
+      broker.OnPeerDisconnected(Now::Real());
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_tick || now >= broker.next_probe()) {
       broker.OnTick(Now::Real());
-      next_tick = std::chrono::steady_clock::now() + tick;
+      if (now >= next_tick) next_tick = std::chrono::steady_clock::now() + tick;
     }
   }
   broker.DisconnectAll();
+  zmq_socket_monitor(router.handle(), nullptr, 0);
   ::close(signal_fd);
   return 0;
 }

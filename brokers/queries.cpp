@@ -73,7 +73,7 @@ std::string Broker::BuildWorkersReply(const Now& now) const {
   for (std::uint32_t slot = 0; slot < workers_.capacity(); ++slot) {
     const Worker& worker = workers_[slot];
     if (!worker.live) continue;
-    packer.pack_map(10);
+    packer.pack_map(12);
     Field(packer, "id", Hex(worker.identity));
     Field(packer, "service", services_[worker.service].name);
     Field(packer, "protocol", worker.kind == PeerKind::kCourier ? "courier" : "mdp");
@@ -84,6 +84,15 @@ std::string Broker::BuildWorkersReply(const Now& now) const {
     Field(packer, "pid", worker.info.pid);
     Field(packer, "instance", worker.info.instance);
     Field(packer, "idle_ms", Ms(now.steady - worker.last_dispatch));
+    Field(packer, "stuck", worker.stuck);
+    // The payload keys its READY announced: id and fingerprint (16 hex digits), never a key.
+    Str(packer, "keys");
+    packer.pack_array(static_cast<std::uint32_t>(worker.info.keys.size()));
+    for (const detail::KeyFingerprint& key : worker.info.keys) {
+      packer.pack_map(2);
+      Field(packer, "id", key.id);
+      Field(packer, "fingerprint", Hex(key.fingerprint));
+    }
   }
   return out;
 }
@@ -94,7 +103,7 @@ std::string Broker::BuildStatsReply(const Now& now) const {
   Packer packer(stream);
   packer.pack_array(2);
   packer.pack_uint8(0);
-  packer.pack_map(20);
+  packer.pack_map(24);
   Field(packer, "malformed", counters_.malformed);
   Field(packer, "unknown_command", counters_.unknown_command);
   Field(packer, "oversized", counters_.oversized);
@@ -111,6 +120,10 @@ std::string Broker::BuildStatsReply(const Now& now) const {
   Field(packer, "refused_peers", counters_.refused_peers);
   Field(packer, "jobs_accepted", counters_.jobs_accepted);
   Field(packer, "jobs_answered", counters_.jobs_answered);
+  Field(packer, "crashes", counters_.crashes);
+  Field(packer, "poison_jobs", counters_.poison_jobs);
+  Field(packer, "workers_unreachable", counters_.workers_unreachable);
+  Field(packer, "key_mismatches", counters_.key_mismatches);
   Field(packer, "jobs_live", jobs_.live());
   Field(packer, "workers_live", workers_.live());
   Field(packer, "services", services_.size());

@@ -1,15 +1,38 @@
-// Worker selection per service strategy. Only workers with free credit are eligible.
+// Worker selection per service strategy. Only workers with free credit are eligible, and
+// not the one a job is to avoid (it could not open it) while the service has another.
 #include <limits>
 
 #include "broker.hpp"
 
 namespace courier::broker {
 
-std::uint32_t Broker::PickWorker(std::uint32_t service_slot) {
+std::uint32_t Broker::PickWorker(std::uint32_t service_slot, std::uint32_t avoid, bool& held) {
   Service& service = services_[service_slot];
   const auto& members = service.workers;
+  held = false;
+  if (avoid != 0) {
+    // Avoid it only while another worker of the service takes jobs (capacity > 0, busy or
+    // not): a service whose only open worker is the one that could not open the job gives
+    // it back to it (it may have reloaded its keys; each such reject spends an attempt).
+    bool present = false;
+    bool others_open = false;
+    for (const std::uint32_t slot : members) {
+      const Worker& worker = workers_[slot];
+      if (worker.serial == avoid) {
+        present = true;
+        held = worker.in_flight < worker.capacity;
+      } else if (worker.capacity > 0) {
+        others_open = true;
+      }
+    }
+    if (!present || !others_open) {
+      avoid = 0;
+      held = false;
+    }
+  }
   const auto has_credit = [&](std::uint32_t slot) {
-    return workers_[slot].in_flight < workers_[slot].capacity;
+    const Worker& worker = workers_[slot];
+    return worker.in_flight < worker.capacity && (avoid == 0 || worker.serial != avoid);
   };
   switch (service.policy.strategy) {
     case Strategy::kLeastLoaded: {
