@@ -5,3 +5,12 @@ courier_test(broker_integration_test
   LABELS integration
   TIMEOUT 300)
 add_dependencies(broker_integration_test courier-broker courier-test-worker)
+
+# A worker killed with SIGKILL is noticed within a second (socket monitor, PROTOCOL.md §7.6);
+# a poison job is dead-lettered at max_crashes.
+courier_test(worker_loss_test
+  SOURCES integration/worker_loss_test.cpp
+  LIBS courier_test_support
+  LABELS integration
+  TIMEOUT 120)
+add_dependencies(worker_loss_test courier-broker courier-test-worker)

@@ -1,6 +1,10 @@
 // courier-test-worker: a deliberately simple worker process for integration tests. It
 // echoes each request after an optional delay, speaking plain MDP/0.1 or Courier (CRW01),
-// and prints "served N" lines so tests can see progress. Tests kill it with SIGKILL.
+// and prints "received N" and "served N" lines so tests can see progress. Tests kill it
+// with SIGKILL; with --die-on-payload it kills itself (SIGKILL) when a job's body is that
+// text, as a host whose handler crashes the process would die.
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 #include <zmq.hpp>
 
@@ -20,6 +24,7 @@ int main(int argc, char** argv) {
   unsigned weight = 1;
   int delay_ms = 0;
   int heartbeat_ms = 2500;
+  std::string die_on_payload;
   app.add_option("--broker", broker);
   app.add_option("--service", service);
   app.add_option("--protocol", protocol)->check(CLI::IsMember({"mdp", "courier"}));
@@ -27,6 +32,7 @@ int main(int argc, char** argv) {
   app.add_option("--weight", weight);
   app.add_option("--delay-ms", delay_ms);
   app.add_option("--heartbeat-ms", heartbeat_ms);
+  app.add_option("--die-on-payload", die_on_payload, "die by SIGKILL on a job whose body is this text");
   CLI11_PARSE(app, argc, argv);
 
   const bool courier = protocol == "courier";
@@ -58,6 +64,7 @@ int main(int argc, char** argv) {
   };
   std::deque<Pending> pending;
   std::size_t served = 0;
+  std::size_t received = 0;
   auto last_sent = std::chrono::steady_clock::now();
   while (true) {
     const auto now = std::chrono::steady_clock::now();
@@ -84,6 +91,13 @@ int main(int argc, char** argv) {
     const char command = frames[2][0];
     if (command == 0x05) return 0;  // DISCONNECT
     if (command != 0x02) continue;
+    std::cout << "received " << ++received << std::endl;
+    // Courier: [""][CRW01][02][envelope][payload]...; MDP: [""][MDPW01][02][client][""][body]...
+    const std::size_t body = courier ? 4 : 5;
+    if (!die_on_payload.empty() && frames.size() > body && frames[body] == die_on_payload) {
+      std::cout << "dying on a poison job" << std::endl;
+      ::raise(SIGKILL);
+    }
     std::vector<std::string> reply{"", header, "\x03"};
     for (std::size_t i = 3; i < frames.size(); ++i) reply.push_back(frames[i]);
     pending.push_back({std::move(reply), std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms)});
