@@ -217,21 +217,31 @@ int RunWorkers(const GlobalFlags& global, bool json, bool cluster) {
   if (json) {
     Json out = Json::array();
     for (const auto& w : workers) {
+      Json keys = Json::array();
+      for (const WorkerKey& key : w.keys) keys.push_back({{"id", key.id}, {"fingerprint", key.fingerprint}});
       Json row = {{"id", w.id},           {"service", w.service}, {"protocol", w.protocol}, {"capacity", w.capacity},
                   {"in_flight", w.in_flight}, {"weight", w.weight}, {"host", w.host},     {"pid", w.pid},
-                  {"instance", w.instance}, {"idle_ms", w.idle_ms}};
+                  {"instance", w.instance}, {"idle_ms", w.idle_ms}, {"stuck", w.stuck},  {"keys", std::move(keys)}};
       if (cluster) row["broker"] = w.broker;
       out.push_back(std::move(row));
     }
     std::cout << out.dump() << "\n";
     return kExitOk;
   }
-  std::vector<std::string> header{"SERVICE", "ID", "PROTOCOL", "CAPACITY", "IN_FLIGHT", "WEIGHT", "HOST", "PID", "INSTANCE", "IDLE_MS"};
+  std::vector<std::string> header{"SERVICE", "ID",       "PROTOCOL", "CAPACITY", "IN_FLIGHT", "WEIGHT",
+                                  "HOST",    "PID",      "INSTANCE", "IDLE_MS",  "STUCK",     "KEYS"};
   if (cluster) header.push_back("BROKER");
   std::vector<std::vector<std::string>> rows;
   for (const auto& w : workers) {
-    std::vector<std::string> row{w.service, w.id, w.protocol, std::to_string(w.capacity), std::to_string(w.in_flight),
-                                 std::to_string(w.weight), w.host, std::to_string(w.pid), w.instance, std::to_string(w.idle_ms)};
+    // KEYS: id:fingerprint pairs, e.g. "1:0123456789abcdef,2:…"; "-" when none announced.
+    std::string keys;
+    for (const WorkerKey& key : w.keys) keys += (keys.empty() ? "" : ",") + std::to_string(key.id) + ":" + key.fingerprint;
+    std::vector<std::string> row{w.service,  w.id,         w.protocol,
+                                 std::to_string(w.capacity), std::to_string(w.in_flight),
+                                 std::to_string(w.weight),   w.host,
+                                 std::to_string(w.pid),      w.instance,
+                                 std::to_string(w.idle_ms),  std::to_string(w.stuck),
+                                 keys.empty() ? "-" : keys};
     if (cluster) row.push_back(w.broker);
     rows.push_back(std::move(row));
   }

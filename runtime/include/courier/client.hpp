@@ -231,6 +231,13 @@ struct ServiceInfo {
   std::vector<std::string> brokers;  // endpoints that reported it
 };
 
+// A payload key a worker announced in READY: its id and fingerprint, never the key. Two
+// workers of one service showing different fingerprints under one id hold different keys.
+struct WorkerKey {
+  std::uint32_t id = 0;
+  std::string fingerprint;  // 16 lowercase hex digits (Keyring::Fingerprint)
+};
+
 // A worker as a broker reports it (QUERY "workers").
 struct WorkerInfo {
   std::string id;        // the broker's name for the worker (hex if binary)
@@ -243,6 +250,8 @@ struct WorkerInfo {
   std::uint64_t pid = 0;
   std::string instance;
   std::uint64_t idle_ms = 0;
+  std::uint64_t stuck = 0;       // slots whose handler overran its job's deadline (CREDIT)
+  std::vector<WorkerKey> keys;   // empty for MDP workers and hosts that announce none
   std::string broker;    // endpoint of the broker that reported it
 };
 

@@ -1,6 +1,7 @@
 #include "client/discovery.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <tuple>
 
@@ -110,6 +111,15 @@ std::vector<WorkerInfo> ParseWorkers(const Value& result, std::string_view broke
     info.pid = UintField(row, "pid");
     info.instance = TextField(row, "instance");
     info.idle_ms = UintField(row, "idle_ms");
+    info.stuck = UintField(row, "stuck");
+    if (const Value* keys = row.Find("keys"); keys != nullptr && keys->IsArray()) {
+      for (const Value& key : keys->AsArray()) {
+        if (!key.IsMap()) continue;
+        const std::uint64_t id = UintField(key, "id");
+        if (id == 0 || id > UINT32_MAX) continue;
+        info.keys.push_back(WorkerKey{static_cast<std::uint32_t>(id), TextField(key, "fingerprint")});
+      }
+    }
     info.broker = std::string(broker);
     workers.push_back(std::move(info));
   }

@@ -66,6 +66,26 @@ TEST(DiscoveryTest, ParsesWorkersWithBinaryIds) {
   EXPECT_EQ(workers[0].capacity, 8u);
   EXPECT_EQ(workers[0].pid, 4242u);
   EXPECT_EQ(workers[0].broker, "tcp://b1");
+  EXPECT_EQ(workers[0].stuck, 0u);  // absent from older brokers
+  EXPECT_TRUE(workers[0].keys.empty());
+}
+
+TEST(DiscoveryTest, ParsesWorkerKeysAndStuckSlots) {
+  Value rows(Value::Array{Value::Object(
+      {{"id", "w1"},
+       {"service", "echo"},
+       {"stuck", 2u},
+       {"keys", Value(Value::Array{Value::Object({{"id", 1u}, {"fingerprint", "0123456789abcdef"}}),
+                                   Value::Object({{"id", 7u}, {"fingerprint", Binary{std::string(8, '\xff')}}}),
+                                   Value("not a key"), Value::Object({{"fingerprint", "no id"}})})}})});
+  const auto workers = ParseWorkers(rows, "tcp://b1");
+  ASSERT_EQ(workers.size(), 1u);
+  EXPECT_EQ(workers[0].stuck, 2u);
+  ASSERT_EQ(workers[0].keys.size(), 2u);
+  EXPECT_EQ(workers[0].keys[0].id, 1u);
+  EXPECT_EQ(workers[0].keys[0].fingerprint, "0123456789abcdef");
+  EXPECT_EQ(workers[0].keys[1].id, 7u);
+  EXPECT_EQ(workers[0].keys[1].fingerprint, "ffffffffffffffff");
 }
 
 TEST(DiscoveryTest, MergesServicesAcrossBrokers) {
