@@ -227,6 +227,38 @@ TEST_F(WorkerIsolationTest, AHostWithTheWrongKeysHandsJobsBackAndStopsTakingThem
   EXPECT_TRUE(wrong.WaitForLog("taking jobs again", 10s)) << wrong.Log();
 }
 
+TEST_F(WorkerIsolationTest, ANonIdempotentJobIdRunsOnceAcrossChildren) {
+  // One job id delivered twice at once, through two brokers (a client that failed over
+  // while its first broker still held the job): four children could each take one.
+  const std::string second_endpoint = FreeEndpoint();
+  auto second_broker = test::StartBroker(dir_, second_endpoint, "broker-2");
+  const std::string config = WorkerConfig({endpoint_, second_endpoint}, key_file_,
+                                          "[services.\"testkit.once\"]\nplugin = \"testkit\"\n", 4,
+                                          "isolation = \"process\"\n");
+  ChildProcess& host = Start("host", BinaryPath("courier-worker"), {"--config", dir_.Write("host.toml", config).string()});
+  ASSERT_TRUE(host.WaitForLog("serving [", 10s)) << host.Log();
+  RawClient first_client(endpoint_, keyring_);
+  RawClient second_client(second_endpoint, keyring_);
+  SubmitOptions same;
+  same.job_id = JobId::Random();
+  const Value request = Value::Object({{"key", "a"}, {"ms", 300}});
+  ASSERT_TRUE(WaitFor([&] { return first_client.Call("testkit.once", Value::Object({{"key", "warm"}})).ok &&
+                                   second_client.Call("testkit.once", Value::Object({{"key", "warm"}})).ok; },
+                      10s));
+  first_client.Submit("testkit.once", request, same);
+  second_client.Submit("testkit.once", request, same);
+  const std::optional<Answer> first = first_client.Receive(10s);
+  const std::optional<Answer> second = second_client.Receive(10s);
+  ASSERT_TRUE(first && second);
+  ASSERT_TRUE(first->ok) << first->message;
+  ASSERT_TRUE(second->ok) << second->message;
+  // The handler ran once: one process, one count, one answer for both deliveries.
+  EXPECT_EQ(first->reply, second->reply);
+  const Answer again = first_client.Call("testkit.once", request, same);
+  ASSERT_TRUE(again.ok) << again.message;
+  EXPECT_EQ(again.reply, first->reply);
+}
+
 // A broker that answers every READY with DISCONNECT must not get a handshake storm.
 TEST(WorkerReconnectTest, DisconnectAfterReadyBacksOffExponentially) {
   TempDir dir;

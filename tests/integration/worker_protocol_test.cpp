@@ -123,11 +123,16 @@ TEST_F(WorkerProtocolTest, RegistersHeartbeatsRepliesAndAnswersErrorsWithCodes) 
   EXPECT_EQ(envelope.mode, ReplyMode::kReply);
   EXPECT_EQ(DecodeValue(keyring_.Open(reply->bodies[0], reply->bodies[1])), value);
 
-  // Tampered payload.
+  // Tampered payload: it does not open with this host's keys, which may be the host's
+  // fault, so it goes back to the broker (REJECT) for another worker (PROTOCOL.md §7.3).
   Request tampered = MakeRequest(keyring_, "testkit", value);
   tampered.payload[3] = static_cast<char>(tampered.payload[3] ^ 0x40);
   SendRequest(identity, tampered);
-  EXPECT_EQ(ExpectError(identity, ErrorCode::kUnauthenticated).job_id, tampered.job_id);
+  auto rejected = ExpectBeating(identity, WorkerCommand::kReject);
+  ASSERT_TRUE(rejected);
+  const detail::RejectBody reject = detail::DecodeReject(rejected->bodies.at(0));
+  EXPECT_EQ(reject.job_id, tampered.job_id);
+  EXPECT_EQ(reject.code, ErrorCode::kUnauthenticated);
 
   // Garbage envelope: bad_request, job id unknown (zero).
   broker_.Send(identity, WorkerCommand::kRequest, {"not an envelope", "x"});
@@ -240,17 +245,22 @@ TEST_F(WorkerProtocolTest, AHandlerPastTheDeadlineIsReportedAndAnsweredDeadlineE
   EXPECT_THAT(body.message, HasSubstr("after the job's deadline"));
 }
 
-TEST_F(WorkerProtocolTest, AGracePeriodThatRunsOutAbandonsJobsAndExitsNonZero) {
+TEST_F(WorkerProtocolTest, AGracePeriodThatRunsOutHandsJobsBackAndExitsZero) {
   auto worker = Start(kTestkit, "grace_period = \"300ms\"");
   const std::string identity = Ready();
   const Request stuck = MakeRequest(keyring_, "testkit", Value::Object({{"action", "sleep"}, {"ms", 5000}}));
   SendRequest(identity, stuck);
   ASSERT_TRUE(worker->WaitForLog("received job " + stuck.job_id.Hex(), 5s));
   worker->Signal(SIGTERM);
+  // The job still running goes back to the broker (another worker runs it), then DISCONNECT.
+  auto rejected = ExpectBeating(identity, WorkerCommand::kReject, 5s);
+  ASSERT_TRUE(rejected);
+  EXPECT_EQ(detail::DecodeReject(rejected->bodies.at(0)).job_id, stuck.job_id);
+  EXPECT_EQ(detail::DecodeReject(rejected->bodies.at(0)).code, ErrorCode::kShuttingDown);
   EXPECT_TRUE(ExpectBeating(identity, WorkerCommand::kDisconnect, 5s));
   const int status = worker->Wait(5s);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status << "\n" << worker->Log();
-  EXPECT_THAT(worker->Log(), HasSubstr("abandoned job " + stuck.job_id.Hex()));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << worker->Log();
+  EXPECT_THAT(worker->Log(), HasSubstr("handing job " + stuck.job_id.Hex()));
 }
 
 TEST(WorkerStartup, ConfigurationErrorsExitWithStatus2AndAClearMessage) {

@@ -46,6 +46,7 @@ if(COURIER_BUILD_TESTS)
       ${CMAKE_CURRENT_LIST_DIR}/reply_cache_test.cpp
       ${CMAKE_CURRENT_LIST_DIR}/plugin_api_test.cpp
       ${CMAKE_CURRENT_LIST_DIR}/job_runner_test.cpp
+      ${CMAKE_CURRENT_LIST_DIR}/child_link_test.cpp
       ${CMAKE_CURRENT_LIST_DIR}/worker_options_test.cpp
       ${CMAKE_CURRENT_LIST_DIR}/plugin_loader_test.cpp
     LIBS courier_internal)

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <unordered_map>
 #include <optional>
 
 #include <spdlog/spdlog.h>
@@ -358,17 +359,50 @@ class Supervisor {
     }
   }
 
-  void Dispatch(Clock::time_point now) {
+  static bool Idle(const Child& child) { return !child.job && !child.retiring && !child.status && child.link >= 0; }
+
+  // Returns: the child `job` must go to (a non-idempotent job id goes back to the child that
+  // ran it, if it still lives), or null if that child is busy.
+  Child* Target(const JobInput& job) {
+    if (job.service < options_.dedup.size() && options_.dedup[job.service]) {
+      if (const auto found = affinity_.find(job.envelope.job_id); found != affinity_.end()) {
+        for (Child& child : children_) {
+          if (child.pid != found->second || child.retiring || child.status) continue;
+          return Idle(child) ? &child : nullptr;
+        }
+      }
+    }
     for (Child& child : children_) {
-      if (pending_.empty()) return;
-      if (child.job || child.retiring || child.status || child.link < 0) continue;
-      JobInput job = std::move(pending_.front());
-      pending_.pop_front();
-      child.out = EncodeChildJob(job);
-      child.out_offset = 0;
-      child.job = RunningJob{job.seq, job.service, std::move(job.envelope), std::move(job.broker),
-                             std::move(job.sender), now};
-      Flush(child);
+      if (Idle(child)) return &child;
+    }
+    return nullptr;
+  }
+
+  void Remember(const JobInput& job, pid_t pid, Clock::time_point now) {
+    if (job.service >= options_.dedup.size() || !options_.dedup[job.service]) return;
+    const DedupWindow& window = *options_.dedup[job.service];
+    affinity_[job.envelope.job_id] = pid;
+    remembered_.push_back({job.envelope.job_id, now + window.window});
+    while (!remembered_.empty() && (remembered_.front().second <= now || remembered_.size() > window.entries)) {
+      affinity_.erase(remembered_.front().first);
+      remembered_.pop_front();
+    }
+  }
+
+  void Dispatch(Clock::time_point now) {
+    for (auto job = pending_.begin(); job != pending_.end();) {
+      Child* child = Target(*job);
+      if (child == nullptr) {
+        ++job;  // its child is busy (or none is idle): the next job may still find one
+        continue;
+      }
+      Remember(*job, child->pid, now);
+      child->out = EncodeChildJob(*job);
+      child->out_offset = 0;
+      child->job = RunningJob{job->seq, job->service, std::move(job->envelope), std::move(job->broker),
+                              std::move(job->sender), now};
+      job = pending_.erase(job);
+      Flush(*child);
     }
     if (zygote_lost_) {
       while (!pending_.empty()) {
@@ -645,6 +679,8 @@ class Supervisor {
 
   std::deque<JobInput> pending_;
   std::vector<Child> children_;
+  std::unordered_map<JobId, pid_t, JobIdHash> affinity_;  // non-idempotent job id → the child that ran it
+  std::deque<std::pair<JobId, Clock::time_point>> remembered_;  // affinity_ in the order added, with expiry
   std::vector<pollfd> items_;
   std::size_t requested_ = 0;
   bool zygote_lost_ = false;

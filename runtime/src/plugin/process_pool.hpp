@@ -31,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -70,8 +71,19 @@ class Zygote {
 // with the DONE frame `run` makes, until the link closes. Never returns an exception.
 void ServeChild(int link, std::size_t max_frame, const std::function<ChildDone(JobInput&)>& run) noexcept;
 
+// A non-idempotent service's duplicate-suppression window (ServiceSettings::dedup_*).
+struct DedupWindow {
+  std::chrono::milliseconds window{};
+  std::size_t entries = 0;
+};
+
 struct ProcessPoolOptions {
   unsigned children = 1;
+  // By service index: set for non-idempotent services. Each child suppresses duplicates in
+  // its own reply cache, so a job id is sent to the child that ran it first (while that
+  // child lives and the window lasts): a duplicate waits for it and gets the first run's
+  // answer. A duplicate whose child has died runs again: at least once, as after a crash.
+  std::vector<std::optional<DedupWindow>> dedup;
   std::uint64_t max_jobs_per_child = 0;       // 0: never recycle
   std::chrono::milliseconds kill_after{5000};  // past a job's deadline
   std::size_t max_frame_bytes = 64 * 1024 * 1024;

@@ -379,6 +379,14 @@ struct WorkerHost::Impl {
       pool_options.max_jobs_per_child = options.max_jobs_per_child;
       pool_options.kill_after = options.kill_after;
       pool_options.max_frame_bytes = MaxChildFrame();
+      for (const auto& service : services) {
+        if (service->idempotent) {
+          pool_options.dedup.emplace_back();
+        } else {
+          pool_options.dedup.push_back(
+              detail::DedupWindow{service->settings.dedup_window, service->settings.dedup_entries});
+        }
+      }
       processes = std::make_unique<detail::ProcessPool>(std::move(zygote), pool_options, *context, results_endpoint,
                                                         stats, *reporter);
     }

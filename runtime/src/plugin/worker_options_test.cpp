@@ -31,6 +31,38 @@ TEST(WorkerOptions, DefaultsMatchTheProtocol) {
   EXPECT_EQ(options.threads, 0u);
   EXPECT_TRUE(options.keyring.empty());
   EXPECT_EQ(options.log.level, "info");
+  EXPECT_EQ(options.isolation, Isolation::kThread);
+  EXPECT_EQ(options.max_memory, 0u);
+  EXPECT_EQ(options.max_jobs_per_child, 0u);
+  EXPECT_EQ(options.kill_after, 5s);
+}
+
+TEST(WorkerOptions, ReadsIsolationAndItsLimits) {
+  const WorkerOptions options = WorkerOptions::FromConfig(ConfigSection::Parse(R"(
+isolation = "process"
+max_memory = "512MiB"
+max_jobs_per_child = 1000
+kill_after = "2s"
+[services.echo]
+isolation = "thread"
+[services.resize]
+capacity = 2
+)", "worker.toml"));
+  EXPECT_EQ(options.isolation, Isolation::kProcess);
+  EXPECT_EQ(options.max_memory, 512u << 20);
+  EXPECT_EQ(options.max_jobs_per_child, 1000u);
+  EXPECT_EQ(options.kill_after, 2s);
+  EXPECT_EQ(ServiceSettings::Read(options.services.Section("echo")).isolation, Isolation::kThread);
+  EXPECT_FALSE(ServiceSettings::Read(options.services.Section("resize")).isolation.has_value());
+  EXPECT_EQ(WorkerOptions::FromConfig(ConfigSection::Parse("max_memory = 67108864", "w.toml")).max_memory, 64u << 20);
+  EXPECT_THAT(ConfigError([] { WorkerOptions::FromConfig(ConfigSection::Parse("isolation = \"fork\"", "w.toml")); }),
+              HasSubstr("isolation"));
+  EXPECT_THAT(ConfigError([] { WorkerOptions::FromConfig(ConfigSection::Parse("max_memory = \"lots\"", "w.toml")); }),
+              HasSubstr("512MiB"));
+  EXPECT_THAT(ConfigError([] { WorkerOptions::FromConfig(ConfigSection::Parse("max_memory = \"1MiB\"", "w.toml")); }),
+              HasSubstr("at least 16MiB"));
+  EXPECT_THAT(ConfigError([] { ServiceSettings::Read(ConfigSection::Parse("isolation = \"vm\"", "s")); }),
+              HasSubstr("isolation"));
 }
 
 TEST(WorkerOptions, ReadsEverythingAndResolvesPathsAgainstTheFile) {
