@@ -61,13 +61,13 @@ CurveKeyPair GenerateCurveKeyPair(std::string name) {
 }
 
 void SaveCurveKeyPair(const std::filesystem::path& path, const CurveKeyPair& pair) {
-  if (std::filesystem::exists(path)) {
-    throw Error(ErrorCode::kIo, path.string() + " already exists; refusing to overwrite a key file");
-  }
   toml::table table{{"name", pair.name}, {"public", pair.public_key}, {"secret", pair.secret_key}};
   std::ostringstream text;
   text << "# CurveZMQ key pair. Keep it private (mode 0600); share only the public key.\n" << table << "\n";
-  detail::WritePrivateFile(path, text.str());
+  // Never replaces a file, even one another process creates at the same moment.
+  if (!detail::CreatePrivateFile(path, text.str())) {
+    throw Error(ErrorCode::kIo, path.string() + " already exists; refusing to overwrite a key file");
+  }
 }
 
 CurveKeyPair LoadCurveKeyPair(const std::filesystem::path& path) {
