@@ -618,8 +618,14 @@ void Broker::OnReject(std::uint32_t worker_slot, std::span<zmq::message_t> frame
       spdlog::warn("worker {} of '{}' could not open job {} ({}): handing it to another worker",
                    WorkerName(worker), services_[service].name, job.id.Hex(), ToString(body.code));
     }
+    std::string key = "the payload";
+    try {
+      key += " sealed with key id " + std::to_string(detail::DecodeEnvelope(View(job.envelope)).key_id);
+    } catch (const Error&) {
+      // The worker decoded it; a broker that cannot just leaves the key id out.
+    }
     Requeue(found, true, now, body.code,
-            "worker " + WorkerName(worker) + " could not open the payload (" + std::string(ToString(body.code)) + ")");
+            "worker " + WorkerName(worker) + " could not open " + key + " (" + std::string(ToString(body.code)) + ")");
   } else {
     Requeue(found, false, now);  // busy, shutting_down: no attempt counted
   }

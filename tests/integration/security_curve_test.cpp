@@ -156,7 +156,15 @@ TEST_F(CurveEndToEndTest, AWorkersErrorReportNamesTheClientKeyAsSender) {
   Client unknown_key(Options(client_key_, std::make_shared<const Keyring>(std::move(stranger))));
   EXPECT_THROW(unknown_key.Call("echo", Value("x")), Error);
 
-  const auto request = sink->ReceiveWhere(2, "\x02", 10s);
+  // The broker files a dead letter for the job too (its worker handed it back on every
+  // attempt: unknown_key); the worker's own report is the one the broker names a sender for.
+  std::optional<std::vector<std::string>> request;
+  for (int i = 0; i < 4; ++i) {
+    request = sink->ReceiveWhere(2, "\x02", 10s);
+    if (!request || request->size() == 6) break;
+    // Not it: answer it (REPLY with its own envelope and payload), which frees the slot.
+    sink->Send({"", "CRW01", "\x03", (*request)[3], (*request)[4]});
+  }
   ASSERT_TRUE(request) << worker_->Log();
   ASSERT_EQ(request->size(), 6u) << "the broker did not name the report job's submitter";
   EXPECT_EQ((*request)[5], "worker-a");

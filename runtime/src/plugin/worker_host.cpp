@@ -107,9 +107,11 @@ class CollectingErrorReporter final : public detail::ErrorReporter {
   std::vector<detail::ErrorRecord> records;
 };
 
-// Key rejections in a row (no payload opened in between) after which a host stops taking
-// a service's jobs: its keyring is likely wrong (PROTOCOL.md §7.7).
-constexpr std::uint32_t kKeyRejectsBeforeQuarantine = 3;
+// Distinct jobs in a row that did not open with the host's keys (no payload opened in
+// between) after which it stops taking a service's jobs: its keyring is likely wrong
+// (PROTOCOL.md §7.7). Distinct: one tampered job handed back to the same host on every
+// attempt says nothing about the host's keys.
+constexpr std::size_t kKeyRejectsBeforeQuarantine = 3;
 
 }  // namespace
 
@@ -390,7 +392,7 @@ struct WorkerHost::Impl {
       processes = std::make_unique<detail::ProcessPool>(std::move(zygote), pool_options, *context, results_endpoint,
                                                         stats, *reporter);
     }
-    key_rejects.assign(services.size(), 0);
+    key_rejects.assign(services.size(), {});
     quarantined.assign(services.size(), false);
 
     const Clock::time_point now = Clock::now();
@@ -978,7 +980,7 @@ struct WorkerHost::Impl {
     --held[connection.service];  // the slot is free, whether or not the answer can still be sent
     credit_changed = true;
     if (job.reported_late && connection.generation == job.generation && connection.stuck > 0) --connection.stuck;
-    CountKeyRejects(connection.service, command, frames[2]);
+    CountKeyRejects(connection.service, job.job_id, command, frames[2]);
     const Clock::time_point now = Clock::now();
     if (job.reported_late) {
       spdlog::warn("job {} of service {} finished {} ms after its deadline; answered deadline_exceeded",
@@ -1009,7 +1011,7 @@ struct WorkerHost::Impl {
 
   // A REJECT for the host's own keys, several in a row, means its keyring is wrong: it stops
   // taking the service's jobs (credit 0) until its key file changes (CheckQuarantine).
-  void CountKeyRejects(std::size_t service, WorkerCommand command, const zmq::message_t& body) {
+  void CountKeyRejects(std::size_t service, const JobId& job_id, WorkerCommand command, const zmq::message_t& body) {
     ErrorCode code = ErrorCode::kInternal;
     if (command == WorkerCommand::kReject) {
       try {
@@ -1019,13 +1021,15 @@ struct WorkerHost::Impl {
       }
       if (code != ErrorCode::kUnknownKey && code != ErrorCode::kUnauthenticated) return;  // busy, shutting_down
     } else {
-      key_rejects[service] = 0;  // a payload opened (or failed after opening)
+      key_rejects[service].clear();  // a payload opened (or failed after opening)
       return;
     }
-    if (++key_rejects[service] < kKeyRejectsBeforeQuarantine || quarantined[service]) return;
+    std::vector<JobId>& failed = key_rejects[service];
+    if (std::find(failed.begin(), failed.end(), job_id) == failed.end()) failed.push_back(job_id);
+    if (failed.size() < kKeyRejectsBeforeQuarantine || quarantined[service]) return;
     quarantined[service] = true;
     credit_changed = true;
-    const std::string why = std::to_string(key_rejects[service]) + " payloads in a row did not open with this host's keys (" +
+    const std::string why = std::to_string(failed.size()) + " jobs in a row did not open with this host's keys (" +
                             std::string(ToString(code)) + "; key file " + keys->path().string() + ": " +
                             DescribeKeys(*keys->Current()) + ")";
     spdlog::error("service {}: taking no more jobs: {}. Its keyring differs from its clients'; fix the key file "
@@ -1046,7 +1050,7 @@ struct WorkerHost::Impl {
     for (std::size_t service = 0; service < services.size(); ++service) {
       if (!quarantined[service]) continue;
       quarantined[service] = false;
-      key_rejects[service] = 0;
+      key_rejects[service].clear();
       spdlog::info("service {}: key file {} changed ({}); taking jobs again", services[service]->name,
                    keys->path().string(), DescribeKeys(*keys->Current()));
     }
@@ -1174,7 +1178,7 @@ struct WorkerHost::Impl {
   std::unique_ptr<detail::KeySource> keys;  // the payload keyring, re-read when its file changes
   std::unique_ptr<detail::JobRunner> runner;
   std::unique_ptr<detail::ProcessPool> processes;  // handlers of process-isolated services
-  std::vector<std::uint32_t> key_rejects;           // per service: key REJECTs in a row
+  std::vector<std::vector<JobId>> key_rejects;      // per service: distinct jobs REJECTed for keys, in a row
   std::vector<bool> quarantined;                    // per service: taking no jobs until the keys change
   Clock::time_point next_key_check{};
   bool left_threads_running = false;  // Shutdown abandoned handler threads that never returned
