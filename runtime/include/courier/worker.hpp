@@ -61,7 +61,9 @@ namespace courier {
 //             recorded in the error sink with the signal and its last log lines); the child
 //             is replaced. A job still running kill_after past its deadline has its child
 //             killed and replaced. Each child holds its own copy of the service instance,
-//             made once when the host starts (state a handler keeps is per child).
+//             made once when the host starts (state a handler keeps is per child). The
+//             children are forked from a process the host forks when Run() starts, so
+//             call Run() before the process starts threads of its own.
 enum class Isolation : std::uint8_t { kThread, kProcess };
 
 // Returns: Isolation for "thread" or "process". Throws: Error(kConfig) for anything else.
