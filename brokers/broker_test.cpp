@@ -855,6 +855,8 @@ TEST_F(BrokerTest, KeyRejectFromTheOnlyWorkerIsRetriedThenDeadLetteredWithItsCod
   const auto error = ErrorOf(outbox_.Take("C1").at(0));
   EXPECT_EQ(error.code, ErrorCode::kUnknownKey);
   EXPECT_EQ(error.job_id, id);
+  EXPECT_EQ(error.message,
+            "worker W1 (pid 0) could not open the payload sealed with key id 0 (unknown_key) on attempt 2 of 2");
   const auto letters = DeadLetters();
   ASSERT_EQ(letters.size(), 1u);
   EXPECT_EQ(letters[0].At("code").AsUint(), static_cast<std::uint64_t>(ErrorCode::kUnknownKey));
