@@ -66,8 +66,10 @@ constexpr std::size_t kOwnFramesAbove = 1024;
 constexpr std::array<std::chrono::milliseconds, 3> kProbeDelays{std::chrono::milliseconds(20),
                                                                 std::chrono::milliseconds(100),
                                                                 std::chrono::milliseconds(300)};
-// Disconnect events closer together than this share one immediate probe.
-constexpr auto kMinProbeGap = std::chrono::milliseconds(5);
+// Disconnect events closer together than this share one immediate probe: clients that
+// come and go by the hundred cost at most 100 probe rounds a second (one HEARTBEAT to each
+// worker holding jobs per round), and the delayed probes still follow the latest close.
+constexpr auto kMinProbeGap = std::chrono::milliseconds(10);
 // Jobs at the front of a queue that Dispatch may step over while each waits for a worker
 // other than the one that could not open it (PickWorker's `held`).
 constexpr std::size_t kMaxHeldLookahead = 16;

@@ -716,6 +716,18 @@ TEST_F(BrokerTest, PeerDisconnectReprobesAt20And100And300Ms) {
   EXPECT_TRUE(outbox_.Take("W2").empty());
 }
 
+TEST_F(BrokerTest, ABurstOfDisconnectsSharesOneImmediateProbe) {
+  CourierReady("W1", "work");
+  Submit("C1", "work");
+  outbox_.Take("W1");
+  for (int i = 0; i < 50; ++i) broker_->OnPeerDisconnected(At());  // clients leaving together
+  EXPECT_EQ(outbox_.Take("W1").size(), 1u);
+  elapsed_ += 10ms;
+  broker_->OnPeerDisconnected(At());
+  EXPECT_EQ(outbox_.Take("W1").size(), 1u);
+  EXPECT_EQ(broker_->next_probe(), At().steady + 20ms);  // the delays follow the latest close
+}
+
 TEST_F(BrokerTest, HeartbeatToAnUnreachableWorkerRemovesIt) {
   CourierReady("W1", "work");
   outbox_.unreachable.insert("W1");
