@@ -226,6 +226,24 @@ TEST_F(SecurityMatrixTest, WorkerKeyCannotSubmitAndClientKeyCannotServe) {
   EXPECT_TRUE(rogue->Running());  // it keeps retrying with backoff; nothing crashes
 }
 
+// A worker whose CURVE key the broker refuses does not retry its handshake every 100 ms
+// for ever (libzmq's reconnect): it closes the socket and backs off, doubling.
+TEST_F(SecurityMatrixTest, AWorkerWhoseKeyIsRefusedBacksOff) {
+  const std::uint64_t refused = Stat("refused_peers");
+  auto stranger = StartEchoWorker("stranger-worker", "stranger.key");
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_TRUE(stranger->WaitForLog("refused our CURVE key", 10s)) << stranger->Log();
+  // 3 s of the test config's backoff (50 ms doubling to 500 ms, ±50% jitter): at most about
+  // 15 handshakes, its reporters' included; libzmq alone retried every 100 ms (30 and more).
+  while (std::chrono::steady_clock::now() - started < 3s) {
+    std::this_thread::sleep_for(100ms);  // measuring a rate over a fixed window, not synchronising
+  }
+  const std::uint64_t handshakes = Stat("refused_peers") - refused;
+  EXPECT_GE(handshakes, 2u);
+  EXPECT_LE(handshakes, 18u) << stranger->Log();
+  EXPECT_TRUE(stranger->Running());
+}
+
 TEST_F(SecurityMatrixTest, FloodOfRefusedConnectsLeavesTheBrokerResponsive) {
   auto alongside = Alongside("flood");
   const std::uint64_t refused = Stat("refused_peers");

@@ -121,6 +121,9 @@ struct WorkerHost::Impl {
     std::size_t service = 0;
     std::string endpoint;
     std::unique_ptr<zmq::socket_t> socket;  // null while waiting to reconnect
+    // With CURVE: the socket's handshake failures (the broker refused our keys). libzmq
+    // would retry every reconnect_ivl for ever; we close the socket and back off instead.
+    std::unique_ptr<zmq::socket_t> monitor;
     std::uint64_t generation = 0;           // bumped on every reset; stale results are dropped
     Clock::time_point last_sent{};
     Clock::time_point last_received{};
@@ -450,6 +453,13 @@ struct WorkerHost::Impl {
           items.push_back({connections[i].socket->handle(), 0, ZMQ_POLLIN, 0});
           item_connection.push_back(i);
         }
+        monitor_items = items.size();
+        monitor_connection.clear();
+        for (std::size_t i = 0; i < connections.size(); ++i) {
+          if (!connections[i].monitor) continue;
+          items.push_back({connections[i].monitor->handle(), 0, ZMQ_POLLIN, 0});
+          monitor_connection.push_back(i);
+        }
         sockets_changed = false;
       }
       const milliseconds timeout = NextTimeout(now);
@@ -465,7 +475,7 @@ struct WorkerHost::Impl {
       if (items[2].revents & ZMQ_POLLIN) DrainResults();
       // Brokers are read from a start that moves every round: when several race for the
       // last free slot of a service (credit sharing), none wins by its place in the list.
-      const std::size_t brokers_ready = items.size() - 3;
+      const std::size_t brokers_ready = monitor_items - 3;
       for (std::size_t n = 0; n < brokers_ready; ++n) {
         const std::size_t i = 3 + (first_read + n) % brokers_ready;
         if ((items[i].revents & ZMQ_POLLIN) == 0) continue;
@@ -473,6 +483,9 @@ struct WorkerHost::Impl {
         ReadBroker(index);
       }
       ++first_read;
+      for (std::size_t i = monitor_items; i < items.size(); ++i) {
+        if (items[i].revents & ZMQ_POLLIN) ReadMonitor(monitor_connection[i - monitor_items]);
+      }
       Tick(Clock::now());
       CheckQuarantine(Clock::now());
       TickCredits(Clock::now());
@@ -560,6 +573,19 @@ struct WorkerHost::Impl {
     socket->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options.max_message_bytes + 4096));
     socket->set(zmq::sockopt::reconnect_ivl, 100);
     detail::ApplyCurve(*socket, options.curve);
+    if (options.curve.enabled()) {
+      const std::string monitor_endpoint = "inproc://courier-worker-monitor-" +
+                                           std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "-" +
+                                           std::to_string(&connection - connections.data()) + "-" +
+                                           std::to_string(connection.connects);
+      if (zmq_socket_monitor(socket->handle(), monitor_endpoint.c_str(),
+                             ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
+        connection.monitor = std::make_unique<zmq::socket_t>(network_context, zmq::socket_type::pair);
+        connection.monitor->set(zmq::sockopt::linger, 0);
+        connection.monitor->connect(monitor_endpoint);
+      }
+    }
     socket->connect(connection.endpoint);
     connection.socket = std::move(socket);
     connection.last_received = now;
@@ -731,9 +757,11 @@ struct WorkerHost::Impl {
   void Reset(Connection& connection, Clock::time_point now, const std::string& why) {
     if (connection.socket) {
       connection.socket->set(zmq::sockopt::linger, 0);
+      if (connection.monitor) zmq_socket_monitor(connection.socket->handle(), nullptr, 0);
       connection.socket.reset();
       sockets_changed = true;
     }
+    connection.monitor.reset();
     ++connection.generation;
     connection.in_flight = 0;  // the jobs still running keep their slots (held) until they end
     connection.credit = 0;
@@ -790,6 +818,33 @@ struct WorkerHost::Impl {
                     connection.endpoint, CommandName(command), send_limiter.TakeSuppressed());
     }
     return false;
+  }
+
+  // A handshake the broker refused (CURVE keys not admitted, or a protocol mismatch):
+  // close the socket and reconnect after the backoff, which doubles while it goes on.
+  void ReadMonitor(std::size_t index) {
+    Connection& connection = connections[index];
+    if (!connection.monitor) return;
+    bool refused = false;
+    std::uint32_t event = 0;
+    while (true) {
+      zmq::message_t frame;
+      if (!connection.monitor->recv(frame, zmq::recv_flags::dontwait)) break;
+      if (frame.size() >= 6) {
+        std::uint16_t id = 0;
+        std::memcpy(&id, frame.data(), sizeof id);
+        event = id;
+        refused = true;
+      }
+      while (frame.more()) {
+        zmq::message_t rest;
+        if (!connection.monitor->recv(rest, zmq::recv_flags::dontwait)) break;
+        frame = std::move(rest);
+      }
+    }
+    if (!refused || !connection.socket) return;
+    const char* what = event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "refused our CURVE key" : "failed the handshake";
+    Reset(connection, Clock::now(), std::string("the broker ") + what);
   }
 
   void ReadBroker(std::size_t index) {
@@ -1132,6 +1187,8 @@ struct WorkerHost::Impl {
     }
     if (processes) processes->Stop();  // kills the handler processes, whatever they run
     for (Connection& connection : connections) {
+      if (connection.socket && connection.monitor) zmq_socket_monitor(connection.socket->handle(), nullptr, 0);
+      connection.monitor.reset();  // the context below waits for every socket in it
       if (!connection.socket) continue;
       Send(connection, WorkerCommand::kDisconnect, {}, now);
       connection.socket->set(zmq::sockopt::linger, 1000);  // let the last replies and DISCONNECT out
@@ -1192,6 +1249,8 @@ struct WorkerHost::Impl {
   std::vector<Connection> connections;
   bool sockets_changed = true;
   std::unordered_map<std::uint64_t, InFlight> in_flight;
+  std::size_t monitor_items = 0;                // Loop: where the monitor items start
+  std::vector<std::size_t> monitor_connection;  // Loop: monitor item → connection index
   std::vector<zmq::message_t> inbound_frames;  // ReadBroker's, reused
   std::vector<zmq::message_t> result_frames;   // DrainResults', reused
   std::vector<std::uint32_t> held;  // per service: jobs taken and not yet ended (≤ capacity)
