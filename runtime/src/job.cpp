@@ -16,18 +16,6 @@ JobId JobId::Random() {
   return id;
 }
 
-JobId JobId::FromIdempotencyKey(std::string_view key) {
-  detail::EnsureSodium();
-  // A keyed hash with a fixed context, so ids from keys never collide with random ones
-  // by construction of the input space rather than by luck.
-  static constexpr unsigned char kContext[crypto_generichash_KEYBYTES] = "courier.idempotency-key.v1";
-  JobId id;
-  crypto_generichash(id.bytes.data(), id.bytes.size(),
-                     reinterpret_cast<const unsigned char*>(key.data()), key.size(), kContext,
-                     sizeof kContext);
-  return id;
-}
-
 std::optional<JobId> JobId::FromHex(std::string_view hex) {
   if (hex.size() != 32) return std::nullopt;
   JobId id;

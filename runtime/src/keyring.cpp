@@ -234,6 +234,22 @@ bool Keyring::RemoveKey(std::uint32_t id) {
   return true;
 }
 
+JobId Keyring::JobIdFor(std::string_view idempotency_key) const {
+  const auto key = keys_.find(active_);
+  if (key == keys_.end()) throw Error(ErrorCode::kConfig, "the keyring has no active key");
+  // A subkey of its own (KDF, context "idempotk"): the payload key itself never keys
+  // anything but the AEAD.
+  unsigned char subkey[crypto_generichash_KEYBYTES];
+  static_assert(crypto_kdf_KEYBYTES == detail::kKeyBytes);
+  crypto_kdf_derive_from_key(subkey, sizeof subkey, 1, "idempotk",
+                             reinterpret_cast<const unsigned char*>(key->second.data()));
+  JobId id;
+  crypto_generichash(id.bytes.data(), id.bytes.size(), reinterpret_cast<const unsigned char*>(idempotency_key.data()),
+                     idempotency_key.size(), subkey, sizeof subkey);
+  sodium_memzero(subkey, sizeof subkey);
+  return id;
+}
+
 std::vector<std::uint32_t> Keyring::ids() const {
   std::vector<std::uint32_t> out;
   out.reserve(keys_.size());

@@ -383,8 +383,11 @@ TEST(JobIdTest, HexRoundTripAndIdempotencyKeysAreStable) {
   EXPECT_EQ(JobId::FromHex(id.Hex()), id);
   EXPECT_FALSE(JobId::FromHex("xyz").has_value());
   EXPECT_FALSE(JobId::FromHex(std::string(32, 'g')).has_value());
-  EXPECT_EQ(JobId::FromIdempotencyKey("order-42"), JobId::FromIdempotencyKey("order-42"));
-  EXPECT_NE(JobId::FromIdempotencyKey("order-42"), JobId::FromIdempotencyKey("order-43"));
+  const Keyring keyring = Keyring::Generate();
+  EXPECT_EQ(keyring.JobIdFor("order-42"), keyring.JobIdFor("order-42"));
+  EXPECT_NE(keyring.JobIdFor("order-42"), keyring.JobIdFor("order-43"));
+  // Keyed: another keyring (an attacker's) derives another id for the same key.
+  EXPECT_NE(Keyring::Generate().JobIdFor("order-42"), keyring.JobIdFor("order-42"));
   EXPECT_EQ(JobId::FromBytes(id.View()), id);
 }
 

@@ -189,7 +189,7 @@ TEST_F(ClientCallsTest, IdempotencyKeyFixesTheJobId) {
   client->Submit("echo", Value(1), [&](Result result) { seen.set_value(result.job_id()); }, call);
   auto future = seen.get_future();
   ASSERT_EQ(future.wait_for(10s), std::future_status::ready);
-  EXPECT_EQ(future.get(), JobId::FromIdempotencyKey("order-17"));
+  EXPECT_EQ(future.get(), keyring_->JobIdFor("order-17"));
 }
 
 TEST_F(ClientCallsTest, InFlightBoundBlocks) {

@@ -174,8 +174,9 @@ struct ClientOptions {
 // Per-job settings; unset fields take the client's defaults.
 struct CallOptions {
   std::optional<std::chrono::milliseconds> deadline;  // from now; > 0
-  // Derives the job id from this key (JobId::FromIdempotencyKey), so a job resubmitted with
-  // the same key, by this process or another, is recognised as the same job. While a job
+  // Derives the job id from this key (Keyring::JobIdFor: a MAC under the active payload
+  // key), so a job resubmitted with the same key, by this process or another holding the
+  // same keyring, is recognised as the same job; nobody without the key can predict it. While a job
   // with that key is pending in this client, another one fails with kBadRequest.
   std::optional<std::string> idempotency_key;
   std::optional<std::uint32_t> max_attempts;  // broker deliveries, >= 1

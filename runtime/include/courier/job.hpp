@@ -21,8 +21,8 @@ struct JobId {
 
   // Returns: a fresh id from libsodium's CSPRNG.
   static JobId Random();
-  // Returns: a stable id derived from an idempotency key, so a resent job is recognised.
-  static JobId FromIdempotencyKey(std::string_view key);
+  // (A stable id for an idempotency key comes from Keyring::JobIdFor: keyed, so nobody
+  // without the payload key can predict it.)
   // Returns: the id whose 32 lowercase hex digits are `hex`, or std::nullopt.
   static std::optional<JobId> FromHex(std::string_view hex);
   // Returns: the id held in a 16-byte binary string, or std::nullopt.

@@ -68,6 +68,11 @@ class Keyring {
   std::size_t size() const { return keys_.size(); }
   // Returns: the ids of the keys held, ascending.
   std::vector<std::uint32_t> ids() const;
+  // Returns: the job id for an idempotency key: a MAC of it under a subkey of the active
+  // key, stable for as long as that key is active, and unpredictable to anyone without it
+  // (a public hash would let another client compute a victim's job id in advance).
+  // Throws: Error(kConfig) if the keyring is empty.
+  JobId JobIdFor(std::string_view idempotency_key) const;
   // Returns: 8 bytes that name key `id` without revealing it (BLAKE2b keyed with the
   // secret, over a fixed label): two holders of one id compare fingerprints to tell
   // whether they hold the same key. Throws: Error(kConfig) if the id is not held.

@@ -471,7 +471,7 @@ void Client::Impl::SubmitJob(std::string_view service, std::string plaintext, na
                              const CallOptions& call, ReplyMode mode, bool on_callback_thread,
                              detail::RawCallback done) {
   const SteadyTime admitted_start = SteadyClock::now();
-  const JobId id = call.idempotency_key ? JobId::FromIdempotencyKey(*call.idempotency_key) : JobId::Random();
+  const JobId id = call.idempotency_key ? keyring_->JobIdFor(*call.idempotency_key) : JobId::Random();
   // Delivers a failure found before the job reached the I/O thread, on the thread the
   // caller expects completions on.
   auto fail = [&](ErrorCode code, std::string message) {
