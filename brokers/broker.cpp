@@ -308,8 +308,18 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
     return;
   }
   if (const std::uint32_t found = job_index_.Find(envelope.job_id); found != kNone) {
-    // A resend of a job this broker already holds (client retry or failover): answer once.
+    // A resend of a job this broker already holds (client retry or failover): answer once,
+    // but only to its submitter (PROTOCOL.md §6.2 rule 7). A job id is scoped to who sent
+    // it first; another client naming it is refused, never given the reply.
     Job& job = jobs_[found];
+    if (!OwnsJob(job, client)) {
+      ++counters_.foreign_job_ids;
+      LogBadInput(client, "SUBMIT naming the job id of another client's job " + job.id.Hex());
+      SendClientError(client, envelope.job_id, ErrorCode::kBadRequest,
+                      "job id already in use by another client (a job id belongs to the client that submitted "
+                      "it first)");
+      return;
+    }
     if (job.client_kind == PeerKind::kCourier) job.client = std::string(client);
     if (job.answered && envelope.mode == ReplyMode::kCall) {
       // Told deadline_exceeded already; its worker still holds it (a late answer is dropped).
@@ -1046,6 +1056,29 @@ void Broker::DisconnectAll() {
     const Worker& worker = workers_[slot];
     if (worker.live) SendToWorker(worker.identity, worker.kind, static_cast<std::uint8_t>(WorkerCommand::kDisconnect));
   }
+}
+
+bool Broker::OwnsJob(const Job& job, std::string_view client) {
+  if (job.client_kind != PeerKind::kCourier) return false;  // broker-made ids: nobody resends them
+  if (!current_user_.empty() || !job.sender.empty()) {
+    // CURVE: the submitter is the allow-listed key, whatever connection it comes on.
+    return job.sender == SenderName(current_user_);
+  }
+  if (job.client == client) return true;
+  // Without CURVE the submitter is the connection. A client that reconnects (a fresh socket
+  // after its broker looked down) gets a new routing id: it may take the job over only when
+  // the connection that submitted it is gone. Probe it with an empty-correlation PONG (proof
+  // of life that no client mistakes for an answer): ROUTER_MANDATORY fails a gone peer.
+  const std::string_view probe_correlation;
+  out_.clear();
+  out_.emplace_back(job.client.data(), job.client.size());
+  out_.emplace_back();
+  out_.emplace_back(detail::kCourierClient.data(), detail::kCourierClient.size());
+  const auto command = static_cast<std::uint8_t>(ClientCommand::kPong);
+  out_.emplace_back(&command, 1);
+  out_.emplace_back(probe_correlation.data(), probe_correlation.size());
+  out_.emplace_back(incarnation_.data(), incarnation_.size());
+  return SendFrames() == SendResult::kUnreachable;
 }
 
 std::uint32_t Broker::FindWorker(std::string_view identity) const {

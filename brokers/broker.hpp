@@ -56,6 +56,7 @@ struct Counters {
   std::uint64_t poison_jobs = 0;          // jobs dead-lettered at their service's max_crashes
   std::uint64_t workers_unreachable = 0;  // workers removed because a send failed EHOSTUNREACH
   std::uint64_t key_mismatches = 0;       // READYs whose key fingerprint differs from a peer's
+  std::uint64_t foreign_job_ids = 0;      // SUBMITs refused: the job id belongs to another client's job
 };
 
 class Broker {
@@ -148,6 +149,10 @@ class Broker {
   void ExpireQueued(const Now& now);
 
   // Workers and services.
+  // Returns: whether a SUBMIT from `client` (with current_user_) may stand for `job`, a job
+  // the broker holds under the same id: the same CURVE key name, or without CURVE the same
+  // connection, or a new connection when the one that submitted it is gone (probed).
+  bool OwnsJob(const Job& job, std::string_view client);
   std::uint32_t FindWorker(std::string_view identity) const;
   std::uint32_t FindService(std::string_view name) const;
   std::uint32_t FindOrAddService(std::string_view name);

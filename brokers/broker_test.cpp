@@ -133,7 +133,7 @@ class BrokerTest : public ::testing::Test {
   std::size_t AnswerAll(const std::string& worker) {
     std::size_t answered = 0;
     for (const auto& message : outbox_.Take(worker)) {
-      if (message.size() == 6 && message[3] == "\x02") {
+      if (message.size() >= 6 && message[3] == "\x02") {  // 7 with a CURVE sender
         Deliver({worker, "", "CRW01", "\x03", message[4], "reply"});
         ++answered;
       }
@@ -435,12 +435,59 @@ TEST_F(BrokerTest, ResubmittedJobIdIsNotQueuedTwice) {
   const JobId id = JobId::Random();
   const std::string envelope = MakeEnvelope("work", id);
   Deliver({"C1", "", "CRC01", "\x01", envelope, "p"});
-  Deliver({"C2", "", "CRC01", "\x01", envelope, "p"});  // same job via a new connection
+  Deliver({"C1", "", "CRC01", "\x01", envelope, "p"});  // a retry on the same connection
+  EXPECT_EQ(broker_->QueueDepth("work"), 1u);
+  outbox_.unreachable.insert("C1");                     // C1 reconnected: its old connection is gone
+  Deliver({"C2", "", "CRC01", "\x01", envelope, "p"});  // same job via the new connection
   EXPECT_EQ(broker_->QueueDepth("work"), 1u);
   CourierReady("W1", "work");
   EXPECT_EQ(AnswerAll("W1"), 1u);
-  EXPECT_TRUE(outbox_.Take("C1").empty());
-  EXPECT_EQ(outbox_.Take("C2").size(), 1u);  // the latest connection gets the answer
+  EXPECT_EQ(outbox_.Take("C2").size(), 1u);  // the new connection took the orphaned job over
+  EXPECT_EQ(broker_->counters().foreign_job_ids, 0u);
+}
+
+TEST_F(BrokerTest, AnotherClientNamingAHeldJobIdIsRefusedAndNeverGetsTheReply) {
+  const JobId id = JobId::Random();
+  const std::string envelope = MakeEnvelope("work", id);
+  Deliver({"VICTIM", "", "CRC01", "\x01", envelope, "p"});
+  Deliver({"THIEF", "", "CRC01", "\x01", envelope, "p"});
+  const auto refused = outbox_.Take("THIEF");
+  ASSERT_EQ(refused.size(), 1u);
+  ASSERT_EQ(refused[0][3], "\x04");
+  const auto error = detail::DecodeErrorBody(refused[0][4]);
+  EXPECT_EQ(error.job_id, id);
+  EXPECT_EQ(error.code, ErrorCode::kBadRequest);
+  EXPECT_NE(error.message.find("already in use by another client"), std::string::npos);
+  EXPECT_EQ(broker_->counters().foreign_job_ids, 1u);
+  outbox_.Take("VICTIM");  // the liveness probe (an empty-correlation PONG)
+  CourierReady("W1", "work");
+  EXPECT_EQ(AnswerAll("W1"), 1u);
+  EXPECT_TRUE(outbox_.Take("THIEF").empty());
+  const auto replies = outbox_.Take("VICTIM");
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0][3], "\x03");
+}
+
+TEST_F(BrokerTest, WithCurveAJobIdBelongsToTheSubmittingKey) {
+  auto deliver_as = [&](const std::string& user, const Message& message) {
+    std::vector<zmq::message_t> frames;
+    for (const auto& frame : message) frames.emplace_back(frame.data(), frame.size());
+    broker_->OnMessage(frames, At(), PeerRole::kClient, user);
+  };
+  const JobId id = JobId::Random();
+  const std::string envelope = MakeEnvelope("work", id);
+  deliver_as("client:alice", {"A1", "", "CRC01", "\x01", envelope, "p"});
+  deliver_as("client:mallory", {"M1", "", "CRC01", "\x01", envelope, "p"});  // another key: refused
+  ASSERT_EQ(outbox_.Take("M1").size(), 1u);
+  outbox_.unreachable.insert("A1");
+  deliver_as("client:mallory", {"M1", "", "CRC01", "\x01", envelope, "p"});  // still refused: keys decide
+  ASSERT_EQ(outbox_.Take("M1").size(), 1u);
+  deliver_as("client:alice", {"A2", "", "CRC01", "\x01", envelope, "p"});  // alice reconnected
+  EXPECT_EQ(broker_->counters().foreign_job_ids, 2u);
+  CourierReady("W1", "work");
+  EXPECT_EQ(AnswerAll("W1"), 1u);
+  EXPECT_TRUE(outbox_.Take("M1").empty());
+  EXPECT_EQ(outbox_.Take("A2").size(), 1u);
 }
 
 TEST_F(BrokerTest, LateReplyAfterRedeliveryIsDropped) {

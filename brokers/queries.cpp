@@ -103,7 +103,7 @@ std::string Broker::BuildStatsReply(const Now& now) const {
   Packer packer(stream);
   packer.pack_array(2);
   packer.pack_uint8(0);
-  packer.pack_map(24);
+  packer.pack_map(25);
   Field(packer, "malformed", counters_.malformed);
   Field(packer, "unknown_command", counters_.unknown_command);
   Field(packer, "oversized", counters_.oversized);
@@ -124,6 +124,7 @@ std::string Broker::BuildStatsReply(const Now& now) const {
   Field(packer, "poison_jobs", counters_.poison_jobs);
   Field(packer, "workers_unreachable", counters_.workers_unreachable);
   Field(packer, "key_mismatches", counters_.key_mismatches);
+  Field(packer, "foreign_job_ids", counters_.foreign_job_ids);
   Field(packer, "jobs_live", jobs_.live());
   Field(packer, "workers_live", workers_.live());
   Field(packer, "services", services_.size());

@@ -14,3 +14,12 @@ courier_test(worker_loss_test
   LABELS integration
   TIMEOUT 120)
 add_dependencies(worker_loss_test courier-broker courier-test-worker)
+
+# Hostile peers (issue 15): reply theft, service-table flooding, memory in bytes,
+# connection floods, each played by a raw peer against the real broker.
+courier_test(hostile_test
+  SOURCES integration/hostile_test.cpp
+  LIBS courier_test_support
+  LABELS integration
+  TIMEOUT 300)
+add_dependencies(hostile_test courier-broker courier-test-worker)
