@@ -175,7 +175,26 @@ Value ErrorSinkService::Handle(const Value& request, const JobContext& job) {
 }
 
 Value ErrorSinkService::Store(const Value& request, const JobContext& job) {
-  const detail::ErrorBatch batch = detail::DecodeErrorBatch(request);
+  detail::ErrorBatch batch;
+  detail::ReportVerdict verdict;
+  try {
+    batch = detail::DecodeErrorBatch(request);
+    verdict = detail::CheckErrorBatch(batch, NowUnixMs());
+  } catch (const Error& e) {
+    ++rejected_batches_;
+    if (const auto held = log_gate_.Allow()) {
+      spdlog::warn("error sink: refused a report batch (job {}): {} ({} more garbage lines held back)",
+                   job.job_id().Hex(), e.what(), *held);
+    }
+    throw;
+  }
+  if (verdict.clamped > 0) {
+    clamped_reports_ += verdict.clamped;
+    if (const auto held = log_gate_.Allow()) {
+      spdlog::warn("error sink: repaired {} reports of a batch (job {}): {} ({} more garbage lines held back)",
+                   verdict.clamped, job.job_id().Hex(), verdict.problem, *held);
+    }
+  }
   const ErrorStore::InsertResult result = store_->Insert(job.job_id(), batch, NowUnixMs());
   if (batch.dropped > 0 && !result.duplicate) {
     spdlog::warn("error sink: a reporter ({} {} pid {}) lost {} reports to buffer overflow",
@@ -188,7 +207,7 @@ Value ErrorSinkService::List(const Value& request) const {
   const ReportFilter filter = ReadFilter(request);
   Value rows = Value::Array{};
   for (const StoredReport& row : store_->List(filter)) rows.Append(StoredReportToValue(row, false));
-  return Value::Object({{"reports", std::move(rows)}, {"stats", StatsToValue(store_->Stats())}});
+  return Value::Object({{"reports", std::move(rows)}, {"stats", StatsValue()}});
 }
 
 Value ErrorSinkService::Show(const Value& request) const {
@@ -291,6 +310,13 @@ Value ErrorSinkService::Replayed(const Value& request) {
   return Value::Object({{"id", Value(id)}, {"recorded", Value(true)}});
 }
 
-Value ErrorSinkService::Stats() const { return StatsToValue(store_->Stats()); }
+Value ErrorSinkService::Stats() const { return StatsValue(); }
+
+Value ErrorSinkService::StatsValue() const {
+  Value stats = StatsToValue(store_->Stats());
+  stats.Set("rejected_batches", Value(rejected_batches_.load()));
+  stats.Set("clamped_reports", Value(clamped_reports_.load()));
+  return stats;
+}
 
 }  // namespace courier::sink

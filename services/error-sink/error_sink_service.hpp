@@ -15,7 +15,15 @@
 //   {"op": "groups", ...list filters}    → {"groups": [...]}   (by fingerprint, with counts)
 //   {"op": "replay", "id": n, "wait_ms"?} → {"outcome": ..., ...} (below)
 //   {"op": "replayed", "id": n, "outcome": str}  records a replay done elsewhere (the CLI)
-//   {"op": "stats"}                      → {"stored", "received", "dropped", ...}
+//   {"op": "stats"}                      → {"stored", "received", "dropped", ..., "rejected_batches",
+//                                           "clamped_reports"}
+// Every batch is checked before it is stored (detail::CheckErrorBatch, report_codec.hpp):
+// an implausible one (a `dropped` of 2^63, a stage or reporter that is not a name, a pid
+// out of range...) is refused with ERROR invalid_payload and counted in
+// `rejected_batches`; fields that are only out of shape (a failure time outside
+// [now - 30 days, now + 10 min], invalid UTF-8 or control characters) are repaired and the
+// reports counted in `clamped_reports`. Both are logged at most once a second. The two
+// counters live in memory (a restart zeroes them).
 // An unknown op, a missing id or a bad filter is answered ERROR invalid_payload.
 //
 // Replay resubmits a stored dead letter exactly as it was (its envelope with the attempt
@@ -38,6 +46,7 @@
 // Thread-safety: Handle runs concurrently on the host's pool; the store serialises.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -49,6 +58,7 @@
 #include "courier/plugin.hpp"
 #include "courier/value.hpp"
 #include "error_store.hpp"
+#include "reporting/report_codec.hpp"
 
 namespace courier::sink {
 
@@ -71,11 +81,15 @@ class ErrorSinkService {
   Value Replay(const Value& request);
   Value Replayed(const Value& request);
   Value Stats() const;
+  Value StatsValue() const;
 
   std::unique_ptr<ErrorStore> store_;
   std::vector<std::string> brokers_;
   std::chrono::milliseconds replay_wait_{10000};
   CurveOptions curve_;  // for replays: CURVE to the brokers (off unless curve_server_key is set)
+  std::atomic<std::uint64_t> rejected_batches_{0};
+  std::atomic<std::uint64_t> clamped_reports_{0};
+  detail::ReportLogGate log_gate_;
 };
 
 // Returns: the row as the service answers it (also what `courier errors list --json` prints).

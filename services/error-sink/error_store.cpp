@@ -390,7 +390,8 @@ void ErrorStore::AddMeta(const char* key, std::uint64_t delta) const {
   if (delta == 0) return;
   Statement upsert(db_,
                    "INSERT INTO meta(key, value) VALUES(?, ?) "
-                   "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+                   "ON CONFLICT(key) DO UPDATE SET value = CASE WHEN value > 9223372036854775807 - excluded.value "
+                   "THEN 9223372036854775807 ELSE value + excluded.value END",  // saturates, never wraps
                    path_);
   upsert.Text(1, key).Int(2, Signed(delta));
   upsert.Step();

@@ -171,6 +171,12 @@ std::string PrometheusText(const StageTable& table, Clock::time_point now) {
   w.Family("courier_metrics_series_dropped_total", "counter",
            "Stage entries dropped because the collector holds its maximum number of series.");
   w.Sample("courier_metrics_series_dropped_total", "", std::to_string(counters.series_dropped));
+  w.Family("courier_metrics_rejected_reports_total", "counter",
+           "Metrics reports refused as malformed or implausible (bad process, host, instance or pid).");
+  w.Sample("courier_metrics_rejected_reports_total", "", std::to_string(counters.rejected_reports));
+  w.Family("courier_metrics_rejected_stages_total", "counter",
+           "Stage entries dropped as implausible (names, counts, durations, histograms that do not add up).");
+  w.Sample("courier_metrics_rejected_stages_total", "", std::to_string(counters.rejected_stages));
   w.Family("courier_metrics_series", "gauge", "(service, process, stage) series held.");
   w.Sample("courier_metrics_series", "", std::to_string(counters.series));
   w.Family("courier_metrics_reporters", "gauge", "Processes that sent a report in the last 5 minutes.");
@@ -204,6 +210,8 @@ Value StatsValue(const StageTable& table, Clock::time_point now) {
                         {"reports", Value(counters.reports)},
                         {"duplicates", Value(counters.duplicates)},
                         {"series_dropped", Value(counters.series_dropped)},
+                        {"rejected_reports", Value(counters.rejected_reports)},
+                        {"rejected_stages", Value(counters.rejected_stages)},
                         {"reporters", std::move(reporters)},
                         {"stages", std::move(stages)}});
 }

@@ -8,6 +8,7 @@
 // Flags win over the file; the file over the defaults. Exit status: 0 after a clean drain
 // (SIGTERM/SIGINT), 1 if jobs were abandoned, 2 for a configuration error.
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -35,6 +36,8 @@ struct Settings {
   courier::builtin::CommonSettings common;
   std::string http = "127.0.0.1:9464";
   std::int64_t max_series = 2000;
+  std::int64_t http_max_connections = static_cast<std::int64_t>(courier::metrics::MetricsService::kDefaultHttpMaxConnections);
+  std::chrono::milliseconds http_timeout = courier::metrics::MetricsService::kDefaultHttpTimeout;
 };
 
 Settings Defaults() {
@@ -50,6 +53,9 @@ Settings ReadFile(const fs::path& file) {
   settings.common = courier::builtin::ReadCommon(root, "metrics");
   settings.http = root.GetString("http", settings.http);
   settings.max_series = root.GetInt("max_series", settings.max_series, 1, 1'000'000);
+  settings.http_max_connections = root.GetInt("http_max_connections", settings.http_max_connections, 2, 100000);
+  settings.http_timeout = root.GetDuration("http_timeout", settings.http_timeout, std::chrono::milliseconds(100),
+                                           std::chrono::minutes(10));
   root.RejectUnknownKeys();
   return settings;
 }
@@ -81,7 +87,9 @@ int main(int argc, char** argv) {
     table << "allow_unsealed = true\n"
           << "capacity = " << settings.common.threads << "\n"
           << "http = " << TomlString(settings.http) << "\n"
-          << "max_series = " << settings.max_series << "\n";
+          << "max_series = " << settings.max_series << "\n"
+          << "http_max_connections = " << settings.http_max_connections << "\n"
+          << "http_timeout = \"" << settings.http_timeout.count() << "ms\"\n";
     courier::WorkerHost host(courier::builtin::HostOptions(settings.common));
     host.Register<courier::metrics::MetricsService>(
         courier::ConfigSection::Parse(table.str(), "courier-metrics settings"));

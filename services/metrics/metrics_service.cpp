@@ -3,6 +3,11 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -37,12 +42,73 @@ Address ParseAddress(const ConfigSection& config, const std::string& text) {
   return address;
 }
 
+// httplib's task queue, bounded by `max_threads` and started lazily: a connection gets a
+// thread of its own at once while fewer than `max_threads` are busy (so connections that
+// never finish their request hold a thread each until the read timeout, and cannot keep
+// /metrics from a thread of its own); beyond that, connections wait in order. Threads are
+// kept once started (at most max_threads) and joined at shutdown.
+class ConnectionPool final : public httplib::TaskQueue {
+ public:
+  explicit ConnectionPool(std::size_t max_threads) : max_threads_(max_threads) {}
+  ~ConnectionPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    jobs_.push_back(std::move(fn));
+    if (idle_ < jobs_.size() && threads_.size() < max_threads_) {
+      threads_.emplace_back([this] { Run(); });
+    } else {
+      ready_.notify_one();
+    }
+  }
+
+  void shutdown() override {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+      threads.swap(threads_);
+    }
+    ready_.notify_all();
+    for (std::thread& thread : threads) thread.join();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      ++idle_;
+      ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      --idle_;
+      if (jobs_.empty()) return;  // stopping, nothing left
+      std::function<void()> job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      job();
+      lock.lock();
+    }
+  }
+
+  const std::size_t max_threads_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  std::size_t idle_ = 0;
+  bool stopping_ = false;
+};
+
 }  // namespace
 
 MetricsService::MetricsService(const ConfigSection& config) {
   const std::string http = config.GetString("http", "127.0.0.1:9464");
   const auto max_series = static_cast<std::size_t>(
       config.GetInt("max_series", static_cast<std::int64_t>(StageTable::kDefaultMaxSeries), 1, 1'000'000));
+  const auto max_connections = static_cast<std::size_t>(
+      config.GetInt("http_max_connections", static_cast<std::int64_t>(kDefaultHttpMaxConnections), 2, 100000));
+  const std::chrono::milliseconds timeout =
+      config.GetDuration("http_timeout", kDefaultHttpTimeout, std::chrono::milliseconds(100), std::chrono::minutes(10));
   config.RejectUnknownKeys();
   table_ = std::make_unique<StageTable>(max_series);
   if (http.empty()) {
@@ -51,7 +117,12 @@ MetricsService::MetricsService(const ConfigSection& config) {
   }
   const Address address = ParseAddress(config, http);
   server_ = std::make_unique<httplib::Server>();
-  server_->new_task_queue = [] { return std::make_unique<httplib::ThreadPool>(2).release(); };  // httplib owns it
+  server_->new_task_queue = [max_connections] { return new ConnectionPool(max_connections); };  // httplib owns it
+  server_->set_read_timeout(timeout);
+  server_->set_write_timeout(timeout);
+  server_->set_keep_alive_timeout(std::max<time_t>(1, static_cast<time_t>(timeout.count() / 1000)));
+  server_->set_keep_alive_max_count(100);
+  server_->set_payload_max_length(64 * 1024);  // only GETs are served
   StageTable* table = table_.get();
   server_->Get("/metrics", [table](const httplib::Request&, httplib::Response& response) {
     response.set_content(PrometheusText(*table, Clock::now()), "text/plain; version=0.0.4; charset=utf-8");
@@ -85,9 +156,32 @@ MetricsService::~MetricsService() {
 Value MetricsService::Handle(const Value& request, const JobContext& job) {
   if (!request.IsMap()) throw Error(ErrorCode::kInvalidPayload, "expected a map: a metrics report or {\"op\": ...}");
   if (request.Find("stages") != nullptr) {
-    const detail::MetricsReport report = detail::DecodeMetricsReport(request);
-    const bool added = table_->Add(job.job_id(), report, Clock::now());
-    return Value::Object({{"added", Value(added)}});
+    detail::MetricsReport report;
+    detail::ReportVerdict verdict;
+    try {
+      report = detail::DecodeMetricsReport(request);
+      verdict = detail::CheckMetricsReport(report);
+    } catch (const Error& e) {
+      table_->CountRejected(1, 0);
+      if (const auto held = log_gate_.Allow()) {
+        spdlog::warn("metrics: refused a report (job {}): {} ({} more garbage lines held back)", job.job_id().Hex(),
+                     e.what(), *held);
+      }
+      throw;
+    }
+    if (verdict.dropped == 0) return Value::Object({{"added", Value(table_->Add(job.job_id(), report, Clock::now()))}});
+    table_->CountRejected(0, verdict.dropped);
+    if (const auto held = log_gate_.Allow()) {
+      spdlog::warn("metrics: dropped a stage entry or more ({}) of a report from {} {} pid {} (job {}): {} ({} more "
+                   "garbage lines held back)",
+                   verdict.dropped, report.process, report.host, report.pid, job.job_id().Hex(), verdict.problem,
+                   *held);
+    }
+    // A report with nothing plausible left adds nothing (not even its reporter).
+    const bool added = !report.stages.empty() && table_->Add(job.job_id(), report, Clock::now());
+    return Value::Object({{"added", Value(added)},
+                          {"rejected_stages", Value(static_cast<std::uint64_t>(verdict.dropped))},
+                          {"problem", Value(verdict.problem)}});
   }
   const Value* op = request.Find("op");
   if (op == nullptr || !op->IsString()) {

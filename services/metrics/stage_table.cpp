@@ -9,15 +9,17 @@ constexpr std::size_t kRecentIds = 10000;
 constexpr std::size_t kMaxReporters = 10000;
 constexpr auto kReporterMemory = std::chrono::minutes(5);
 
+std::uint64_t SaturatingAdd(std::uint64_t a, std::uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
 void AddInto(WindowStats& into, std::uint64_t count, std::uint64_t errors, std::uint64_t sum_ns, std::uint64_t min_ns,
              std::uint64_t max_ns, const detail::SparseBuckets& buckets) {
   if (count > 0) {
     into.min_ns = into.count == 0 ? min_ns : std::min(into.min_ns, min_ns);
     into.max_ns = std::max(into.max_ns, max_ns);
   }
-  into.count += count;
-  into.errors += errors;
-  into.sum_ns += sum_ns;
+  into.count = SaturatingAdd(into.count, count);
+  into.errors = SaturatingAdd(into.errors, errors);
+  into.sum_ns = SaturatingAdd(into.sum_ns, sum_ns);
   detail::MergeBuckets(into.buckets, buckets);
 }
 
@@ -125,9 +127,9 @@ bool StageTable::Add(const JobId& report_id, const detail::MetricsReport& report
         target->min_ns = target->count == 0 ? stage.min_ns : std::min(target->min_ns, stage.min_ns);
         target->max_ns = std::max(target->max_ns, stage.max_ns);
       }
-      target->count += stage.count;
-      target->errors += stage.errors;
-      target->sum_ns += stage.sum_ns;
+      target->count = SaturatingAdd(target->count, stage.count);
+      target->errors = SaturatingAdd(target->errors, stage.errors);
+      target->sum_ns = SaturatingAdd(target->sum_ns, stage.sum_ns);
       detail::MergeBuckets(target->buckets, stage.buckets);
     }
   }
@@ -180,12 +182,20 @@ std::vector<ReporterView> StageTable::Reporters(Clock::time_point now) const {
   return out;
 }
 
+void StageTable::CountRejected(std::uint64_t reports, std::uint64_t stages) {
+  std::lock_guard lock(mutex_);
+  rejected_reports_ += reports;
+  rejected_stages_ += stages;
+}
+
 TableCounters StageTable::counters(Clock::time_point now) const {
   std::lock_guard lock(mutex_);
   TableCounters counters;
   counters.reports = reports_;
   counters.duplicates = duplicates_;
   counters.series_dropped = series_dropped_;
+  counters.rejected_reports = rejected_reports_;
+  counters.rejected_stages = rejected_stages_;
   counters.series = series_.size();
   counters.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(std::max(now, start_) - start_);
   return counters;

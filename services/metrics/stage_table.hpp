@@ -83,6 +83,8 @@ struct TableCounters {
   std::uint64_t reports = 0;         // metrics reports added
   std::uint64_t duplicates = 0;      // reports dropped as already seen
   std::uint64_t series_dropped = 0;  // stage entries dropped because max_series was reached
+  std::uint64_t rejected_reports = 0;  // reports refused by detail::CheckMetricsReport
+  std::uint64_t rejected_stages = 0;   // stage entries it dropped as implausible
   std::size_t series = 0;
   std::chrono::milliseconds uptime{0};
 };
@@ -95,7 +97,11 @@ class StageTable {
   explicit StageTable(std::size_t max_series = kDefaultMaxSeries, Clock::time_point start = Clock::now());
 
   // Adds a report received at `now`. Returns: false if `report_id` was already added.
+  // The report is trusted: check it first (detail::CheckMetricsReport). Sums saturate at
+  // 2^64 - 1 instead of wrapping.
   bool Add(const JobId& report_id, const detail::MetricsReport& report, Clock::time_point now);
+  // Counts what detail::CheckMetricsReport refused: whole reports and single stage entries.
+  void CountRejected(std::uint64_t reports, std::uint64_t stages);
 
   // Returns: every series, sorted by service, then process (ProcessOrder), then stage
   // (StageOrder).
@@ -135,6 +141,8 @@ class StageTable {
   std::uint64_t reports_ = 0;
   std::uint64_t duplicates_ = 0;
   std::uint64_t series_dropped_ = 0;
+  std::uint64_t rejected_reports_ = 0;
+  std::uint64_t rejected_stages_ = 0;
 };
 
 // Returns: the position of `process` in the order a job meets them: client 0, broker 1,

@@ -17,6 +17,7 @@ set_target_properties(courier-services-cli PROPERTIES RUNTIME_OUTPUT_DIRECTORY $
 
 courier_test(services_integration_test
   SOURCES integration/services_error_sink_test.cpp integration/services_metrics_test.cpp
+    integration/services_hostile_test.cpp
   LIBS courier_test_support PkgConfig::httplib
   LABELS integration
   TIMEOUT 300)

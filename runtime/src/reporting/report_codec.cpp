@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "courier/error.hpp"
 
@@ -234,6 +235,202 @@ MetricsReport DecodeMetricsReport(const Value& payload) {
     report.stages.push_back(std::move(stage));
   }
   return report;
+}
+
+// ---- Plausibility ---------------------------------------------------------------------
+
+namespace {
+
+// Returns: the length of the well-formed UTF-8 sequence at `text[i]`, or 0 if there is none.
+std::size_t Utf8Sequence(std::string_view text, std::size_t i) noexcept {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char b0 = byte(i);
+  if (b0 < 0x80) return 1;
+  std::size_t length = 0;
+  unsigned char low = 0x80;
+  unsigned char high = 0xBF;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    length = 2;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    length = 3;
+    if (b0 == 0xE0) low = 0xA0;   // no overlongs
+    if (b0 == 0xED) high = 0x9F;  // no surrogates
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    length = 4;
+    if (b0 == 0xF0) low = 0x90;
+    if (b0 == 0xF4) high = 0x8F;  // nothing above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (i + length > text.size()) return 0;
+  if (byte(i + 1) < low || byte(i + 1) > high) return 0;
+  for (std::size_t k = 2; k < length; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+  }
+  return length;
+}
+
+bool IsControl(std::string_view text, std::size_t i, std::size_t length, bool keep_newlines) noexcept {
+  const auto b0 = static_cast<unsigned char>(text[i]);
+  if (length == 1) return (b0 < 0x20 && !(keep_newlines && (b0 == '\n' || b0 == '\t'))) || b0 == 0x7F;
+  return length == 2 && b0 == 0xC2 && static_cast<unsigned char>(text[i + 1]) < 0xA0;  // C1: U+0080..U+009F
+}
+
+bool IsCleanText(std::string_view text, std::size_t max_bytes) noexcept {
+  if (text.size() > max_bytes) return false;
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t length = Utf8Sequence(text, i);
+    if (length == 0 || IsControl(text, i, length, false)) return false;
+    i += length;
+  }
+  return true;
+}
+
+std::string StageProblem(const StageInterval& stage, std::uint64_t interval_ms, const ReportLimits& limits) {
+  if (!IsReportName(stage.stage)) return "stage: not a name (1..64 of A-Z a-z 0-9 _ . -)";
+  if (!IsCleanText(stage.service, 255)) return "service: not UTF-8 text without control characters";
+  const std::uint64_t most = static_cast<std::uint64_t>(
+      std::min<unsigned __int128>(static_cast<unsigned __int128>(limits.max_rate_per_second) * interval_ms / 1000,
+                                  UINT64_MAX));
+  if (stage.count > most) return "count: " + std::to_string(stage.count) + " in " + std::to_string(interval_ms) + " ms";
+  if (stage.errors > most) {
+    return "errors: " + std::to_string(stage.errors) + " in " + std::to_string(interval_ms) + " ms";
+  }
+  if (stage.count == 0) {
+    if (stage.sum_ns != 0 || stage.min_ns != 0 || stage.max_ns != 0 || !stage.buckets.empty()) {
+      return "durations without a count";
+    }
+    return {};
+  }
+  if (stage.min_ns > stage.max_ns) return "min_ns > max_ns";
+  if (stage.max_ns > limits.max_sample_ns) {
+    return "max_ns: " + std::to_string(stage.max_ns) + " ns, above " + std::to_string(limits.max_sample_ns);
+  }
+  if (static_cast<unsigned __int128>(stage.count) * stage.max_ns < stage.sum_ns) return "sum_ns: above count x max_ns";
+  if (static_cast<unsigned __int128>(stage.count) * stage.min_ns > stage.sum_ns) return "sum_ns: below count x min_ns";
+  if (!stage.buckets.empty()) {
+    const std::size_t lowest = LatencyBucket(stage.min_ns);
+    const std::size_t highest = LatencyBucket(stage.max_ns);
+    unsigned __int128 total = 0;
+    for (const auto& [index, count] : stage.buckets) {
+      if (index < lowest || index > highest) return "buckets: index " + std::to_string(index) + " outside min..max";
+      total += count;
+    }
+    if (total != stage.count) return "buckets: do not add up to count";
+  }
+  return {};
+}
+
+}  // namespace
+
+bool IsValidUtf8(std::string_view text) noexcept {
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t length = Utf8Sequence(text, i);
+    if (length == 0) return false;
+    i += length;
+  }
+  return true;
+}
+
+bool IsReportName(std::string_view text) noexcept {
+  if (text.empty() || text.size() > 64) return false;
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+           c == '-';
+  });
+}
+
+bool RepairText(std::string& text, bool keep_newlines) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  std::string out;
+  bool changed = false;
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t length = Utf8Sequence(text, i);
+    if (length == 0 || IsControl(text, i, length, keep_newlines)) {
+      if (!changed) out.assign(text, 0, i);
+      changed = true;
+      out += kReplacement;
+      i += length == 0 ? 1 : length;
+      continue;
+    }
+    if (changed) out.append(text, i, length);
+    i += length;
+  }
+  if (changed) text = std::move(out);
+  return changed;
+}
+
+ReportVerdict CheckErrorBatch(ErrorBatch& batch, std::uint64_t now_ms, const ReportLimits& limits) {
+  if (batch.dropped > limits.max_dropped_per_batch) {
+    Invalid("error batch.dropped: " + std::to_string(batch.dropped) + " is not plausible (at most " +
+            std::to_string(limits.max_dropped_per_batch) + " per batch)");
+  }
+  if (!batch.reporter.empty() && !IsReportName(batch.reporter)) Invalid("error batch.reporter: not a name");
+  if (batch.pid > kMaxPid) Invalid("error batch.pid: out of range");
+  ReportVerdict verdict;
+  auto note = [&verdict](bool repaired, const std::string& what) {
+    if (repaired && verdict.problem.empty()) verdict.problem = what;
+    return repaired;
+  };
+  if (note(RepairText(batch.host) | RepairText(batch.instance), "error batch: host or instance repaired")) {
+    ++verdict.clamped;
+  }
+  const std::uint64_t earliest = now_ms > limits.max_age_ms ? now_ms - limits.max_age_ms : 0;
+  const std::uint64_t latest = now_ms + limits.max_skew_ms;
+  for (std::size_t i = 0; i < batch.reports.size(); ++i) {
+    ErrorReport& report = batch.reports[i];
+    const std::string at = "error batch.reports[" + std::to_string(i) + "]";
+    if (!report.reporter.empty() && !IsReportName(report.reporter)) Invalid(at + ".reporter: not a name");
+    if (!report.stage.empty() && !IsReportName(report.stage)) Invalid(at + ".stage: not a name");
+    if (report.pid > kMaxPid) Invalid(at + ".pid: out of range");
+    bool repaired = false;
+    if (report.time_ms != 0 && (report.time_ms < earliest || report.time_ms > latest)) {
+      repaired = note(true, at + ".time_ms: " + std::to_string(report.time_ms) + " replaced by the arrival time");
+      report.time_ms = now_ms;
+    }
+    for (std::string* text : {&report.service, &report.host, &report.instance, &report.sender, &report.broker}) {
+      repaired |= note(RepairText(*text), at + ": invalid UTF-8 or control characters replaced");
+    }
+    repaired |= note(RepairText(report.message, /*keep_newlines=*/true), at + ".message: invalid UTF-8 replaced");
+    if (repaired) ++verdict.clamped;
+  }
+  return verdict;
+}
+
+ReportVerdict CheckMetricsReport(MetricsReport& report, const ReportLimits& limits) {
+  if (!IsReportName(report.process)) Invalid("metrics report.process: not a name (1..64 of A-Z a-z 0-9 _ . -)");
+  if (!IsCleanText(report.host, 255)) Invalid("metrics report.host: not UTF-8 text without control characters");
+  if (!IsCleanText(report.instance, 255)) {
+    Invalid("metrics report.instance: not UTF-8 text without control characters");
+  }
+  if (report.pid > kMaxPid) Invalid("metrics report.pid: out of range");
+  const std::uint64_t interval_ms = std::clamp<std::uint64_t>(report.interval_ms, 1000, limits.max_interval_ms);
+  ReportVerdict verdict;
+  std::vector<StageInterval> kept;
+  kept.reserve(report.stages.size());
+  for (std::size_t i = 0; i < report.stages.size(); ++i) {
+    std::string problem = StageProblem(report.stages[i], interval_ms, limits);
+    if (problem.empty()) {
+      kept.push_back(std::move(report.stages[i]));
+      continue;
+    }
+    ++verdict.dropped;
+    if (verdict.problem.empty()) verdict.problem = "metrics report.stages[" + std::to_string(i) + "]." + problem;
+  }
+  report.stages = std::move(kept);
+  return verdict;
+}
+
+std::optional<std::uint64_t> ReportLogGate::Allow() {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mutex_);
+  if (logged_ && now - last_ < period_) {
+    ++suppressed_;
+    return std::nullopt;
+  }
+  logged_ = true;
+  last_ = now;
+  return std::exchange(suppressed_, 0);
 }
 
 }  // namespace courier::detail

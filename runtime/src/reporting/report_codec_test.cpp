@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 namespace courier::detail {
 namespace {
 
@@ -124,6 +126,176 @@ TEST(ReportCodecTest, MetricsBucketsMustAscendWithinRange) {
   EXPECT_THROW(DecodeMetricsReport(with_buckets(Value(Value::Array{pair(2, 1), pair(1, 1)}))), Error);
   EXPECT_THROW(DecodeMetricsReport(with_buckets(Value(Value::Array{pair(252, 1)}))), Error);
   EXPECT_THROW(DecodeMetricsReport(with_buckets(Value("x"))), Error);
+}
+
+
+// ---- Plausibility (issue 15) ---------------------------------------------------------
+
+constexpr std::uint64_t kNow = 1'700'000'000'000;
+
+StageInterval Stage(std::uint64_t count, std::uint64_t each_ns) {
+  StageInterval stage;
+  stage.service = "resize";
+  stage.stage = "handle";
+  stage.count = count;
+  stage.sum_ns = count * each_ns;
+  stage.min_ns = count == 0 ? 0 : each_ns;
+  stage.max_ns = count == 0 ? 0 : each_ns;
+  if (count > 0) stage.buckets = {{static_cast<std::uint32_t>(LatencyBucket(each_ns)), count}};
+  return stage;
+}
+
+MetricsReport Metrics(std::vector<StageInterval> stages) {
+  MetricsReport report;
+  report.process = "worker";
+  report.host = "host-a";
+  report.pid = 42;
+  report.instance = "host-a:42";
+  report.interval_ms = 1000;
+  report.stages = std::move(stages);
+  return report;
+}
+
+TEST(ReportCheckTest, Utf8AndNames) {
+  EXPECT_TRUE(IsValidUtf8("plain, \xc3\xa9t\xc3\xa9, \xf0\x9f\x98\x80"));
+  EXPECT_FALSE(IsValidUtf8("\xff"));
+  EXPECT_FALSE(IsValidUtf8("\xc3"));              // cut short
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));          // overlong
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_TRUE(IsReportName("round_trip"));
+  EXPECT_TRUE(IsReportName("worker-2.a"));
+  EXPECT_FALSE(IsReportName(""));
+  EXPECT_FALSE(IsReportName(std::string(65, 'a')));
+  EXPECT_FALSE(IsReportName("han dle"));
+  EXPECT_FALSE(IsReportName("h\xc3\xa9"));
+  std::string text = "ok \xff\x01 line\nnext\ttab \xc2\x85";
+  EXPECT_TRUE(RepairText(text, /*keep_newlines=*/true));
+  EXPECT_EQ(text, "ok \xEF\xBF\xBD\xEF\xBF\xBD line\nnext\ttab \xEF\xBF\xBD");
+  std::string line = "a\nb";
+  EXPECT_TRUE(RepairText(line));
+  EXPECT_EQ(line, "a\xEF\xBF\xBD" "b");
+  std::string fine = "caf\xc3\xa9";
+  EXPECT_FALSE(RepairText(fine));
+  EXPECT_EQ(fine, "caf\xc3\xa9");
+}
+
+TEST(ReportCheckTest, AnImplausibleDropCountRefusesTheBatch) {
+  ErrorBatch batch;
+  batch.dropped = INT64_MAX;
+  EXPECT_THROW(CheckErrorBatch(batch, kNow), Error);
+  batch.dropped = ReportLimits{}.max_dropped_per_batch;
+  EXPECT_NO_THROW(CheckErrorBatch(batch, kNow));
+}
+
+TEST(ReportCheckTest, ErrorReportsAreRefusedForBadNamesAndRepairedOtherwise) {
+  auto check = [](auto change) {
+    ErrorBatch batch;
+    batch.reports.push_back(SampleReport());
+    batch.reports.back().time_ms = kNow - 1000;
+    change(batch.reports.back());
+    return CheckErrorBatch(batch, kNow);
+  };
+  EXPECT_THROW(check([](ErrorReport& r) { r.stage = "han\ndle"; }), Error);
+  EXPECT_THROW(check([](ErrorReport& r) { r.reporter = "root\x1b[31m"; }), Error);
+  EXPECT_THROW(check([](ErrorReport& r) { r.pid = std::uint64_t{1} << 40; }), Error);
+  EXPECT_EQ(check([](ErrorReport&) {}).clamped, 0u);
+
+  ErrorBatch batch;
+  batch.reports = {SampleReport(), SampleReport(), SampleReport()};
+  batch.reports[0].time_ms = kNow + ReportLimits{}.max_skew_ms + 1;  // from the future
+  batch.reports[1].time_ms = 1;                                         // from 1970
+  batch.reports[2].message = "bad \xff utf-8";
+  batch.reports[2].time_ms = kNow - 5;
+  batch.reports[2].service = "re\x01size";
+  const ReportVerdict verdict = CheckErrorBatch(batch, kNow);
+  EXPECT_EQ(verdict.clamped, 3u);
+  EXPECT_FALSE(verdict.problem.empty());
+  EXPECT_EQ(batch.reports[0].time_ms, kNow);
+  EXPECT_EQ(batch.reports[1].time_ms, kNow);
+  EXPECT_EQ(batch.reports[2].time_ms, kNow - 5);
+  EXPECT_EQ(batch.reports[2].message, "bad \xEF\xBF\xBD utf-8");
+  EXPECT_EQ(batch.reports[2].service, "re\xEF\xBF\xBDsize");
+}
+
+TEST(ReportCheckTest, AMetricsReportWithABadIdentityIsRefused) {
+  for (auto change : std::vector<void (*)(MetricsReport&)>{
+           [](MetricsReport& r) { r.process = ""; },
+           [](MetricsReport& r) { r.process = "wor\x01ker"; },
+           [](MetricsReport& r) { r.host = "\xff"; },
+           [](MetricsReport& r) { r.instance = "a\nb"; },
+           [](MetricsReport& r) { r.pid = UINT64_MAX; },
+       }) {
+    MetricsReport report = Metrics({Stage(1, 1000)});
+    change(report);
+    EXPECT_THROW(CheckMetricsReport(report), Error);
+  }
+}
+
+TEST(ReportCheckTest, ImplausibleStagesAreDroppedAndTheRestKept) {
+  std::vector<StageInterval> stages;
+  stages.push_back(Stage(100, 10'000'000));                        // normal: kept
+  stages.push_back(Stage(1, 17'800'000ull * 1'000'000'000ull));     // 17.8 million seconds
+  stages.push_back(Stage(1, 1000));
+  stages.back().max_ns = UINT64_MAX;                                // above the sample limit
+  stages.push_back(Stage(5, 1000));
+  stages.back().count = std::uint64_t{1} << 62;                     // no process runs that fast
+  stages.push_back(Stage(5, 1000));
+  stages.back().errors = 2'000'000;
+  stages.push_back(Stage(5, 1000));
+  stages.back().sum_ns = 5001 * 1000;                               // above count x max
+  stages.push_back(Stage(5, 1000));
+  stages.back().sum_ns = 4000;                                      // below count x min
+  stages.push_back(Stage(5, 1000));
+  stages.back().buckets = {{static_cast<std::uint32_t>(LatencyBucket(1000)), 4}};  // not count
+  stages.push_back(Stage(1, 1000));
+  stages.back().buckets = {{251, 1}};                               // outside min..max
+  stages.push_back(Stage(0, 0));
+  stages.back().errors = 3;
+  stages.back().max_ns = 5;                                         // a duration without a count
+  stages.push_back(Stage(2, 1000));
+  stages.back().min_ns = 2000;                                      // min > max
+  stages.push_back(Stage(1, 1000));
+  stages.back().stage = "\xc3\x28";
+  stages.push_back(Stage(1, 1000));
+  stages.back().service = "a\nb";
+  stages.push_back(Stage(0, 0));
+  stages.back().errors = 7;                                         // all failed: kept
+  stages.push_back(Stage(3, 1000));
+  stages.back().buckets.clear();                                    // no histogram: kept
+  MetricsReport report = Metrics(std::move(stages));
+  const ReportVerdict verdict = CheckMetricsReport(report);
+  EXPECT_EQ(verdict.dropped, 12u) << verdict.problem;
+  EXPECT_NE(verdict.problem.find("stages[1].max_ns"), std::string::npos) << verdict.problem;
+  ASSERT_EQ(report.stages.size(), 3u);
+  EXPECT_EQ(report.stages[0].count, 100u);
+  EXPECT_EQ(report.stages[1].errors, 7u);
+  EXPECT_EQ(report.stages[2].count, 3u);
+}
+
+TEST(ReportCheckTest, ALongIntervalAllowsProportionallyMoreButNotUnbounded) {
+  MetricsReport report = Metrics({Stage(1'000'000, 1000)});
+  EXPECT_EQ(CheckMetricsReport(report).dropped, 0u);  // 1 s at the highest plausible rate
+  report = Metrics({Stage(1'000'001, 1000)});
+  EXPECT_EQ(CheckMetricsReport(report).dropped, 1u);
+  report = Metrics({Stage(1'000'001, 1000)});
+  report.interval_ms = 0;  // counted as 1 s
+  EXPECT_EQ(CheckMetricsReport(report).dropped, 1u);
+  report = Metrics({Stage(60'000'000, 1000)});
+  report.interval_ms = 60'000;  // a reporter that could not deliver for a minute
+  EXPECT_EQ(CheckMetricsReport(report).dropped, 0u);
+  report = Metrics({Stage(std::uint64_t{1} << 60, 1)});
+  report.interval_ms = UINT64_MAX;  // counted as 7 days at most
+  EXPECT_EQ(CheckMetricsReport(report).dropped, 1u);
+}
+
+TEST(ReportCheckTest, TheLogGateLetsOneLineAPeriodThrough) {
+  ReportLogGate gate(std::chrono::milliseconds(50));
+  EXPECT_EQ(gate.Allow(), std::optional<std::uint64_t>(0));
+  EXPECT_EQ(gate.Allow(), std::nullopt);
+  EXPECT_EQ(gate.Allow(), std::nullopt);
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  EXPECT_EQ(gate.Allow(), std::optional<std::uint64_t>(2));
 }
 
 }  // namespace
