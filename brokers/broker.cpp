@@ -80,11 +80,52 @@ bool IsKeyReject(ErrorCode code) { return code == ErrorCode::kUnknownKey || code
 
 Now Now::Real() { return Now{std::chrono::steady_clock::now(), NowUnixMs()}; }
 
+std::string_view ServiceNameProblem(std::string_view name) {
+  if (name.empty()) return "it is empty";
+  if (name.size() > detail::kMaxServiceNameBytes) return "it is longer than 255 bytes";
+  const auto* p = reinterpret_cast<const unsigned char*>(name.data());
+  const std::size_t n = name.size();
+  for (std::size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      if (c < 0x20 || c == 0x7f) return "it contains a control character";
+      ++i;
+      continue;
+    }
+    std::size_t length = 0;
+    std::uint32_t code = 0;
+    if ((c & 0xe0) == 0xc0) {
+      length = 2;
+      code = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      length = 3;
+      code = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      length = 4;
+      code = c & 0x07;
+    } else {
+      return "it is not valid UTF-8";
+    }
+    if (i + length > n) return "it is not valid UTF-8";
+    for (std::size_t k = 1; k < length; ++k) {
+      if ((p[i + k] & 0xc0) != 0x80) return "it is not valid UTF-8";
+      code = (code << 6) | (p[i + k] & 0x3f);
+    }
+    static constexpr std::uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < kMinForLength[length] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) {
+      return "it is not valid UTF-8";
+    }
+    if (code <= 0x9f) return "it contains a control character";
+    i += length;
+  }
+  return {};
+}
+
 Broker::Broker(BrokerConfig config, Outbox& outbox, std::uint64_t random_seed)
     : config_(std::move(config)), outbox_(outbox), random_(random_seed) {
   out_.reserve(16);
-  // Services are never removed and references to them are held across calls that may add
-  // one (a dead letter creates courier.errors), so their storage must never move.
+  // References to services are held across calls that may add one (a dead letter creates
+  // courier.errors), so their storage must never move; pruned slots are reused (free list).
   services_.reserve(kMaxServices);
   started_ = std::chrono::steady_clock::now();
   last_metrics_ = started_;
@@ -193,15 +234,19 @@ void Broker::OnMdpClient(std::span<zmq::message_t> frames, const Now& now) {
     OnMmi(frames);
     return;
   }
-  if (service_name.empty() || service_name.size() > detail::kMaxServiceNameBytes) {
+  if (const std::string_view problem = ServiceNameProblem(service_name); !problem.empty()) {
     ++counters_.malformed;
-    LogBadInput(View(frames[0]), "MDP request with an invalid service name");
+    ++counters_.invalid_service_names;
+    LogBadInput(View(frames[0]), "MDP request for an invalid service name: " + std::string(problem));
     return;
   }
   if (draining_) return;  // MDP has no error reply; the client's timeout sends it elsewhere
-  const std::uint32_t service = FindOrAddService(service_name);
+  Refusal refusal = Refusal::kNone;
+  const std::uint32_t service =
+      FindOrAddService(service_name, now, current_user_.empty() ? View(frames[0]) : SenderName(current_user_), refusal);
   if (service == kNone) {
     ++counters_.busy_rejections;
+    LogBadInput(View(frames[0]), RefusalMessage(refusal));
     return;
   }
   // Plain Majordomo requests get a broker-made envelope, so they are queued, redelivered
@@ -238,6 +283,7 @@ void Broker::OnMmi(std::span<zmq::message_t> frames) {
   const std::string_view mmi = View(frames[3]);
   std::string_view code = "501";
   if (mmi == detail::kMmiService) {
+    // An invalid name is never a service: 404, and nothing is added for it.
     const std::string_view asked = frames.size() > 4 ? View(frames[4]) : std::string_view{};
     code = WorkerCount(asked) > 0 ? "200" : "404";
   }
@@ -298,6 +344,12 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
     SendClientError(client, envelope.job_id, ErrorCode::kBadRequest, "SUBMIT needs mode call or send");
     return;
   }
+  if (const std::string_view problem = ServiceNameProblem(envelope.service); !problem.empty()) {
+    ++counters_.malformed;
+    ++counters_.invalid_service_names;
+    SendClientError(client, envelope.job_id, ErrorCode::kBadRequest, "invalid service name: " + std::string(problem));
+    return;
+  }
   if (envelope.service.starts_with(detail::kMmiPrefix)) {
     SendClientError(client, envelope.job_id, ErrorCode::kNoSuchService,
                     "mmi.* services answer plain Majordomo requests only");
@@ -337,10 +389,12 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
     SendClientError(client, envelope.job_id, ErrorCode::kDeadlineExceeded, "deadline passed before the broker got the job");
     return;
   }
-  const std::uint32_t service = FindOrAddService(envelope.service);
+  Refusal refusal = Refusal::kNone;
+  const std::uint32_t service = FindOrAddService(
+      envelope.service, now, current_user_.empty() ? client : SenderName(current_user_), refusal);
   if (service == kNone) {
     ++counters_.busy_rejections;
-    SendClientError(client, envelope.job_id, ErrorCode::kBusy, "the broker holds too many services");
+    SendClientError(client, envelope.job_id, ErrorCode::kBusy, RefusalMessage(refusal));
     return;
   }
   const std::uint32_t slot = jobs_.Acquire();
@@ -396,7 +450,10 @@ void Broker::OnQuery(std::span<zmq::message_t> frames, const Now& now) {
     } else if (name == "stats") {
       reply = BuildStatsReply(now);
     } else {
-      reply = EncodeQueryFailure(ErrorCode::kBadRequest, "unknown query '" + name + "'");
+      // Echo the name only when it is printable UTF-8: the reply is shown and turned into JSON.
+      reply = EncodeQueryFailure(ErrorCode::kBadRequest, ServiceNameProblem(name).empty()
+                                                             ? "unknown query '" + name + "'"
+                                                             : "unknown query (its name is not printable UTF-8)");
     }
   } catch (const Error& error) {
     ++counters_.malformed;
@@ -475,13 +532,18 @@ void Broker::OnReady(std::span<zmq::message_t> frames, PeerKind kind, const Now&
     return;
   }
   const std::string_view name = View(frames[4]);
-  if (name.empty() || name.size() > detail::kMaxServiceNameBytes || name.starts_with(detail::kMmiPrefix)) {
-    ProtocolError(identity, kind, "READY for an invalid or mmi.* service", now);
+  if (const std::string_view problem = ServiceNameProblem(name); !problem.empty()) {
+    ++counters_.invalid_service_names;
+    ProtocolError(identity, kind, "READY for an invalid service name: " + std::string(problem), now);
+    return;
+  }
+  if (name.starts_with(detail::kMmiPrefix)) {
+    ProtocolError(identity, kind, "READY for an mmi.* service", now);
     return;
   }
   detail::ReadyInfo info;
   if (courier) info = detail::DecodeReadyInfo(View(frames[5]));  // throws → counted as malformed
-  const std::uint32_t service = FindOrAddService(name);
+  const std::uint32_t service = FindOrAddService(name, now);
   if (service == kNone) {
     ProtocolError(identity, kind, "the broker holds too many services", now);
     return;
@@ -874,7 +936,7 @@ void Broker::DeadLetter(std::uint32_t slot, ErrorCode code, std::string_view mes
 
 std::uint32_t Broker::EnqueueInternal(std::string_view service_name, const std::string& payload,
                                       std::uint64_t lifetime_ms, const Now& now) {
-  const std::uint32_t service = FindOrAddService(service_name);
+  const std::uint32_t service = FindOrAddService(service_name, now);
   if (service == kNone) return kNone;
   Envelope envelope;
   envelope.job_id = JobId::Random();
@@ -976,6 +1038,7 @@ void Broker::OnTick(const Now& now) {
     ExpireInFlight(now);
     next_deadline_scan_ = now.steady + std::chrono::milliseconds(100);
   }
+  PruneServices(now);
   if (now.steady >= next_metrics_) {
     ReportMetrics(now);
     next_metrics_ = now.steady + std::chrono::seconds(1);
@@ -1091,16 +1154,83 @@ std::uint32_t Broker::FindService(std::string_view name) const {
   return found == service_index_.end() ? kNone : found->second;
 }
 
-std::uint32_t Broker::FindOrAddService(std::string_view name) {
-  if (const std::uint32_t found = FindService(name); found != kNone) return found;
-  if (services_.size() >= kMaxServices) return kNone;
-  Service service;
+std::uint32_t Broker::FindOrAddService(std::string_view name, const Now& now, std::string_view creator,
+                                       Refusal& refusal) {
+  refusal = Refusal::kNone;
+  if (const std::uint32_t found = FindService(name); found != kNone) {
+    services_[found].last_used = now.steady;
+    return found;
+  }
+  if (live_services_ >= (creator.empty() ? kMaxServices : kMaxClientServices)) {
+    ++counters_.new_service_refusals;
+    refusal = Refusal::kTableFull;
+    return kNone;
+  }
+  if (!creator.empty()) {
+    // Each creator may name only so many new services per window (O(1): one map entry).
+    if (now.steady >= new_services_window_end_) {
+      new_services_by_peer_.clear();
+      new_services_window_end_ = now.steady + config_.new_services_window;
+    }
+    auto it = new_services_by_peer_.find(creator);
+    if (it == new_services_by_peer_.end()) {
+      if (new_services_by_peer_.size() >= kMaxTrackedCreators) {
+        ++counters_.new_service_refusals;
+        refusal = Refusal::kPeerQuota;
+        return kNone;
+      }
+      it = new_services_by_peer_.emplace(std::string(creator), 0).first;
+    }
+    if (it->second >= config_.new_services_per_peer) {
+      ++counters_.new_service_refusals;
+      refusal = Refusal::kPeerQuota;
+      return kNone;
+    }
+    ++it->second;
+  }
+  std::uint32_t slot = 0;
+  if (!free_services_.empty()) {
+    slot = free_services_.back();
+    free_services_.pop_back();
+  } else {
+    services_.emplace_back();  // never past the reserved kMaxServices: no reallocation
+    slot = static_cast<std::uint32_t>(services_.size() - 1);
+  }
+  Service& service = services_[slot];
+  service.live = true;
   service.name = std::string(name);
   service.policy = config_.PolicyFor(name);
-  services_.push_back(std::move(service));
-  const auto slot = static_cast<std::uint32_t>(services_.size() - 1);
-  service_index_.emplace(services_.back().name, slot);
+  service.last_used = now.steady;
+  service_index_.emplace(service.name, slot);
+  ++live_services_;
   return slot;
+}
+
+std::string Broker::RefusalMessage(Refusal refusal) const {
+  if (refusal == Refusal::kPeerQuota) {
+    return "this client named too many new services (at most " + std::to_string(config_.new_services_per_peer) +
+           " per " + std::to_string(config_.new_services_window.count()) +
+           " ms, new_services_per_peer): retry later or register a worker for the service first";
+  }
+  return "the broker holds too many services (" + std::to_string(live_services_) + ")";
+}
+
+void Broker::PruneServices(const Now& now) {
+  // A bounded slice of the table per tick; a full sweep of 10000 services takes 20 ticks.
+  const auto size = static_cast<std::uint32_t>(services_.size());
+  if (size == 0) return;
+  for (std::uint32_t n = 0; n < std::min(kPruneBatch, size); ++n) {
+    if (prune_cursor_ >= size) prune_cursor_ = 0;
+    const std::uint32_t slot = prune_cursor_++;
+    Service& service = services_[slot];
+    if (!service.live || !service.workers.empty() || !service.queue.empty() || service.in_flight > 0) continue;
+    if (now.steady - service.last_used < config_.service_grace) continue;
+    service_index_.erase(service.name);
+    service = Service{};
+    free_services_.push_back(slot);
+    --live_services_;
+    ++counters_.services_pruned;
+  }
 }
 
 void Broker::RemoveWorker(std::uint32_t slot, bool send_disconnect, const Now& now, bool dispatch) {
@@ -1111,6 +1241,7 @@ void Broker::RemoveWorker(std::uint32_t slot, bool send_disconnect, const Now& n
   // Out of its service first: nothing below (a dead letter dispatched to courier.errors)
   // may pick it.
   std::erase(services_[service].workers, slot);
+  services_[service].last_used = now.steady;  // its grace starts when its last worker leaves
   worker_index_.erase(worker.identity);
   std::vector<std::uint32_t> held;
   if (worker.in_flight > 0) {

@@ -57,6 +57,9 @@ struct Counters {
   std::uint64_t workers_unreachable = 0;  // workers removed because a send failed EHOSTUNREACH
   std::uint64_t key_mismatches = 0;       // READYs whose key fingerprint differs from a peer's
   std::uint64_t foreign_job_ids = 0;      // SUBMITs refused: the job id belongs to another client's job
+  std::uint64_t invalid_service_names = 0;  // SUBMIT/READY/MDP requests naming an invalid service
+  std::uint64_t services_pruned = 0;      // services forgotten after service_grace with no worker or job
+  std::uint64_t new_service_refusals = 0; // new service names refused (per-peer quota, table full)
 };
 
 class Broker {
@@ -155,7 +158,22 @@ class Broker {
   bool OwnsJob(const Job& job, std::string_view client);
   std::uint32_t FindWorker(std::string_view identity) const;
   std::uint32_t FindService(std::string_view name) const;
-  std::uint32_t FindOrAddService(std::string_view name);
+  // Why FindOrAddService refused to add a service.
+  enum class Refusal { kNone, kTableFull, kPeerQuota };
+  // Returns: the service's slot, adding it if new, or kNone (`refusal` says why). `creator`
+  // is the client creating it (its CURVE key name, else its routing id), charged against
+  // new_services_per_peer and kept below kMaxClientServices; empty for workers and the
+  // broker's own reports.
+  std::uint32_t FindOrAddService(std::string_view name, const Now& now, std::string_view creator,
+                                 Refusal& refusal);
+  std::uint32_t FindOrAddService(std::string_view name, const Now& now) {
+    Refusal refusal = Refusal::kNone;
+    return FindOrAddService(name, now, {}, refusal);
+  }
+  // Forgets, bounded work per call, services with no worker and no job for service_grace.
+  void PruneServices(const Now& now);
+  // Returns: the message a client gets when FindOrAddService refused.
+  std::string RefusalMessage(Refusal refusal) const;
   // Returns: the worker to send the service's next job to, or kNone. `avoid` (a worker
   // serial, 0 for none) is skipped while another worker of the service takes jobs; `held`
   // tells whether it was skipped although it had credit (the job waits for the others).
@@ -197,6 +215,12 @@ class Broker {
   bool release_memory_ = false;  // a burst drained: return freed memory to the system on the next tick
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> worker_index_;
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> service_index_;
+  std::vector<std::uint32_t> free_services_;  // pruned slots, reused before the table grows
+  std::size_t live_services_ = 0;
+  std::uint32_t prune_cursor_ = 0;
+  // New service names per creator in the current new_services_window.
+  std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> new_services_by_peer_;
+  SteadyTime new_services_window_end_{};
   std::vector<zmq::message_t> out_;  // reused for every send
   Counters counters_;
   RateLimiter bad_input_log_{20, std::chrono::seconds(1)};
@@ -217,5 +241,11 @@ class Broker {
 };
 
 inline constexpr std::size_t kMaxServices = 10000;
+// Clients may fill the table only this far: the rest is kept for workers' READYs.
+inline constexpr std::size_t kMaxClientServices = kMaxServices - 1000;
+// Creators tracked per new_services_window; past it, new names from new creators are refused.
+inline constexpr std::size_t kMaxTrackedCreators = 65536;
+// Services PruneServices looks at per tick.
+inline constexpr std::uint32_t kPruneBatch = 512;
 
 }  // namespace courier::broker

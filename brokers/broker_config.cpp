@@ -56,6 +56,12 @@ BrokerConfig BrokerConfig::Read(const ConfigSection& section, const std::filesys
   config.socket_hwm = static_cast<int>(section.GetInt("socket_hwm", config.socket_hwm, 1000, 10'000'000));
   config.drain_timeout = section.GetDuration("drain_timeout", config.drain_timeout, milliseconds(0),
                                              milliseconds(600000));
+  config.service_grace = section.GetDuration("service_grace", config.service_grace, milliseconds(100),
+                                             milliseconds(3600000));
+  config.new_services_per_peer = static_cast<std::uint32_t>(
+      section.GetInt("new_services_per_peer", config.new_services_per_peer, 1, 10000));
+  config.new_services_window = section.GetDuration("new_services_window", config.new_services_window,
+                                                   milliseconds(100), milliseconds(3600000));
   config.defaults = ReadPolicy(section.Section("defaults"), config.defaults);
   const ConfigSection services = section.Section("services");
   for (const auto& name : services.Keys()) {

@@ -10,6 +10,10 @@
 //   dead_letter_buffer = 10000           # dead letters held while courier.errors is away
 //   socket_hwm = 100000                  # ZeroMQ send/receive high-water marks
 //   drain_timeout = "5s"                 # SIGTERM: how long jobs in flight may finish
+//   service_grace = "10s"                # a service with no worker and no job is forgotten
+//                                        # after this long (100ms..1h)
+//   new_services_per_peer = 100          # services one client (connection, or CURVE key) may
+//   new_services_window = "10s"          # create per window; more are refused busy
 //   [defaults]                           # apply to every service
 //   queue_limit = 100000
 //   strategy = "least_loaded"            # least_loaded | round_robin | random | weighted
@@ -67,6 +71,9 @@ struct BrokerConfig {
   std::size_t dead_letter_buffer = 10000;
   int socket_hwm = 100000;
   std::chrono::milliseconds drain_timeout{5000};
+  std::chrono::milliseconds service_grace{10000};
+  std::uint32_t new_services_per_peer = 100;
+  std::chrono::milliseconds new_services_window{10000};
   ServicePolicy defaults;
   std::map<std::string, ServicePolicy, std::less<>> services;
   LogOptions log{.name = "broker"};

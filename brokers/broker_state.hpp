@@ -77,6 +77,7 @@ struct Worker {
 };
 
 struct Service {
+  bool live = false;                // false: a pruned slot on the free list
   std::string name;
   ServicePolicy policy;
   std::deque<std::uint32_t> queue;  // job slots, front first
@@ -87,7 +88,13 @@ struct Service {
   std::uint64_t dispatched = 0;
   std::uint64_t replied = 0;
   std::uint64_t failed = 0;
+  SteadyTime last_used{};           // last SUBMIT/READY naming it, or its last worker leaving
 };
+
+// Returns: why `name` may not name a service ("" when it may): 1..255 bytes of valid UTF-8
+// (no overlong forms, surrogates or code points past U+10FFFF) without control characters
+// (U+0000..U+001F, U+007F..U+009F).
+std::string_view ServiceNameProblem(std::string_view name);
 
 // Transparent hashing so lookups by string_view allocate nothing.
 struct StringHash {

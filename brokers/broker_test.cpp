@@ -490,6 +490,44 @@ TEST_F(BrokerTest, WithCurveAJobIdBelongsToTheSubmittingKey) {
   EXPECT_EQ(outbox_.Take("A2").size(), 1u);
 }
 
+TEST_F(BrokerTest, IdleServicesArePrunedAfterTheGraceAndNewNamesAreCappedPerPeer) {
+  BrokerConfig config;
+  config.service_grace = 2000ms;
+  config.new_services_per_peer = 3;
+  Reset(config);
+  CourierReady("W1", "kept");
+  for (int i = 0; i < 5; ++i) Submit("C", "phantom-" + std::to_string(i), ReplyMode::kCall, 1, 500);
+  const auto answers = outbox_.Take("C");
+  ASSERT_EQ(answers.size(), 2u);  // the 4th and 5th new names: refused busy
+  for (const auto& answer : answers) {
+    const auto error = detail::DecodeErrorBody(answer[4]);
+    EXPECT_EQ(error.code, ErrorCode::kBusy);
+    EXPECT_NE(error.message.find("new services"), std::string::npos) << error.message;
+  }
+  EXPECT_EQ(Query("stats").At("services").AsUint(), 4u);
+  Advance(1000ms);  // the jobs expire: listed no more, but held for the grace
+  outbox_.Take("C");
+  EXPECT_EQ(Query("services").AsArray().size(), 1u);
+  Advance(1100ms);
+  EXPECT_EQ(Query("stats").At("services").AsUint(), 1u);  // only the worker's service is left
+  EXPECT_EQ(Query("stats").At("services_pruned").AsUint(), 3u);
+  Submit("D", "phantom-0", ReplyMode::kCall, 1, 500);  // a pruned name comes back as new (C is at its quota)
+  EXPECT_EQ(broker_->QueueDepth("phantom-0"), 1u);
+}
+
+TEST_F(BrokerTest, ServiceNamesMustBePrintableUtf8) {
+  EXPECT_EQ(ServiceNameProblem("echo"), "");
+  EXPECT_EQ(ServiceNameProblem("caf\xc3\xa9.\xe2\x82\xac"), "");
+  EXPECT_NE(ServiceNameProblem(""), "");
+  EXPECT_NE(ServiceNameProblem(std::string(256, 'a')), "");
+  EXPECT_NE(ServiceNameProblem("a\xff"), "");
+  EXPECT_NE(ServiceNameProblem("\xc0\xaf"), "");          // overlong
+  EXPECT_NE(ServiceNameProblem("\xed\xa0\x80"), "");      // surrogate
+  EXPECT_NE(ServiceNameProblem("\xe2\x82"), "");          // truncated
+  EXPECT_NE(ServiceNameProblem("a\nb"), "");
+  EXPECT_NE(ServiceNameProblem("\xc2\x85"), "");          // C1 control (NEL)
+}
+
 TEST_F(BrokerTest, LateReplyAfterRedeliveryIsDropped) {
   CourierReady("W1", "work");
   Submit("C1", "work");

@@ -48,8 +48,15 @@ std::string Broker::BuildServicesReply() const {
   Packer packer(stream);
   packer.pack_array(2);
   packer.pack_uint8(0);
-  packer.pack_array(static_cast<std::uint32_t>(services_.size()));
+  // Services with a worker or a job (PROTOCOL.md §9); idle ones wait out service_grace.
+  auto listed = [](const Service& service) {
+    return service.live && (!service.workers.empty() || !service.queue.empty() || service.in_flight > 0);
+  };
+  std::uint32_t count = 0;
+  for (const Service& service : services_) count += listed(service) ? 1 : 0;
+  packer.pack_array(count);
   for (const Service& service : services_) {
+    if (!listed(service)) continue;
     packer.pack_map(8);
     Field(packer, "name", service.name);
     Field(packer, "workers", service.workers.size());
@@ -103,7 +110,7 @@ std::string Broker::BuildStatsReply(const Now& now) const {
   Packer packer(stream);
   packer.pack_array(2);
   packer.pack_uint8(0);
-  packer.pack_map(25);
+  packer.pack_map(28);
   Field(packer, "malformed", counters_.malformed);
   Field(packer, "unknown_command", counters_.unknown_command);
   Field(packer, "oversized", counters_.oversized);
@@ -125,9 +132,12 @@ std::string Broker::BuildStatsReply(const Now& now) const {
   Field(packer, "workers_unreachable", counters_.workers_unreachable);
   Field(packer, "key_mismatches", counters_.key_mismatches);
   Field(packer, "foreign_job_ids", counters_.foreign_job_ids);
+  Field(packer, "invalid_service_names", counters_.invalid_service_names);
+  Field(packer, "services_pruned", counters_.services_pruned);
+  Field(packer, "new_service_refusals", counters_.new_service_refusals);
   Field(packer, "jobs_live", jobs_.live());
   Field(packer, "workers_live", workers_.live());
-  Field(packer, "services", services_.size());
+  Field(packer, "services", live_services_);
   Field(packer, "uptime_ms", Ms(now.steady - started_));
   return out;
 }

@@ -54,7 +54,8 @@ std::string EncodeQueryFailure(ErrorCode code, std::string_view message) {
 StageTotals& BrokerTimings::At(std::uint32_t service, std::string_view name, BrokerStage stage) {
   if (service >= totals_.size()) totals_.resize(service + 1);
   StageTotals& totals = totals_[service][static_cast<std::size_t>(stage)];
-  if (totals.buckets.empty()) {
+  if (totals.buckets.empty() || totals.service != name) {  // a pruned service's slot reused
+    totals = StageTotals{};
     totals.service = std::string(name);
     totals.stage = stage == BrokerStage::kQueueWait ? "queue_wait" : "dispatch";
     totals.buckets.resize(detail::kLatencyBuckets);

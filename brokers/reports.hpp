@@ -48,7 +48,7 @@ inline constexpr std::size_t kBrokerStages = 2;
 // Cumulative timings per service and broker stage; becomes one metrics report a second.
 class BrokerTimings {
  public:
-  // `service` is the broker's service slot; services are never removed.
+  // `service` is the broker's service slot; a slot reused under another name starts over.
   void Record(std::uint32_t service, std::string_view name, BrokerStage stage,
               std::chrono::steady_clock::duration duration);
   void RecordError(std::uint32_t service, std::string_view name, BrokerStage stage);

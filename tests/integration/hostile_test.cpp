@@ -3,6 +3,10 @@
 // broker is still served.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <zmq_addon.hpp>
+
+#include "courier/value.hpp"
 #include "broker_fixture.hpp"
 #include "protocol.hpp"
 
@@ -49,6 +53,114 @@ TEST_F(HostileTest, AnotherClientCannotStealAReplyBySubmittingTheSameJobId) {
   victim->Send({"", "CRC01", "\x01", second, "one"});
   ASSERT_TRUE(victim->ReceiveWhere(2, "\x03", 5s).has_value());
   EXPECT_FALSE(victim->ReceiveWhere(2, "\x03", 2500ms).has_value()) << "a retry ran twice";
+}
+
+// Returns: the services the broker lists (the `services` query), by name.
+std::vector<std::string> ServiceNames(RawPeer& peer) {
+  peer.Send({"", "CRC01", "\x05", "q", detail::EncodeQuery("services")});
+  const auto reply = peer.ReceiveWhere(2, "\x06", 5s);
+  EXPECT_TRUE(reply.has_value());
+  std::vector<std::string> names;
+  if (!reply) return names;
+  const Value body = DecodeValue(reply->back());
+  for (const Value& service : body.AsArray().at(1).AsArray()) {
+    names.push_back(service.At("name").AsString());
+  }
+  return names;
+}
+
+// Returns: one counter of the `stats` query.
+std::uint64_t Stat(RawPeer& peer, const std::string& name) {
+  peer.Send({"", "CRC01", "\x05", "s", detail::EncodeQuery("stats")});
+  const auto reply = peer.ReceiveWhere(2, "\x06", 5s);
+  EXPECT_TRUE(reply.has_value());
+  return reply ? DecodeValue(reply->back()).AsArray().at(1).At(name).AsUint() : 0;
+}
+
+// Returns: how many messages were waiting on `peer` (read without blocking).
+std::size_t DrainCount(RawPeer& peer, std::size_t* errors_with = nullptr, const std::string& text = {}) {
+  std::size_t count = 0;
+  while (true) {
+    std::vector<zmq::message_t> message;
+    if (!zmq::recv_multipart(peer.socket(), std::back_inserter(message), zmq::recv_flags::dontwait)) break;
+    ++count;
+    if (errors_with != nullptr && message.size() == 4 && message[2].to_string_view() == "\x04" &&
+        detail::DecodeErrorBody(message[3].to_string_view()).message.find(text) != std::string::npos) {
+      ++*errors_with;
+    }
+  }
+  return count;
+}
+
+// Service-table flooding: one peer names 20,000 new services (jobs no worker will ever
+// take). The table must not fill for good: honest echo jobs keep flowing, new workers still
+// register, and once the attacker's jobs are gone the phantom services are forgotten.
+TEST_F(HostileTest, FloodingTheServiceTableWithNewNamesLeavesNoPhantomsAndHonestJobsFlow) {
+  StartBroker("heartbeat_interval = \"200ms\"\nservice_grace = \"1s\"\n");
+  auto echo = StartWorker("echo", {"--service", "echo", "--protocol", "courier", "--capacity", "8", "--heartbeat-ms", "100"});
+  ASSERT_TRUE(WaitForMmi("echo", "200", 5s));
+  auto attacker = Peer();
+  auto honest = Peer();
+  auto observer = Peer();
+  std::size_t quota_refusals = 0;
+  std::size_t honest_ok = 0;
+  std::size_t honest_sent = 0;
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  for (int i = 0; i < 20000 && std::chrono::steady_clock::now() < give_up; ++i) {
+    attacker->Send({"", "CRC01", "\x01", Envelope("phantom-" + std::to_string(i), JobId::Random(), 1, 1500), "x"});
+    if (i % 200 == 0) {
+      honest->Send({"", "CRC01", "\x01", Envelope("echo", JobId::Random()), "hello " + std::to_string(i)});
+      ++honest_sent;
+      const auto reply = honest->Receive(5s);
+      ASSERT_TRUE(reply.has_value()) << "honest job " << honest_sent << " unanswered";
+      ASSERT_EQ(reply->at(2), "\x03") << "honest job " << honest_sent << " refused: "
+                                      << detail::DecodeErrorBody(reply->at(3)).message;
+      ++honest_ok;
+    }
+    if (i % 500 == 0) DrainCount(*attacker, &quota_refusals, "new services");
+  }
+  ASSERT_TRUE(WaitFor([&] { return (DrainCount(*attacker, &quota_refusals, "new services"), quota_refusals >= 19000); }, 10s))
+      << quota_refusals << " refusals naming the per-peer quota";
+  EXPECT_EQ(honest_ok, honest_sent);
+
+  // A new worker registers while the attacker's queued jobs still hold their services.
+  auto late = StartWorker("late", {"--service", "late", "--protocol", "courier", "--heartbeat-ms", "100"});
+  ASSERT_TRUE(WaitForMmi("late", "200", 5s)) << "a new worker could not register after the flood";
+
+  // Deadline (1.5 s) + grace (1 s) + a sweep later, only real services are left.
+  ASSERT_TRUE(WaitFor([&] { return Stat(*observer, "services") == 2; }, 10s))
+      << Stat(*observer, "services") << " services held";
+  auto names = ServiceNames(*observer);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"echo", "late"}));
+  EXPECT_GE(Stat(*observer, "services_pruned"), 100u);
+}
+
+TEST_F(HostileTest, InvalidServiceNamesAreRefusedWithTheRule) {
+  StartBroker();
+  auto client = Peer();
+  const JobId id = JobId::Random();
+  client->Send({"", "CRC01", "\x01", Envelope("bad\xff\xfename", id), "x"});
+  auto refused = client->ReceiveWhere(2, "\x04", 5s);
+  ASSERT_TRUE(refused.has_value());
+  auto error = detail::DecodeErrorBody(refused->at(3));
+  EXPECT_EQ(error.code, ErrorCode::kBadRequest);
+  EXPECT_EQ(error.job_id, id);
+  EXPECT_NE(error.message.find("not valid UTF-8"), std::string::npos) << error.message;
+
+  client->Send({"", "CRC01", "\x01", Envelope(std::string("tab\tname"), JobId::Random()), "x"});
+  refused = client->ReceiveWhere(2, "\x04", 5s);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_NE(detail::DecodeErrorBody(refused->at(3)).message.find("control character"), std::string::npos);
+
+  auto worker = Peer();
+  worker->Send({"", "CRW01", "\x01", "w\xc0\xafrker", CourierReady(1)});  // an overlong '/'
+  EXPECT_TRUE(worker->ReceiveWhere(2, "\x05", 5s).has_value()) << "READY for a non-UTF-8 name was not refused";
+
+  auto observer = Peer();
+  EXPECT_TRUE(ServiceNames(*observer).empty());
+  EXPECT_EQ(Stat(*observer, "services"), 0u);
+  EXPECT_EQ(Stat(*observer, "invalid_service_names"), 3u);
 }
 
 }  // namespace
