@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -14,15 +13,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <map>
-#include <unordered_map>
+#include <deque>
 #include <optional>
+#include <unordered_map>
 
 #include <spdlog/spdlog.h>
 
 #include "courier/error.hpp"
 #include "frames.hpp"
-#include "job_pool.hpp"
 
 namespace courier::detail {
 namespace {
@@ -270,18 +268,9 @@ void ServeChild(int link, std::size_t max_frame, const std::function<ChildDone(J
   }
 }
 
-// --- the supervisor ----------------------------------------------------------------------
+// --- the pool ----------------------------------------------------------------------------
 
 namespace {
-
-struct RunningJob {
-  std::uint64_t seq = 0;
-  std::size_t service = 0;
-  Envelope envelope;
-  std::string broker;
-  std::string sender;
-  Clock::time_point started{};
-};
 
 struct Child {
   pid_t pid = -1;
@@ -290,7 +279,9 @@ struct Child {
   std::string out;  // bytes still to write to the link
   std::size_t out_offset = 0;
   std::string in;   // bytes read from the link, not yet a whole frame
-  std::optional<RunningJob> job;
+  // Jobs written to it and not answered, oldest first. A child runs them in order and
+  // answers in order, so the first is the one running; the others have not started.
+  std::deque<JobInput> jobs;
   std::uint64_t jobs_done = 0;
   Clock::time_point spawned{};
   std::deque<std::string> last_lines;
@@ -300,180 +291,139 @@ struct Child {
   std::optional<int> status;        // its wait status, once the zygote reported it
 };
 
-class Supervisor {
- public:
-  Supervisor(Zygote& zygote, const ProcessPoolOptions& options, zmq::context_t& context,
-             const std::string& results_endpoint, StageStats& stats, ErrorReporter& reporter, int wake_fd,
-             std::mutex& mutex, std::deque<JobInput>& queue, bool& stopping)
-      : zygote_(zygote),
-        options_(options),
-        push_(context, zmq::socket_type::push),
-        stats_(stats),
-        reporter_(reporter),
-        wake_fd_(wake_fd),
-        mutex_(mutex),
-        queue_(queue),
-        stopping_(stopping) {
-    push_.set(zmq::sockopt::linger, 2000);
-    push_.set(zmq::sockopt::sndhwm, 0);  // bounded by the credit windows; never drop a result
-    push_.connect(results_endpoint);
-  }
+}  // namespace
 
-  ~Supervisor() {
-    for (Child& child : children_) {
-      ::kill(child.pid, SIGKILL);
-      CloseChild(child);
-    }
-  }
+// Everything the pool holds; the ProcessPool methods are its I/O loop's hooks.
+struct ProcessPool::State {
+  State(std::unique_ptr<Zygote> zygote_in, ProcessPoolOptions options_in, StageStats& stats_in,
+        ErrorReporter& reporter_in, Output output_in)
+      : zygote(std::move(zygote_in)),
+        options(std::move(options_in)),
+        stats(stats_in),
+        reporter(reporter_in),
+        output(std::move(output_in)) {}
 
-  void Run() {
-    while (true) {
-      {
-        std::lock_guard lock(mutex_);
-        if (stopping_) return;
-        while (!queue_.empty()) {
-          pending_.push_back(std::move(queue_.front()));
-          queue_.pop_front();
-        }
-      }
-      const Clock::time_point now = Clock::now();
-      RequestChildren(now);
-      Dispatch(now);
-      KillOverdue(now);
-      Poll(now);
-    }
-  }
+  std::unique_ptr<Zygote> zygote;
+  ProcessPoolOptions options;
+  StageStats& stats;
+  ErrorReporter& reporter;
+  Output output;
 
- private:
+  std::deque<JobInput> pending;
+  std::vector<Child> children;
+  std::size_t polled = 0;  // children whose descriptors the last AppendPollItems listed
+  std::unordered_map<JobId, pid_t, JobIdHash> affinity;  // non-idempotent job id → the child that ran it
+  std::deque<std::pair<JobId, Clock::time_point>> remembered;  // affinity in the order added, with expiry
+  std::size_t requested = 0;
+  bool zygote_lost = false;
+  milliseconds backoff{50};
+  Clock::time_point spawn_not_before{};
+
   void RequestChildren(Clock::time_point now) {
-    if (zygote_lost_ || now < spawn_not_before_) return;
+    if (zygote_lost || now < spawn_not_before) return;
     std::size_t live = 0;
-    for (const Child& child : children_) live += child.retiring || child.status ? 0 : 1;
-    while (live + requested_ < options_.children) {
+    for (const Child& child : children) live += child.retiring || child.status ? 0 : 1;
+    while (live + requested < options.children) {
       const char request = 'S';
-      if (::send(zygote_.control(), &request, 1, MSG_NOSIGNAL) != 1) {
+      if (::send(zygote->control(), &request, 1, MSG_NOSIGNAL) != 1) {
         ZygoteLost("cannot ask it for a child: " + std::string(std::strerror(errno)));
         return;
       }
-      ++requested_;
+      ++requested;
     }
   }
 
-  static bool Idle(const Child& child) { return !child.job && !child.retiring && !child.status && child.link >= 0; }
+  bool HasRoom(const Child& child) const {
+    return !child.retiring && !child.status && child.link >= 0 && !child.killed_for_deadline &&
+           child.jobs.size() < options.prefetch &&
+           (options.max_jobs_per_child == 0 || child.jobs_done + child.jobs.size() < options.max_jobs_per_child);
+  }
 
-  // Returns: the child `job` must go to (a non-idempotent job id goes back to the child that
-  // ran it, if it still lives), or null if that child is busy.
+  // Returns: the child `job` must go to, or null if none has room: the child that ran a
+  // non-idempotent job id before (if it still lives), else the one with the fewest jobs
+  // (an idle one first, so a job waits behind another only when every child is busy).
   Child* Target(const JobInput& job) {
-    if (job.service < options_.dedup.size() && options_.dedup[job.service]) {
-      if (const auto found = affinity_.find(job.envelope.job_id); found != affinity_.end()) {
-        for (Child& child : children_) {
+    if (job.service < options.dedup.size() && options.dedup[job.service]) {
+      if (const auto found = affinity.find(job.envelope.job_id); found != affinity.end()) {
+        for (Child& child : children) {
           if (child.pid != found->second || child.retiring || child.status) continue;
-          return Idle(child) ? &child : nullptr;
+          return HasRoom(child) ? &child : nullptr;
         }
       }
     }
-    for (Child& child : children_) {
-      if (Idle(child)) return &child;
+    Child* best = nullptr;
+    for (Child& child : children) {
+      if (HasRoom(child) && (best == nullptr || child.jobs.size() < best->jobs.size())) best = &child;
     }
-    return nullptr;
+    return best;
   }
 
   void Remember(const JobInput& job, pid_t pid, Clock::time_point now) {
-    if (job.service >= options_.dedup.size() || !options_.dedup[job.service]) return;
-    const DedupWindow& window = *options_.dedup[job.service];
-    affinity_[job.envelope.job_id] = pid;
-    remembered_.push_back({job.envelope.job_id, now + window.window});
-    while (!remembered_.empty() && (remembered_.front().second <= now || remembered_.size() > window.entries)) {
-      affinity_.erase(remembered_.front().first);
-      remembered_.pop_front();
+    if (job.service >= options.dedup.size() || !options.dedup[job.service]) return;
+    const DedupWindow& window = *options.dedup[job.service];
+    affinity[job.envelope.job_id] = pid;
+    remembered.push_back({job.envelope.job_id, now + window.window});
+    while (!remembered.empty() && (remembered.front().second <= now || remembered.size() > window.entries)) {
+      affinity.erase(remembered.front().first);
+      remembered.pop_front();
     }
   }
 
   void Dispatch(Clock::time_point now) {
-    for (auto job = pending_.begin(); job != pending_.end();) {
+    for (auto job = pending.begin(); job != pending.end();) {
       Child* child = Target(*job);
       if (child == nullptr) {
         ++job;  // its child is busy (or none is idle): the next job may still find one
         continue;
       }
       Remember(*job, child->pid, now);
-      child->out = EncodeChildJob(*job);
-      child->out_offset = 0;
-      child->job = RunningJob{job->seq, job->service, std::move(job->envelope), std::move(job->broker),
-                              std::move(job->sender), now};
-      job = pending_.erase(job);
+      if (child->out_offset == child->out.size()) {
+        child->out.clear();
+        child->out_offset = 0;
+      }
+      child->out += EncodeChildJob(*job);
+      child->jobs.push_back(std::move(*job));
+      job = pending.erase(job);
       Flush(*child);
     }
-    if (zygote_lost_) {
-      while (!pending_.empty()) {
-        const JobInput& job = pending_.front();
-        SendJobOutput(push_, JobRunner::MakeError(job.seq, job.envelope.job_id, ErrorCode::kWorkerCrashed,
-                                                  "this host's handler processes are gone (see its log)"));
-        pending_.pop_front();
+    if (zygote_lost) {
+      while (!pending.empty()) {
+        const JobInput& job = pending.front();
+        output(JobRunner::MakeError(job.seq, job.envelope.job_id, ErrorCode::kWorkerCrashed,
+                                    "this host's handler processes are gone (see its log)"));
+        pending.pop_front();
       }
     }
   }
 
-  void KillOverdue(Clock::time_point) {
+  void KillOverdue() {
     const std::uint64_t now_ms = NowUnixMs();
-    const auto grace = static_cast<std::uint64_t>(options_.kill_after.count());
-    for (Child& child : children_) {
-      if (!child.job || child.killed_for_deadline || child.status) continue;
-      if (now_ms < child.job->envelope.deadline_ms + grace) continue;
+    const auto grace = static_cast<std::uint64_t>(options.kill_after.count());
+    for (Child& child : children) {
+      if (child.jobs.empty() || child.killed_for_deadline || child.status) continue;
+      const Envelope& running = child.jobs.front().envelope;
+      if (now_ms < running.deadline_ms + grace) continue;
       spdlog::error("job {} of service {} is still running {} ms past its deadline: killing its handler process {}",
-                    child.job->envelope.job_id.Hex(), child.job->envelope.service,
-                    now_ms - child.job->envelope.deadline_ms, child.pid);
+                    running.job_id.Hex(), running.service, now_ms - running.deadline_ms, child.pid);
       child.killed_for_deadline = true;
       ::kill(child.pid, SIGKILL);
     }
   }
 
-  int TimeoutMs(Clock::time_point now) const {
+  milliseconds Timeout(Clock::time_point now) const {
     std::int64_t timeout = 1000;
     const std::uint64_t now_ms = NowUnixMs();
-    const auto grace = static_cast<std::uint64_t>(options_.kill_after.count());
-    for (const Child& child : children_) {
-      if (!child.job || child.killed_for_deadline) continue;
-      const std::uint64_t due = child.job->envelope.deadline_ms + grace;
+    const auto grace = static_cast<std::uint64_t>(options.kill_after.count());
+    for (const Child& child : children) {
+      if (child.jobs.empty() || child.killed_for_deadline) continue;
+      const std::uint64_t due = child.jobs.front().envelope.deadline_ms + grace;
       timeout = std::min<std::int64_t>(timeout, due <= now_ms ? 0 : static_cast<std::int64_t>(due - now_ms) + 1);
     }
-    if (spawn_not_before_ > now) {
-      timeout = std::min<std::int64_t>(
-          timeout, std::chrono::duration_cast<milliseconds>(spawn_not_before_ - now).count() + 1);
+    if (spawn_not_before > now) {
+      timeout = std::min<std::int64_t>(timeout,
+                                       std::chrono::duration_cast<milliseconds>(spawn_not_before - now).count() + 1);
     }
-    return static_cast<int>(std::max<std::int64_t>(timeout, 0));
-  }
-
-  void Poll(Clock::time_point now) {
-    items_.clear();
-    items_.push_back({wake_fd_, POLLIN, 0});
-    items_.push_back({zygote_lost_ ? -1 : zygote_.control(), POLLIN, 0});
-    for (const Child& child : children_) {
-      const bool writing = child.out_offset < child.out.size();
-      items_.push_back({child.link, static_cast<short>(POLLIN | (writing ? POLLOUT : 0)), 0});
-      items_.push_back({child.log, POLLIN, 0});
-    }
-    if (::poll(items_.data(), items_.size(), TimeoutMs(now)) < 0) {
-      if (errno == EINTR) return;
-      throw Error(ErrorCode::kIo, std::string("poll: ") + std::strerror(errno));
-    }
-    if (items_[0].revents & POLLIN) {
-      std::uint64_t count = 0;
-      while (::read(wake_fd_, &count, sizeof count) > 0) {
-      }
-    }
-    // Children first (their outputs, then their logs), then the zygote's notes, so a
-    // child's last words are read before its exit is handled.
-    for (std::size_t i = 0; i < children_.size(); ++i) {
-      Child& child = children_[i];
-      const short link_events = items_[2 + 2 * i].revents;
-      const short log_events = items_[3 + 2 * i].revents;
-      if (link_events & POLLOUT) Flush(child);
-      if (link_events & (POLLIN | POLLHUP | POLLERR)) ReadLink(child);
-      if (log_events & (POLLIN | POLLHUP | POLLERR)) ReadLog(child);
-    }
-    if (items_[1].revents & (POLLIN | POLLHUP | POLLERR)) ReadNotes();
-    std::erase_if(children_, [this](Child& child) { return Finished(child); });
+    return milliseconds(std::max<std::int64_t>(timeout, 0));
   }
 
   void Flush(Child& child) {
@@ -485,9 +435,6 @@ class Supervisor {
       if (written <= 0) return;  // the child is gone: its exit note finishes the job
       child.out_offset += static_cast<std::size_t>(written);
     }
-    child.out.clear();
-    child.out.shrink_to_fit();
-    child.out_offset = 0;
   }
 
   void ReadLink(Child& child) {
@@ -503,9 +450,10 @@ class Supervisor {
         break;
       }
       child.in.append(chunk, static_cast<std::size_t>(got));
+      if (static_cast<std::size_t>(got) < sizeof chunk) break;  // drained: spare a read that would say EAGAIN
     }
     try {
-      while (const std::optional<std::size_t> frame = CompleteChildFrame(child.in, options_.max_frame_bytes)) {
+      while (const std::optional<std::size_t> frame = CompleteChildFrame(child.in, options.max_frame_bytes)) {
         ChildDone done = DecodeChildDone(std::string_view(child.in).substr(0, *frame));
         child.in.erase(0, *frame);
         Complete(child, std::move(done));
@@ -517,17 +465,17 @@ class Supervisor {
   }
 
   void Complete(Child& child, ChildDone done) {
-    if (!child.job || child.job->seq != done.seq) return;
-    for (const StageSample& sample : done.samples) stats_.Replay(sample);
-    for (const ErrorRecord& record : done.records) reporter_.Report(record);
-    for (JobOutput& output : done.outputs) SendJobOutput(push_, std::move(output));
-    child.job.reset();
+    if (child.jobs.empty() || child.jobs.front().seq != done.seq) return;
+    for (const StageSample& sample : done.samples) stats.Replay(sample);
+    for (const ErrorRecord& record : done.records) reporter.Report(record);
+    child.jobs.pop_front();
     ++child.jobs_done;
-    if (options_.max_jobs_per_child != 0 && child.jobs_done >= options_.max_jobs_per_child) {
+    if (options.max_jobs_per_child != 0 && child.jobs_done >= options.max_jobs_per_child) {
       child.retiring = true;  // closing its link ends it; a fresh child takes its place
       ::close(child.link);
       child.link = -1;
     }
+    for (JobOutput& out : done.outputs) output(std::move(out));
   }
 
   void ReadLog(Child& child) {
@@ -559,11 +507,11 @@ class Supervisor {
   void ReadNotes() {
     std::vector<int> fds;
     while (true) {
-      const std::optional<ZygoteNote> note = ReceiveNote(zygote_.control(), fds);
+      const std::optional<ZygoteNote> note = ReceiveNote(zygote->control(), fds);
       if (!note) return;
       switch (note->kind) {
         case 'P': {
-          if (requested_ > 0) --requested_;
+          if (requested > 0) --requested;
           if (fds.size() != 2) {
             for (const int fd : fds) ::close(fd);
             continue;
@@ -575,16 +523,16 @@ class Supervisor {
           SetNonBlocking(child.link);
           SetNonBlocking(child.log);
           child.spawned = Clock::now();
-          children_.push_back(std::move(child));
+          children.push_back(std::move(child));
           break;
         }
         case 'X':
-          for (Child& child : children_) {
+          for (Child& child : children) {
             if (child.pid == note->pid) child.status = note->value;
           }
           break;
         case 'E':
-          if (requested_ > 0) --requested_;
+          if (requested > 0) --requested;
           spdlog::error("cannot start a handler process: {}", std::strerror(note->value));
           Backoff();
           break;
@@ -600,21 +548,26 @@ class Supervisor {
     if (!child.status) return false;
     ReadLink(child);  // an answer it wrote just before exiting still counts
     ReadLog(child);
-    if (child.job) AnswerLostJob(child);
+    if (!child.jobs.empty()) AnswerLostJob(child);
+    // The jobs queued behind the lost one never started: other children run them.
+    while (!child.jobs.empty()) {
+      pending.push_front(std::move(child.jobs.back()));
+      child.jobs.pop_back();
+    }
     const Clock::time_point now = Clock::now();
     const bool retired = child.retiring && WIFEXITED(*child.status);
     if (!retired && !child.killed_for_deadline) {
+      const bool at_start = child.jobs_done == 0 && now - child.spawned < std::chrono::seconds(1);
       spdlog::error("handler process {} {} after {} jobs{}", child.pid, DescribeStatus(*child.status),
-                    child.jobs_done, child.jobs_done == 0 && now - child.spawned < std::chrono::seconds(1)
-                                         ? " (at start: starting the next one later)" : "");
-      if (child.jobs_done == 0 && now - child.spawned < std::chrono::seconds(1)) Backoff();
+                    child.jobs_done, at_start ? " (at start: starting the next one later)" : "");
+      if (at_start) Backoff();
     }
     CloseChild(child);
     return true;
   }
 
   void AnswerLostJob(Child& child) {
-    const RunningJob& job = *child.job;
+    const JobInput& job = child.jobs.front();
     std::string lines;
     if (!child.partial_line.empty()) child.last_lines.push_back(child.partial_line);
     for (const std::string& line : child.last_lines) lines += "\n  " + line;
@@ -638,104 +591,100 @@ class Supervisor {
     }
     record.message = answer + (lines.empty() ? "" : "; its last log lines:" + lines);
     if (record.message.size() > 4000) record.message.resize(4000);
-    reporter_.Report(record);
-    stats_.RecordError(job.service, Stage::kHandle);
-    if (!child.killed_for_deadline) spdlog::error("job {} of service {}: {}", job.envelope.job_id.Hex(), job.envelope.service, answer);
-    SendJobOutput(push_, JobRunner::MakeError(job.seq, job.envelope.job_id, record.code, answer));
-    child.job.reset();
+    reporter.Report(record);
+    stats.RecordError(job.service, Stage::kHandle);
+    if (!child.killed_for_deadline) {
+      spdlog::error("job {} of service {}: {}", job.envelope.job_id.Hex(), job.envelope.service, answer);
+    }
+    JobOutput lost = JobRunner::MakeError(job.seq, job.envelope.job_id, record.code, answer);
+    child.jobs.pop_front();
+    output(std::move(lost));
   }
 
-  void CloseChild(Child& child) {
+  static void CloseChild(Child& child) {
     if (child.link >= 0) ::close(child.link);
     if (child.log >= 0) ::close(child.log);
     child.link = child.log = -1;
   }
 
   void Backoff() {
-    backoff_ = std::clamp(backoff_ * 2, milliseconds(100), milliseconds(5000));
-    spawn_not_before_ = Clock::now() + backoff_;
+    backoff = std::clamp(backoff * 2, milliseconds(100), milliseconds(5000));
+    spawn_not_before = Clock::now() + backoff;
   }
 
   void ZygoteLost(const std::string& why) {
-    if (zygote_lost_) return;
-    zygote_lost_ = true;
+    if (zygote_lost) return;
+    zygote_lost = true;
     spdlog::critical("the handler zygote (pid {}) is gone ({}); jobs of process-isolated services fail until the "
-                     "host restarts", zygote_.pid(), why);
-    for (Child& child : children_) {
-      if (!child.status) ::kill(child.pid, SIGKILL);
-      if (!child.status) child.status = SIGKILL;  // no note will come for it now
+                     "host restarts", zygote->pid(), why);
+    for (Child& child : children) {
+      if (child.status) continue;
+      ::kill(child.pid, SIGKILL);
+      child.status = SIGKILL;  // no note will come for it now
     }
   }
-
-  Zygote& zygote_;
-  const ProcessPoolOptions& options_;
-  zmq::socket_t push_;
-  StageStats& stats_;
-  ErrorReporter& reporter_;
-  int wake_fd_;
-  std::mutex& mutex_;
-  std::deque<JobInput>& queue_;
-  bool& stopping_;
-
-  std::deque<JobInput> pending_;
-  std::vector<Child> children_;
-  std::unordered_map<JobId, pid_t, JobIdHash> affinity_;  // non-idempotent job id → the child that ran it
-  std::deque<std::pair<JobId, Clock::time_point>> remembered_;  // affinity_ in the order added, with expiry
-  std::vector<pollfd> items_;
-  std::size_t requested_ = 0;
-  bool zygote_lost_ = false;
-  milliseconds backoff_{50};
-  Clock::time_point spawn_not_before_{};
 };
 
-}  // namespace
-
-ProcessPool::ProcessPool(std::unique_ptr<Zygote> zygote, ProcessPoolOptions options, zmq::context_t& context,
-                         std::string results_endpoint, StageStats& stats, ErrorReporter& reporter)
-    : zygote_(std::move(zygote)),
-      options_(options),
-      context_(context),
-      results_endpoint_(std::move(results_endpoint)),
-      stats_(stats),
-      reporter_(reporter) {
-  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd_ < 0) throw Error(ErrorCode::kIo, std::string("eventfd: ") + std::strerror(errno));
-  thread_ = std::thread([this] { Loop(); });
+ProcessPool::ProcessPool(std::unique_ptr<Zygote> zygote, ProcessPoolOptions options, StageStats& stats,
+                         ErrorReporter& reporter, Output output)
+    : state_(std::make_unique<State>(std::move(zygote), std::move(options), stats, reporter, std::move(output))) {
+  state_->RequestChildren(Clock::now());
 }
 
-ProcessPool::~ProcessPool() {
-  Stop();
-  if (wake_fd_ >= 0) ::close(wake_fd_);
-}
+ProcessPool::~ProcessPool() { Stop(); }
 
 void ProcessPool::Submit(JobInput job) {
-  {
-    std::lock_guard lock(shared_.mutex);
-    shared_.queue.push_back(std::move(job));
+  state_->pending.push_back(std::move(job));
+  state_->Dispatch(Clock::now());
+}
+
+void ProcessPool::AppendPollItems(std::vector<zmq::pollitem_t>& items) {
+  State& state = *state_;
+  items.push_back({nullptr, state.zygote_lost || !state.zygote ? -1 : state.zygote->control(), ZMQ_POLLIN, 0});
+  for (const Child& child : state.children) {
+    const bool writing = child.out_offset < child.out.size();
+    items.push_back({nullptr, child.link, static_cast<short>(ZMQ_POLLIN | (writing ? ZMQ_POLLOUT : 0)), 0});
+    items.push_back({nullptr, child.log, ZMQ_POLLIN, 0});
   }
-  const std::uint64_t one = 1;
-  [[maybe_unused]] const auto written = ::write(wake_fd_, &one, sizeof one);
+  state.polled = state.children.size();
+}
+
+void ProcessPool::OnPoll(const zmq::pollitem_t* items) {
+  State& state = *state_;
+  if (!state.zygote) return;
+  // Children first (their answers, then their logs), then the zygote's notes, so a child's
+  // last words are read before its exit is handled.
+  for (std::size_t i = 0; i < state.polled && i < state.children.size(); ++i) {
+    Child& child = state.children[i];
+    const short link_events = items[1 + 2 * i].revents;
+    const short log_events = items[2 + 2 * i].revents;
+    if (link_events & ZMQ_POLLOUT) state.Flush(child);
+    if (link_events & (ZMQ_POLLIN | ZMQ_POLLERR)) state.ReadLink(child);
+    if (log_events & (ZMQ_POLLIN | ZMQ_POLLERR)) state.ReadLog(child);
+  }
+  if (items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) state.ReadNotes();
+  Tick();
+}
+
+std::chrono::milliseconds ProcessPool::Tick() {
+  State& state = *state_;
+  if (!state.zygote) return milliseconds(1000);
+  const Clock::time_point now = Clock::now();
+  std::erase_if(state.children, [&state](Child& child) { return state.Finished(child); });
+  state.KillOverdue();
+  state.RequestChildren(now);
+  state.Dispatch(now);
+  return state.Timeout(now);
 }
 
 void ProcessPool::Stop() {
-  {
-    std::lock_guard lock(shared_.mutex);
-    shared_.stopping = true;
+  if (!state_ || !state_->zygote) return;
+  for (Child& child : state_->children) {
+    if (!child.status) ::kill(child.pid, SIGKILL);
+    State::CloseChild(child);
   }
-  const std::uint64_t one = 1;
-  [[maybe_unused]] const auto written = ::write(wake_fd_, &one, sizeof one);
-  if (thread_.joinable()) thread_.join();
-  zygote_.reset();  // the zygote and any child left die with it
-}
-
-void ProcessPool::Loop() noexcept {
-  try {
-    Supervisor supervisor(*zygote_, options_, context_, results_endpoint_, stats_, reporter_, wake_fd_,
-                          shared_.mutex, shared_.queue, shared_.stopping);
-    supervisor.Run();
-  } catch (const std::exception& e) {
-    spdlog::critical("the handler process supervisor stopped: {}", e.what());
-  }
+  state_->children.clear();
+  state_->zygote.reset();  // the zygote, and any child it was starting, die with it
 }
 
 }  // namespace courier::detail

@@ -8,10 +8,10 @@
 // socketpair (child_link.hpp), its stdout/stderr go to a pipe the supervisor reads, keeps
 // the last lines of (for crash records) and forwards to the host's stderr.
 //
-// The supervisor is a thread of the host owning every child's descriptors. It hands jobs
-// to idle children, sends their outputs to the I/O thread's results PULL (the format of
-// job_pool.hpp), replays their stage samples and error records, and replaces a child that
-// died. A child whose job is still running `kill_after` past the job's deadline is killed
+// The pool has no thread of its own: the host's I/O thread polls every child's descriptors
+// beside its broker sockets, hands jobs to idle children, takes their outputs straight to
+// the brokers, replays their stage samples and error records, and replaces a child that
+// died (no hand-off between threads on a job's path). A child whose job is still running `kill_after` past the job's deadline is killed
 // (SIGKILL) and replaced; its job is answered deadline_exceeded. A child that died with a
 // job is answered worker_crashed, with the signal and the child's last log lines in the
 // error record. Children are recycled after max_jobs_per_child jobs. Each child's data
@@ -20,7 +20,7 @@
 //
 // Every child and the zygote die with the host (PR_SET_PDEATHSIG), and signals meant for
 // the host (SIGTERM, SIGINT, SIGHUP) stay blocked in them: the host decides when they end.
-// Thread-safety: construct, Submit and Stop from the I/O thread.
+// Thread-safety: every call from the I/O thread.
 #pragma once
 
 #include <sys/types.h>
@@ -30,10 +30,8 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <zmq.hpp>
@@ -79,6 +77,11 @@ struct DedupWindow {
 
 struct ProcessPoolOptions {
   unsigned children = 1;
+  // Jobs written ahead to one child (it runs them one at a time, in order), so a child
+  // never waits for the host between two jobs. A crash costs the job running; the ones
+  // queued behind it have not started and go to other children. Behind a hung job they
+  // wait until its child is killed (kill_after).
+  std::size_t prefetch = 4;
   // By service index: set for non-idempotent services. Each child suppresses duplicates in
   // its own reply cache, so a job id is sent to the child that ran it first (while that
   // child lives and the window lasts): a duplicate waits for it and gets the first run's
@@ -91,36 +94,35 @@ struct ProcessPoolOptions {
 
 class ProcessPool {
  public:
-  // Starts the supervisor thread, which asks `zygote` for the children. The PULL at
-  // `results_endpoint` must be bound already; `stats` and `reporter` outlive the pool.
-  ProcessPool(std::unique_ptr<Zygote> zygote, ProcessPoolOptions options, zmq::context_t& context,
-              std::string results_endpoint, StageStats& stats, ErrorReporter& reporter);
+  // Where each output goes: the I/O thread sends it on the job's connection.
+  using Output = std::function<void(JobOutput&&)>;
+
+  // Asks `zygote` for the children. `stats` and `reporter` outlive the pool. The pool has
+  // no thread: the I/O loop polls its descriptors (AppendPollItems, OnPoll) and calls
+  // Tick() at least as often as it asks.
+  ProcessPool(std::unique_ptr<Zygote> zygote, ProcessPoolOptions options, StageStats& stats,
+              ErrorReporter& reporter, Output output);
   ~ProcessPool();  // Stop()
   ProcessPool(const ProcessPool&) = delete;
   ProcessPool& operator=(const ProcessPool&) = delete;
 
+  // Hands the job to an idle child now, or as soon as one is idle.
   void Submit(JobInput job);
-  // Kills every child and the zygote, and joins the supervisor. Jobs not answered yet get
-  // no answer from the pool: the caller answers them.
+  // Appends the descriptors to poll: the zygote's, then each child's link and log.
+  void AppendPollItems(std::vector<zmq::pollitem_t>& items);
+  // Handles the events of the items the last AppendPollItems added (`items` points at the
+  // first of them), then Tick()s. Outputs go to `output` from inside this call.
+  void OnPoll(const zmq::pollitem_t* items);
+  // Replaces finished children, kills overdue ones, hands out pending jobs.
+  // Returns: how soon it wants to be called again.
+  std::chrono::milliseconds Tick();
+  // Kills every child and the zygote. Jobs not answered yet get no answer from the pool:
+  // the caller answers them.
   void Stop();
 
  private:
-  struct Shared {
-    std::mutex mutex;
-    std::deque<JobInput> queue;
-    bool stopping = false;
-  };
-  void Loop() noexcept;
-
-  std::unique_ptr<Zygote> zygote_;
-  ProcessPoolOptions options_;
-  zmq::context_t& context_;
-  std::string results_endpoint_;
-  StageStats& stats_;
-  ErrorReporter& reporter_;
-  Shared shared_;
-  int wake_fd_ = -1;
-  std::thread thread_;
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 }  // namespace courier::detail

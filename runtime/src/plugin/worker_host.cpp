@@ -392,8 +392,9 @@ struct WorkerHost::Impl {
               detail::DedupWindow{service->settings.dedup_window, service->settings.dedup_entries});
         }
       }
-      processes = std::make_unique<detail::ProcessPool>(std::move(zygote), pool_options, *context, results_endpoint,
-                                                        stats, *reporter);
+      processes = std::make_unique<detail::ProcessPool>(
+          std::move(zygote), pool_options, stats, *reporter,
+          [this](detail::JobOutput&& output) { HandleOutput(std::move(output)); });
     }
     key_rejects.assign(services.size(), {});
     quarantined.assign(services.size(), false);
@@ -460,10 +461,18 @@ struct WorkerHost::Impl {
           items.push_back({connections[i].monitor->handle(), 0, ZMQ_POLLIN, 0});
           monitor_connection.push_back(i);
         }
+        base_items = items.size();
         sockets_changed = false;
       }
-      const milliseconds timeout = NextTimeout(now);
+      milliseconds timeout = NextTimeout(now);
+      // The handler processes' descriptors, listed anew each round (their set changes).
+      items.resize(base_items);
+      if (processes) {
+        processes->AppendPollItems(items);
+        timeout = std::min(timeout, processes->Tick());
+      }
       zmq::poll(items.data(), items.size(), timeout);
+      if (processes) processes->OnPoll(items.data() + base_items);
 
       if (items[0].revents & ZMQ_POLLIN) {
         std::uint64_t count = 0;
@@ -483,7 +492,7 @@ struct WorkerHost::Impl {
         ReadBroker(index);
       }
       ++first_read;
-      for (std::size_t i = monitor_items; i < items.size(); ++i) {
+      for (std::size_t i = monitor_items; i < base_items; ++i) {
         if (items[i].revents & ZMQ_POLLIN) ReadMonitor(monitor_connection[i - monitor_items]);
       }
       Tick(Clock::now());
@@ -1006,6 +1015,18 @@ struct WorkerHost::Impl {
     }
   }
 
+  // An output of a handler process, handled as the pool threads' are.
+  void HandleOutput(detail::JobOutput&& output) {
+    std::vector<zmq::message_t>& frames = output_frames;
+    frames.clear();
+    frames.emplace_back(&output.seq, sizeof output.seq);
+    const auto command = static_cast<std::uint8_t>(output.command);
+    frames.emplace_back(&command, 1);
+    frames.emplace_back(output.body1.data(), output.body1.size());
+    if (output.command == WorkerCommand::kReply) frames.emplace_back(output.body2.data(), output.body2.size());
+    HandleResult(frames);
+  }
+
   void DrainResults() {
     while (true) {
       std::vector<zmq::message_t>& frames = result_frames;  // reused: no allocation per result
@@ -1250,9 +1271,11 @@ struct WorkerHost::Impl {
   bool sockets_changed = true;
   std::unordered_map<std::uint64_t, InFlight> in_flight;
   std::size_t monitor_items = 0;                // Loop: where the monitor items start
+  std::size_t base_items = 0;                   // Loop: where the handler processes' items start
   std::vector<std::size_t> monitor_connection;  // Loop: monitor item → connection index
   std::vector<zmq::message_t> inbound_frames;  // ReadBroker's, reused
   std::vector<zmq::message_t> result_frames;   // DrainResults', reused
+  std::vector<zmq::message_t> output_frames;   // HandleOutput's, reused
   std::vector<std::uint32_t> held;  // per service: jobs taken and not yet ended (≤ capacity)
   bool credit_changed = false;      // held or a capacity changed: SyncCredits at the end of the round
   std::uint64_t capacity_rejects = 0;  // jobs rejected because every slot was taken
