@@ -162,6 +162,13 @@ void SpawnChild(int control, int signal_fd, const ChildMain& child_main, std::si
   ::close(log[0]);
 }
 
+// Reports every child that ended to the host ('X'), with its wait status.
+void ReapChildren(int control) {
+  int status = 0;
+  pid_t pid = 0;
+  while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) SendNote(control, ZygoteNote{'X', pid, status}, nullptr, 0);
+}
+
 [[noreturn]] void ServeZygote(int control, pid_t host, const ChildMain& child_main, std::size_t max_memory) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != host) ::_exit(0);
@@ -171,7 +178,6 @@ void SpawnChild(int control, int signal_fd, const ChildMain& child_main, std::si
   sigaddset(&chld, SIGCHLD);
   ::pthread_sigmask(SIG_BLOCK, &chld, nullptr);
   const int signal_fd = ::signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
-  std::vector<pid_t> children;
   while (true) {
     pollfd items[2] = {{control, POLLIN, 0}, {signal_fd, POLLIN, 0}};
     if (::poll(items, 2, -1) < 0 && errno != EINTR) break;
@@ -179,32 +185,16 @@ void SpawnChild(int control, int signal_fd, const ChildMain& child_main, std::si
       signalfd_siginfo info{};
       while (::read(signal_fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
       }
-      int status = 0;
-      pid_t pid = 0;
-      while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
-        std::erase(children, pid);
-        SendNote(control, ZygoteNote{'X', pid, status}, nullptr, 0);
-      }
+      ReapChildren(control);
     }
     if (items[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       char request = 0;
       const ssize_t got = ::recv(control, &request, 1, MSG_DONTWAIT);
       if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) break;  // the host is gone or done
-      if (got == 1 && request == 'S') {
-        SpawnChild(control, signal_fd, child_main, max_memory);
-        // A child that exits at once is reaped on the next round (SIGCHLD stays pending).
-      }
-      // Track children to kill them when the host closes the control socket.
-      int status = 0;
-      pid_t pid = 0;
-      while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
-        std::erase(children, pid);
-        SendNote(control, ZygoteNote{'X', pid, status}, nullptr, 0);
-      }
+      if (got == 1 && request == 'S') SpawnChild(control, signal_fd, child_main, max_memory);
     }
   }
-  ::kill(0, 0);  // (no-op; children die with us through PR_SET_PDEATHSIG)
-  ::_exit(0);
+  ::_exit(0);  // the children die with us (PR_SET_PDEATHSIG)
 }
 
 }  // namespace
