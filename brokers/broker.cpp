@@ -73,6 +73,10 @@ constexpr auto kMinProbeGap = std::chrono::milliseconds(10);
 // Jobs at the front of a queue that Dispatch may step over while each waits for a worker
 // other than the one that could not open it (PickWorker's `held`).
 constexpr std::size_t kMaxHeldLookahead = 16;
+// Charged per job on top of its frames (the Job slot, index entries, allocator slack).
+constexpr std::size_t kJobOverheadBytes = 512;
+// Freed job bytes after which the next tick returns memory to the system (malloc_trim).
+constexpr std::size_t kTrimAfterBytes = 64u << 20;
 
 bool IsKeyReject(ErrorCode code) { return code == ErrorCode::kUnknownKey || code == ErrorCode::kUnauthenticated; }
 
@@ -389,6 +393,13 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
     SendClientError(client, envelope.job_id, ErrorCode::kDeadlineExceeded, "deadline passed before the broker got the job");
     return;
   }
+  if (envelope.deadline_ms - now.unix_ms > static_cast<std::uint64_t>(config_.max_deadline.count())) {
+    ++counters_.deadline_rejections;
+    SendClientError(client, envelope.job_id, ErrorCode::kBadRequest,
+                    "deadline more than max_deadline (" + std::to_string(config_.max_deadline.count()) +
+                        " ms) ahead: the broker holds no job that long");
+    return;
+  }
   Refusal refusal = Refusal::kNone;
   const std::uint32_t service = FindOrAddService(
       envelope.service, now, current_user_.empty() ? client : SenderName(current_user_), refusal);
@@ -412,8 +423,7 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
   job.mode = envelope.mode;
   if (Enqueue(service, slot, now) == kNone) {
     ++counters_.busy_rejections;
-    SendClientError(client, envelope.job_id, ErrorCode::kBusy,
-                    "queue for '" + services_[service].name + "' is full");
+    SendClientError(client, envelope.job_id, ErrorCode::kBusy, BusyReason(service));
     jobs_.Release(slot);
     return;
   }
@@ -628,7 +638,12 @@ void Broker::OnWorkerReply(std::uint32_t worker_slot, std::span<zmq::message_t> 
       const std::size_t first = worker.kind == PeerKind::kCourier ? body_begin + 1 : body_begin;
       for (std::size_t i = first; i < frames.size(); ++i) out_.push_back(std::move(frames[i]));
     }
-    if (SendFrames() != SendResult::kSent) ++counters_.unreachable_clients;
+    const SendResult sent = SendFrames();
+    if (sent == SendResult::kFull) {
+      ++counters_.client_sends_full;  // a client that does not read: its answer is dropped, not held
+    } else if (sent != SendResult::kSent) {
+      ++counters_.unreachable_clients;
+    }
   }
   ++services_[service].replied;
   ++counters_.jobs_answered;
@@ -711,14 +726,47 @@ void Broker::OnReject(std::uint32_t worker_slot, std::span<zmq::message_t> frame
 
 std::uint32_t Broker::Enqueue(std::uint32_t service, std::uint32_t slot, const Now& now) {
   Service& entry = services_[service];
-  if (entry.queue.size() >= entry.policy.queue_limit) return kNone;
   Job& job = jobs_[slot];
+  std::size_t bytes = kJobOverheadBytes + job.envelope.size() + job.payload.size() + job.client.size();
+  for (const auto& frame : job.extra_body) bytes += frame.size();
+  if (entry.queue.size() >= entry.policy.queue_limit) {
+    last_bound_ = Bound::kJobs;
+    return kNone;
+  }
+  if (entry.bytes + bytes > entry.policy.max_queued_bytes) {
+    last_bound_ = Bound::kServiceBytes;
+    ++counters_.bytes_rejections;
+    return kNone;
+  }
+  if (held_bytes_ + bytes > config_.max_total_queued_bytes) {
+    last_bound_ = Bound::kTotalBytes;
+    ++counters_.bytes_rejections;
+    return kNone;
+  }
+  job.bytes = static_cast<std::uint32_t>(bytes);
+  entry.bytes += bytes;
+  held_bytes_ += bytes;
   job.enqueued_at = now.steady;
   job.worker = kNone;
   job_index_.Insert(slot);
   entry.queue.push_back(slot);
   ++counters_.jobs_accepted;
   return slot;
+}
+
+std::string Broker::BusyReason(std::uint32_t service) const {
+  const Service& entry = services_[service];
+  switch (last_bound_) {
+    case Bound::kServiceBytes:
+      return "queue for '" + entry.name + "' holds " + std::to_string(entry.bytes) +
+             " bytes of jobs (max_queued_bytes " + std::to_string(entry.policy.max_queued_bytes) + ")";
+    case Bound::kTotalBytes:
+      return "the broker holds " + std::to_string(held_bytes_) + " bytes of jobs (max_total_queued_bytes " +
+             std::to_string(config_.max_total_queued_bytes) + ")";
+    case Bound::kJobs:
+      break;
+  }
+  return "queue for '" + entry.name + "' is full (queue_limit " + std::to_string(entry.policy.queue_limit) + ")";
 }
 
 void Broker::Dispatch(std::uint32_t service, const Now& now) {
@@ -745,9 +793,11 @@ void Broker::Dispatch(std::uint32_t service, const Now& now) {
       return;
     }
     entry.queue.erase(at);
-    if (!SendRequest(worker, slot)) {
-      // The worker is gone: its ROUTER route vanished. Put the job back and drop the worker.
+    if (const SendResult sent = SendRequest(worker, slot); sent != SendResult::kSent) {
       entry.queue.insert(entry.queue.begin() + static_cast<std::ptrdiff_t>(held), slot);
+      // Its pipe is at the high-water mark: the job waits for the worker's next answer.
+      if (sent == SendResult::kFull) return;
+      // The worker is gone: its ROUTER route vanished. Drop the worker; the job stays queued.
       RemoveUnreachable(worker, now, false);
       held = 0;
       continue;
@@ -767,7 +817,7 @@ void Broker::Dispatch(std::uint32_t service, const Now& now) {
   }
 }
 
-bool Broker::SendRequest(std::uint32_t worker_slot, std::uint32_t slot) {
+SendResult Broker::SendRequest(std::uint32_t worker_slot, std::uint32_t slot) {
   const Worker& worker = workers_[worker_slot];
   Job& job = jobs_[slot];
   const auto command = static_cast<std::uint8_t>(WorkerCommand::kRequest);
@@ -799,7 +849,7 @@ bool Broker::SendRequest(std::uint32_t worker_slot, std::uint32_t slot) {
       share(job.payload);
     }
   }
-  return SendFrames() == SendResult::kSent;
+  return SendFrames();
 }
 
 void Broker::CompleteJob(std::uint32_t slot) {
@@ -810,6 +860,14 @@ void Broker::CompleteJob(std::uint32_t slot) {
     if (services_[job.service].in_flight > 0) --services_[job.service].in_flight;
   }
   if (job.dead_letter && dead_letters_queued_ > 0) --dead_letters_queued_;
+  Service& owner = services_[job.service];
+  owner.bytes -= std::min<std::size_t>(owner.bytes, job.bytes);
+  held_bytes_ -= std::min<std::size_t>(held_bytes_, job.bytes);
+  bytes_since_trim_ += job.bytes;
+  if (bytes_since_trim_ >= kTrimAfterBytes) {
+    bytes_since_trim_ = 0;
+    release_memory_ = true;  // large frees: give the memory back on the next tick
+  }
   in_flight_deadlines_.Erase(slot);
   job_index_.Erase(job.id);
   jobs_.Release(slot);

@@ -60,6 +60,9 @@ struct Counters {
   std::uint64_t invalid_service_names = 0;  // SUBMIT/READY/MDP requests naming an invalid service
   std::uint64_t services_pruned = 0;      // services forgotten after service_grace with no worker or job
   std::uint64_t new_service_refusals = 0; // new service names refused (per-peer quota, table full)
+  std::uint64_t bytes_rejections = 0;     // SUBMITs refused busy at max_queued_bytes / max_total_queued_bytes
+  std::uint64_t deadline_rejections = 0;  // SUBMITs refused: deadline further ahead than max_deadline
+  std::uint64_t client_sends_full = 0;    // answers dropped: the client's pipe was at the high-water mark
 };
 
 class Broker {
@@ -106,6 +109,8 @@ class Broker {
   std::size_t WorkerCount(std::string_view service) const;
   std::size_t LiveJobs() const { return jobs_.live(); }
   std::size_t LiveWorkers() const { return workers_.live(); }
+  // Returns: bytes of jobs held (queued or in flight), all services together.
+  std::size_t HeldBytes() const { return held_bytes_; }
   // Returns: jobs in flight whose deadline has not been answered yet.
   std::size_t UnexpiredInFlight() const { return in_flight_deadlines_.size(); }
 
@@ -123,10 +128,13 @@ class Broker {
   void OnReject(std::uint32_t worker, std::span<zmq::message_t> frames, const Now& now);
 
   // Jobs.
-  // Returns: the job's slot, or kNone if the queue is full (the caller answers busy).
+  // Returns: the job's slot, or kNone if a bound of the queue is hit (the caller answers busy
+  // with BusyReason()).
   std::uint32_t Enqueue(std::uint32_t service, std::uint32_t job, const Now& now);
+  // Returns: why the last Enqueue refused, for the client's busy message.
+  std::string BusyReason(std::uint32_t service) const;
   void Dispatch(std::uint32_t service, const Now& now);
-  bool SendRequest(std::uint32_t worker, std::uint32_t job);
+  SendResult SendRequest(std::uint32_t worker, std::uint32_t job);
   void CompleteJob(std::uint32_t job);
   void FailJob(std::uint32_t job, ErrorCode code, std::string_view message);
   // Puts a job back at the front of its queue, freeing its worker's credit. With
@@ -217,6 +225,9 @@ class Broker {
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> service_index_;
   std::vector<std::uint32_t> free_services_;  // pruned slots, reused before the table grows
   std::size_t live_services_ = 0;
+  std::size_t held_bytes_ = 0;          // Job::bytes of every job held
+  std::size_t bytes_since_trim_ = 0;    // bytes freed since memory was last given back
+  enum class Bound { kJobs, kServiceBytes, kTotalBytes } last_bound_ = Bound::kJobs;
   std::uint32_t prune_cursor_ = 0;
   // New service names per creator in the current new_services_window.
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> new_services_by_peer_;

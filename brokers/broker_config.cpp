@@ -20,6 +20,8 @@ ServicePolicy ReadPolicy(const ConfigSection& section, const ServicePolicy& fall
       section.GetInt("queue_limit", static_cast<std::int64_t>(fallback.queue_limit), 1, 100'000'000));
   policy.strategy = ParseStrategy(section.GetEnum(
       "strategy", ToString(fallback.strategy), {"least_loaded", "round_robin", "random", "weighted"}));
+  policy.max_queued_bytes = static_cast<std::size_t>(section.GetInt(
+      "max_queued_bytes", static_cast<std::int64_t>(fallback.max_queued_bytes), 1 << 20, 1LL << 40));
   policy.max_crashes = static_cast<std::uint32_t>(section.GetInt("max_crashes", fallback.max_crashes, 1, 100));
   section.RejectUnknownKeys();
   return policy;
@@ -54,8 +56,13 @@ BrokerConfig BrokerConfig::Read(const ConfigSection& section, const std::filesys
   config.dead_letter_buffer = static_cast<std::size_t>(section.GetInt(
       "dead_letter_buffer", static_cast<std::int64_t>(config.dead_letter_buffer), 0, 10'000'000));
   config.socket_hwm = static_cast<int>(section.GetInt("socket_hwm", config.socket_hwm, 1000, 10'000'000));
+  config.send_hwm = static_cast<int>(section.GetInt("send_hwm", config.send_hwm, 100, 10'000'000));
   config.drain_timeout = section.GetDuration("drain_timeout", config.drain_timeout, milliseconds(0),
                                              milliseconds(600000));
+  config.max_total_queued_bytes = static_cast<std::size_t>(section.GetInt(
+      "max_total_queued_bytes", static_cast<std::int64_t>(config.max_total_queued_bytes), 1 << 20, 1LL << 42));
+  config.max_deadline = section.GetDuration("max_deadline", config.max_deadline, milliseconds(1000),
+                                            milliseconds(30LL * 24 * 3600 * 1000));
   config.service_grace = section.GetDuration("service_grace", config.service_grace, milliseconds(100),
                                              milliseconds(3600000));
   config.new_services_per_peer = static_cast<std::uint32_t>(

@@ -8,14 +8,20 @@
 //   mdp_deadline = "30s"                 # deadline given to plain Majordomo requests
 //   max_attempts = 3                     # for jobs the broker makes itself (MDP requests)
 //   dead_letter_buffer = 10000           # dead letters held while courier.errors is away
-//   socket_hwm = 100000                  # ZeroMQ send/receive high-water marks
+//   socket_hwm = 100000                  # ZeroMQ receive high-water mark (per peer)
+//   send_hwm = 1000                      # ZeroMQ send high-water mark (per peer): at most this
+//                                        # many answers wait for a client that does not read;
+//                                        # more are dropped and counted (client_sends_full)
 //   drain_timeout = "5s"                 # SIGTERM: how long jobs in flight may finish
+//   max_total_queued_bytes = 1073741824  # bytes of jobs the whole broker holds
+//   max_deadline = "24h"                 # SUBMITs with a later deadline are refused bad_request
 //   service_grace = "10s"                # a service with no worker and no job is forgotten
 //                                        # after this long (100ms..1h)
 //   new_services_per_peer = 100          # services one client (connection, or CURVE key) may
 //   new_services_window = "10s"          # create per window; more are refused busy
 //   [defaults]                           # apply to every service
 //   queue_limit = 100000
+//   max_queued_bytes = 268435456         # bytes of jobs one service holds (queued + in flight)
 //   strategy = "least_loaded"            # least_loaded | round_robin | random | weighted
 //   max_crashes = 2                      # worker deaths a job may cause before it is a poison
 //                                        # job (dead-lettered worker_crashed), 1..100
@@ -45,6 +51,9 @@ std::string_view ToString(Strategy strategy);
 
 struct ServicePolicy {
   std::size_t queue_limit = 100000;
+  // Bytes of jobs (envelope + payload + a fixed overhead each) the service may hold, queued
+  // or in flight; past it SUBMITs are answered busy. Default 256 MiB.
+  std::size_t max_queued_bytes = 256u << 20;
   Strategy strategy = Strategy::kLeastLoaded;
   // Crashes (a worker lost while holding the job, or ERROR worker_crashed) after which a
   // job is dead-lettered as a poison job instead of being handed on. 1..100; default 2.
@@ -70,7 +79,10 @@ struct BrokerConfig {
   std::uint32_t max_attempts = 3;
   std::size_t dead_letter_buffer = 10000;
   int socket_hwm = 100000;
+  int send_hwm = 1000;
   std::chrono::milliseconds drain_timeout{5000};
+  std::size_t max_total_queued_bytes = std::size_t{1} << 30;  // all services together: 1 GiB
+  std::chrono::milliseconds max_deadline{24LL * 3600 * 1000};
   std::chrono::milliseconds service_grace{10000};
   std::uint32_t new_services_per_peer = 100;
   std::chrono::milliseconds new_services_window{10000};

@@ -54,6 +54,7 @@ struct Job {  // fields ordered to pack tightly: a queued job's size counts (100
   std::uint32_t worker = kNone;     // slot of the worker holding it, or kNone while queued
   std::uint32_t rejected_by = 0;    // serial of the worker that last could not open it (0: none)
   std::uint32_t deadline_pos = kNone;  // its entry in InFlightDeadlines, or kNone
+  std::uint32_t bytes = 0;          // what it is charged against max_queued_bytes (frames + overhead)
   SteadyTime enqueued_at{};
   SteadyTime dispatched_at{};
 };
@@ -88,6 +89,7 @@ struct Service {
   std::uint64_t dispatched = 0;
   std::uint64_t replied = 0;
   std::uint64_t failed = 0;
+  std::size_t bytes = 0;            // bytes of the jobs it holds, queued or in flight
   SteadyTime last_used{};           // last SUBMIT/READY naming it, or its last worker leaving
 };
 

@@ -3,6 +3,9 @@
 // that receives the ROUTER's socket-monitor events (a closed connection → the core probes
 // the workers that hold jobs, so a dead worker is noticed in milliseconds, not at expiry).
 #include <signal.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -84,11 +87,19 @@ int BlockTerminationSignals() {
 
 int Run(const BrokerConfig& config) {
   const int signal_fd = BlockTerminationSignals();
+#ifdef __GLIBC__
+  // Job frames over 128 KiB always get their own mapping, returned to the system when the job
+  // goes: glibc would otherwise raise this threshold after the first large free and serve
+  // later large frames from the heap, which a burst of big jobs then leaves fragmented.
+  ::mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
   zmq::context_t context(1);
   zmq::socket_t router(context, zmq::socket_type::router);
   router.set(zmq::sockopt::router_mandatory, 1);
   router.set(zmq::sockopt::linger, 0);
-  router.set(zmq::sockopt::sndhwm, config.socket_hwm);
+  // Per peer: what may wait for a client that does not read (its later answers are dropped
+  // and counted), and for a worker (past it, jobs wait in the queue until it answers).
+  router.set(zmq::sockopt::sndhwm, config.send_hwm);
   router.set(zmq::sockopt::rcvhwm, config.socket_hwm);
   // A transport backstop a little above max_message_bytes (per frame): a message just over
   // the limit still reaches OnMessage, which answers too_large; only a frame beyond the

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
+#include <fstream>
+#include <iostream>
 #include <zmq_addon.hpp>
 
 #include "courier/value.hpp"
@@ -161,6 +164,87 @@ TEST_F(HostileTest, InvalidServiceNamesAreRefusedWithTheRule) {
   EXPECT_TRUE(ServiceNames(*observer).empty());
   EXPECT_EQ(Stat(*observer, "services"), 0u);
   EXPECT_EQ(Stat(*observer, "invalid_service_names"), 3u);
+}
+
+// Returns: a field of /proc/PID/status in KiB (VmRSS, VmHWM), or 0.
+std::size_t StatusKiB(pid_t pid, const std::string& field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1));
+  }
+  return 0;
+}
+
+// Memory by bytes: 1,000 jobs of 1 MiB with a 1 h deadline for a service no worker serves.
+// Past max_queued_bytes (64 MiB here) the broker answers busy with the reason, and its
+// peak RSS stays near the bound instead of growing by the gigabyte sent.
+TEST_F(HostileTest, BigJobsForAServiceWithoutWorkersAreRefusedPastTheByteBound) {
+  StartBroker("heartbeat_interval = \"200ms\"\n[defaults]\nmax_queued_bytes = 67108864\n");
+  const std::size_t idle_kib = StatusKiB(broker_->pid(), "VmRSS");
+  auto attacker = Peer();
+  const std::string megabyte(1 << 20, 'm');
+  std::size_t busy = 0;
+  for (int i = 0; i < 1000; ++i) {
+    attacker->Send({"", "CRC01", "\x01", Envelope("nobody", JobId::Random(), 1, 3600 * 1000), megabyte});
+    if (i % 50 == 0) DrainCount(*attacker, &busy, "max_queued_bytes");
+  }
+  ASSERT_TRUE(WaitFor([&] { return (DrainCount(*attacker, &busy, "max_queued_bytes"), busy >= 930); }, 30s))
+      << busy << " busy answers naming max_queued_bytes";
+  const std::size_t peak_kib = StatusKiB(broker_->pid(), "VmHWM");
+  std::cout << "broker RSS idle " << idle_kib / 1024 << " MiB, peak " << peak_kib / 1024 << " MiB\n";
+  EXPECT_LT(peak_kib, idle_kib + 3 * 64 * 1024) << "peak RSS past 3 x max_queued_bytes";
+
+  // A deadline past max_deadline (24 h) is refused outright.
+  auto client = Peer();
+  client->Send({"", "CRC01", "\x01", Envelope("nobody", JobId::Random(), 1, 48ull * 3600 * 1000), "x"});
+  const auto refused = client->ReceiveWhere(2, "\x04", 5s);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_NE(detail::DecodeErrorBody(refused->at(3)).message.find("max_deadline"), std::string::npos);
+}
+
+// A client that submits many 64 KiB jobs and never reads its replies: the answers waiting
+// for it are bounded by send_hwm (the rest dropped and counted), so the broker's RSS stays
+// bounded while an honest stream alongside is served.
+TEST_F(HostileTest, AClientThatNeverReadsCannotGrowTheBroker) {
+  StartBroker("heartbeat_interval = \"200ms\"\n");
+  auto echo = StartWorker("echo", {"--service", "echo", "--protocol", "courier", "--capacity", "64", "--heartbeat-ms", "100"});
+  ASSERT_TRUE(WaitForMmi("echo", "200", 5s));
+  const std::size_t idle_kib = StatusKiB(broker_->pid(), "VmRSS");
+  zmq::context_t context(1);
+  zmq::socket_t attacker(context, zmq::socket_type::dealer);
+  attacker.set(zmq::sockopt::linger, 0);
+  attacker.set(zmq::sockopt::rcvhwm, 10);
+  attacker.set(zmq::sockopt::rcvbuf, 64 * 1024);
+  attacker.set(zmq::sockopt::sndtimeo, 2000);
+  attacker.connect(endpoint_);
+  auto honest = Peer();
+  const std::string payload(64 * 1024, 'p');
+  std::size_t honest_ok = 0;
+  std::size_t honest_sent = 0;
+  const auto give_up = std::chrono::steady_clock::now() + 90s;
+  for (int i = 0; i < 5000 && std::chrono::steady_clock::now() < give_up; ++i) {
+    const std::string envelope = Envelope("echo", JobId::Random());
+    std::array<zmq::const_buffer, 5> frames{zmq::str_buffer(""), zmq::str_buffer("CRC01"), zmq::str_buffer("\x01"),
+                                            zmq::buffer(envelope), zmq::buffer(payload)};
+    if (!zmq::send_multipart(attacker, frames)) break;
+    if (i % 500 == 0) {
+      honest->Send({"", "CRC01", "\x01", Envelope("echo", JobId::Random()), "hello"});
+      ++honest_sent;
+      const auto reply = honest->ReceiveWhere(2, "\x03", 30s);
+      if (reply) ++honest_ok;
+    }
+  }
+  auto observer = Peer();
+  ASSERT_TRUE(WaitFor([&] { return Stat(*observer, "jobs_live") == 0; }, 60s));
+  const std::size_t rss_kib = StatusKiB(broker_->pid(), "VmRSS");
+  const std::size_t peak_kib = StatusKiB(broker_->pid(), "VmHWM");
+  std::cout << "broker RSS idle " << idle_kib / 1024 << " MiB, after " << rss_kib / 1024 << " MiB, peak "
+            << peak_kib / 1024 << " MiB; answers dropped " << Stat(*observer, "client_sends_full") << "\n";
+  EXPECT_EQ(honest_ok, honest_sent);
+  EXPECT_GT(Stat(*observer, "client_sends_full"), 0u);
+  // send_hwm (1000) x 64 KiB = 64 MiB may wait for the attacker; the 1.28 GB sent may not.
+  EXPECT_LT(rss_kib, idle_kib + 200 * 1024);
 }
 
 }  // namespace
