@@ -667,6 +667,10 @@ std::chrono::milliseconds ProcessPool::Tick() {
   return state.Timeout(now);
 }
 
+std::chrono::milliseconds ProcessPool::NextTimer() const {
+  return state_->zygote ? state_->Timeout(Clock::now()) : milliseconds(1000);
+}
+
 void ProcessPool::Stop() {
   if (!state_ || !state_->zygote) return;
   for (Child& child : state_->children) {

@@ -116,6 +116,8 @@ class ProcessPool {
   // Replaces finished children, kills overdue ones, hands out pending jobs.
   // Returns: how soon it wants to be called again.
   std::chrono::milliseconds Tick();
+  // Returns: how soon Tick() has work (a job to kill, a child to start).
+  std::chrono::milliseconds NextTimer() const;
   // Kills every child and the zygote. Jobs not answered yet get no answer from the pool:
   // the caller answers them.
   void Stop();

@@ -469,7 +469,7 @@ struct WorkerHost::Impl {
       items.resize(base_items);
       if (processes) {
         processes->AppendPollItems(items);
-        timeout = std::min(timeout, processes->Tick());
+        timeout = std::min(timeout, processes->NextTimer());
       }
       zmq::poll(items.data(), items.size(), timeout);
       if (processes) processes->OnPoll(items.data() + base_items);
