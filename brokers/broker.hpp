@@ -111,6 +111,12 @@ class Broker {
   std::size_t LiveWorkers() const { return workers_.live(); }
   // Returns: bytes of jobs held (queued or in flight), all services together.
   std::size_t HeldBytes() const { return held_bytes_; }
+  // The loop's connection count and how many connections it closed at max_connections
+  // (shown by the stats query).
+  void SetConnections(std::size_t live, std::uint64_t refused) {
+    connections_ = live;
+    connections_refused_ = refused;
+  }
   // Returns: jobs in flight whose deadline has not been answered yet.
   std::size_t UnexpiredInFlight() const { return in_flight_deadlines_.size(); }
 
@@ -225,6 +231,8 @@ class Broker {
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> service_index_;
   std::vector<std::uint32_t> free_services_;  // pruned slots, reused before the table grows
   std::size_t live_services_ = 0;
+  std::size_t connections_ = 0;
+  std::uint64_t connections_refused_ = 0;
   std::size_t held_bytes_ = 0;          // Job::bytes of every job held
   std::size_t bytes_since_trim_ = 0;    // bytes freed since memory was last given back
   enum class Bound { kJobs, kServiceBytes, kTotalBytes } last_bound_ = Bound::kJobs;

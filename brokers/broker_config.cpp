@@ -63,6 +63,8 @@ BrokerConfig BrokerConfig::Read(const ConfigSection& section, const std::filesys
       "max_total_queued_bytes", static_cast<std::int64_t>(config.max_total_queued_bytes), 1 << 20, 1LL << 42));
   config.max_deadline = section.GetDuration("max_deadline", config.max_deadline, milliseconds(1000),
                                             milliseconds(30LL * 24 * 3600 * 1000));
+  config.max_connections = static_cast<std::size_t>(section.GetInt(
+      "max_connections", static_cast<std::int64_t>(config.max_connections), 1, 1'000'000));
   config.service_grace = section.GetDuration("service_grace", config.service_grace, milliseconds(100),
                                              milliseconds(3600000));
   config.new_services_per_peer = static_cast<std::uint32_t>(

@@ -15,6 +15,8 @@
 //   drain_timeout = "5s"                 # SIGTERM: how long jobs in flight may finish
 //   max_total_queued_bytes = 1073741824  # bytes of jobs the whole broker holds
 //   max_deadline = "24h"                 # SUBMITs with a later deadline are refused bad_request
+//   max_connections = 10000             # TCP peers at once (also capped at RLIMIT_NOFILE - 64);
+//                                        # more are closed as they arrive, logged once a second
 //   service_grace = "10s"                # a service with no worker and no job is forgotten
 //                                        # after this long (100ms..1h)
 //   new_services_per_peer = 100          # services one client (connection, or CURVE key) may
@@ -83,6 +85,7 @@ struct BrokerConfig {
   std::chrono::milliseconds drain_timeout{5000};
   std::size_t max_total_queued_bytes = std::size_t{1} << 30;  // all services together: 1 GiB
   std::chrono::milliseconds max_deadline{24LL * 3600 * 1000};
+  std::size_t max_connections = 10000;
   std::chrono::milliseconds service_grace{10000};
   std::uint32_t new_services_per_peer = 100;
   std::chrono::milliseconds new_services_window{10000};

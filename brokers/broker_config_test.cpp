@@ -17,6 +17,39 @@ TEST(BrokerConfigTest, DefaultsMatchTheSpec) {
   EXPECT_EQ(config.defaults.max_crashes, 2u);
 }
 
+TEST(BrokerConfigTest, HostilePeerBoundsHaveDefaultsAndAreRead) {
+  const BrokerConfig defaults = BrokerConfig::Read(ConfigSection::Empty());
+  EXPECT_EQ(defaults.defaults.max_queued_bytes, 256u << 20);
+  EXPECT_EQ(defaults.max_total_queued_bytes, std::size_t{1} << 30);
+  EXPECT_EQ(defaults.max_deadline, std::chrono::hours(24));
+  EXPECT_EQ(defaults.send_hwm, 1000);
+  EXPECT_EQ(defaults.max_connections, 10000u);
+  EXPECT_EQ(defaults.service_grace, std::chrono::seconds(10));
+  EXPECT_EQ(defaults.new_services_per_peer, 100u);
+  const auto config = BrokerConfig::Read(ConfigSection::Parse(R"(
+max_total_queued_bytes = 2147483648
+max_deadline = "1h"
+send_hwm = 5000
+max_connections = 300
+service_grace = "2s"
+new_services_per_peer = 7
+new_services_window = "1s"
+[defaults]
+max_queued_bytes = 1048576
+[services.big]
+max_queued_bytes = 8388608
+)", "broker.toml"));
+  EXPECT_EQ(config.max_total_queued_bytes, std::size_t{2} << 30);
+  EXPECT_EQ(config.max_deadline, std::chrono::hours(1));
+  EXPECT_EQ(config.send_hwm, 5000);
+  EXPECT_EQ(config.max_connections, 300u);
+  EXPECT_EQ(config.service_grace, std::chrono::seconds(2));
+  EXPECT_EQ(config.new_services_per_peer, 7u);
+  EXPECT_EQ(config.new_services_window, std::chrono::seconds(1));
+  EXPECT_EQ(config.PolicyFor("other").max_queued_bytes, 1u << 20);
+  EXPECT_EQ(config.PolicyFor("big").max_queued_bytes, 8u << 20);
+}
+
 TEST(BrokerConfigTest, ServiceSectionsOverrideDefaults) {
   const auto config = BrokerConfig::Read(ConfigSection::Parse(R"(
 bind = ["tcp://127.0.0.1:7000", "ipc:///tmp/courier.sock"]

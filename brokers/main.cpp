@@ -3,6 +3,8 @@
 // that receives the ROUTER's socket-monitor events (a closed connection → the core probes
 // the workers that hold jobs, so a dead worker is noticed in milliseconds, not at expiry).
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -18,6 +20,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <unordered_set>
 
 #include "broker.hpp"
 #include "broker_config.hpp"
@@ -55,17 +58,116 @@ class SocketOutbox final : public Outbox {
 constexpr std::size_t kMaxMessageSlack = 64 * 1024;
 constexpr const char* kMonitorEndpoint = "inproc://courier-broker.monitor";
 
+// TCP connections accepted and still open, counted from the socket monitor: ZeroMQ has no
+// connection limit for a ROUTER's TCP peers (ZMQ_MAX_SOCKETS counts sockets), and a process
+// out of file descriptors makes libzmq's listener fail accept() in a loop. A connection past
+// max_connections is shut down as soon as it is accepted (libzmq then closes it as a peer
+// that left); accept failures are logged at most once a second.
+class ConnectionGuard {
+ public:
+  explicit ConnectionGuard(std::size_t max) : max_(max) {}
+
+  void OnAccepted(int fd) {
+    if (open_.size() >= max_) {
+      ::shutdown(fd, SHUT_RDWR);
+      ++refused_;
+      ++refused_since_log_;
+      LogAtMostOncePerSecond();
+      return;
+    }
+    open_.insert(fd);
+  }
+  void OnClosed(int fd) { open_.erase(fd); }
+  void OnAcceptFailed(int error) {
+    ++accept_failures_since_log_;
+    last_accept_error_ = error;
+    LogAtMostOncePerSecond();
+  }
+  // Forgets descriptors that are no longer sockets (a close whose event was lost), once a
+  // second: O(open connections).
+  void Sweep() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_sweep_) return;
+    next_sweep_ = now + std::chrono::seconds(1);
+    std::erase_if(open_, [](int fd) {
+      int type = 0;
+      socklen_t length = sizeof type;
+      return ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) != 0;
+    });
+    LogAtMostOncePerSecond();
+  }
+  std::size_t open() const { return open_.size(); }
+  std::uint64_t refused() const { return refused_; }
+
+ private:
+  void LogAtMostOncePerSecond() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_log_ || (refused_since_log_ == 0 && accept_failures_since_log_ == 0)) return;
+    next_log_ = now + std::chrono::seconds(1);
+    if (refused_since_log_ > 0) {
+      spdlog::warn("closed {} new connection(s): {} open, max_connections {}", refused_since_log_, open_.size(),
+                   max_);
+    }
+    if (accept_failures_since_log_ > 0) {
+      spdlog::error("accept() failed {} time(s): {} (file descriptor limit? {} connections open)",
+                    accept_failures_since_log_, std::strerror(last_accept_error_), open_.size());
+    }
+    refused_since_log_ = 0;
+    accept_failures_since_log_ = 0;
+  }
+
+  std::size_t max_;
+  std::unordered_set<int> open_;
+  std::uint64_t refused_ = 0;
+  std::uint64_t refused_since_log_ = 0;
+  std::uint64_t accept_failures_since_log_ = 0;
+  int last_accept_error_ = 0;
+  std::chrono::steady_clock::time_point next_log_{};
+  std::chrono::steady_clock::time_point next_sweep_{};
+};
+
+// Returns: max_connections, lowered to what the file-descriptor limit leaves room for
+// (after raising the soft limit to the hard one), so accept() never meets EMFILE.
+std::size_t EffectiveMaxConnections(std::size_t configured) {
+  constexpr rlim_t kReservedFds = 64;  // the context, its pipes, the monitor, logs, the store
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return configured;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  if (limit.rlim_cur == RLIM_INFINITY) return configured;
+  const rlim_t room = limit.rlim_cur > 2 * kReservedFds ? limit.rlim_cur - kReservedFds : limit.rlim_cur / 2;
+  if (room < configured) {
+    spdlog::warn("max_connections {} lowered to {}: the file-descriptor limit is {}", configured, room,
+                 limit.rlim_cur);
+    return static_cast<std::size_t>(room);
+  }
+  return configured;
+}
+
 // Reads every pending monitor event. Returns: whether one of them was a closed connection.
-bool DrainMonitor(zmq::socket_t& monitor) {
+bool DrainMonitor(zmq::socket_t& monitor, ConnectionGuard& guard) {
   bool closed = false;
   for (int batch = 0; batch < 1024; ++batch) {
     zmq::message_t event;
     if (!monitor.recv(event, zmq::recv_flags::dontwait)) break;
-    // Frame 1: uint16 event id + uint32 value; frame 2: the endpoint.
-    if (event.size() >= sizeof(std::uint16_t)) {
+    // Frame 1: uint16 event id + uint32 value (the fd, or errno for ACCEPT_FAILED); frame 2:
+    // the endpoint.
+    if (event.size() >= sizeof(std::uint16_t) + sizeof(std::uint32_t)) {
       std::uint16_t id = 0;
+      std::uint32_t value = 0;
       std::memcpy(&id, event.data(), sizeof id);
-      if (id == ZMQ_EVENT_DISCONNECTED || id == ZMQ_EVENT_CLOSED) closed = true;
+      std::memcpy(&value, static_cast<const char*>(event.data()) + sizeof id, sizeof value);
+      if (id == ZMQ_EVENT_DISCONNECTED || id == ZMQ_EVENT_CLOSED) {
+        closed = true;
+        guard.OnClosed(static_cast<int>(value));
+      } else if (id == ZMQ_EVENT_ACCEPTED) {
+        guard.OnAccepted(static_cast<int>(value));
+      } else if (id == ZMQ_EVENT_ACCEPT_FAILED) {
+        guard.OnAcceptFailed(static_cast<int>(value));
+      }
     }
     while (event.more()) {
       zmq::message_t part;
@@ -131,11 +233,16 @@ int Run(const BrokerConfig& config) {
     }
   }
   // Closed connections, seen by libzmq's I/O thread as they happen (kill -9 included).
-  if (zmq_socket_monitor(router.handle(), kMonitorEndpoint, ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED) != 0) {
+  ConnectionGuard connections(EffectiveMaxConnections(config.max_connections));
+  if (zmq_socket_monitor(router.handle(), kMonitorEndpoint,
+                         ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_ACCEPT_FAILED) !=
+      0) {
     throw zmq::error_t();
   }
   zmq::socket_t monitor(context, zmq::socket_type::pair);
   monitor.set(zmq::sockopt::linger, 0);
+  // Room for a burst of connection events (accept floods), read every loop turn.
+  monitor.set(zmq::sockopt::rcvhwm, 100000);
   monitor.connect(kMonitorEndpoint);
   SocketOutbox outbox(router);
   Broker broker(config, outbox);
@@ -211,7 +318,7 @@ int Run(const BrokerConfig& config) {
         broker.OnMessage(frames, Now::Real(), role, user_id);
       }
     }
-    if ((items[2].revents & ZMQ_POLLIN) && DrainMonitor(monitor)) {
+    if ((items[2].revents & ZMQ_POLLIN) && DrainMonitor(monitor, connections)) {
       // Reading ZMQ_EVENTS makes the ROUTER process its pending commands, the closed pipe's
       // among them if it has arrived, so the probe's send can fail EHOSTUNREACH at once.
       (void)router.get(zmq::sockopt::events);
@@ -219,6 +326,8 @@ int Run(const BrokerConfig& config) {
     }
     const auto now = std::chrono::steady_clock::now();
     if (now >= next_tick || now >= broker.next_probe()) {
+      connections.Sweep();
+      broker.SetConnections(connections.open(), connections.refused());
       broker.OnTick(Now::Real());
       if (now >= next_tick) next_tick = std::chrono::steady_clock::now() + tick;
     }

@@ -110,7 +110,7 @@ std::string Broker::BuildStatsReply(const Now& now) const {
   Packer packer(stream);
   packer.pack_array(2);
   packer.pack_uint8(0);
-  packer.pack_map(32);
+  packer.pack_map(34);
   Field(packer, "malformed", counters_.malformed);
   Field(packer, "unknown_command", counters_.unknown_command);
   Field(packer, "oversized", counters_.oversized);
@@ -139,6 +139,8 @@ std::string Broker::BuildStatsReply(const Now& now) const {
   Field(packer, "deadline_rejections", counters_.deadline_rejections);
   Field(packer, "client_sends_full", counters_.client_sends_full);
   Field(packer, "held_bytes", held_bytes_);
+  Field(packer, "connections", connections_);
+  Field(packer, "connections_refused", connections_refused_);
   Field(packer, "jobs_live", jobs_.live());
   Field(packer, "workers_live", workers_.live());
   Field(packer, "services", live_services_);

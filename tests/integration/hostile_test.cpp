@@ -7,6 +7,9 @@
 #include <array>
 #include <fstream>
 #include <iostream>
+#include <sstream>
+#include <thread>
+#include <unistd.h>
 #include <zmq_addon.hpp>
 
 #include "courier/value.hpp"
@@ -245,6 +248,76 @@ TEST_F(HostileTest, AClientThatNeverReadsCannotGrowTheBroker) {
   EXPECT_GT(Stat(*observer, "client_sends_full"), 0u);
   // send_hwm (1000) x 64 KiB = 64 MiB may wait for the attacker; the 1.28 GB sent may not.
   EXPECT_LT(rss_kib, idle_kib + 200 * 1024);
+}
+
+// Returns: the CPU time (user + system) the process used so far.
+std::chrono::milliseconds CpuTime(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::string field;
+  std::uint64_t utime = 0;
+  std::uint64_t stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return std::chrono::milliseconds((utime + stime) * 1000 / static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK)));
+}
+
+// A connection flood against a broker whose file-descriptor limit is low (128): it never
+// reaches the limit (max_connections is lowered to fit), closes the connections past it as
+// they come, logs that once a second, does not spin, and keeps answering PINGs from a
+// client that was connected before.
+TEST_F(HostileTest, AConnectionFloodIsRefusedWithoutSpinningAndPingsAreAnswered) {
+  endpoint_ = FreeEndpoint();
+  const auto config = dir_.Write("broker.toml", "bind = [\"" + endpoint_ + "\"]\nheartbeat_interval = \"200ms\"\n");
+  broker_ = std::make_unique<ChildProcess>(
+      "/usr/bin/prlimit",
+      std::vector<std::string>{"--nofile=128:128", BinaryPath("courier-broker").string(), "--config", config.string()},
+      dir_.path() / "broker.log");
+  ASSERT_TRUE(broker_->WaitForLog("listening on", std::chrono::seconds(10))) << broker_->Log();
+  auto honest = Peer();
+  honest->Send({"", "CRC01", "\x07", "first"});
+  ASSERT_TRUE(honest->ReceiveWhere(2, "\x08", 5s).has_value());
+
+  zmq::context_t flood_context(1);
+  std::vector<zmq::socket_t> flood;
+  for (int i = 0; i < 400; ++i) {
+    flood.emplace_back(flood_context, zmq::socket_type::dealer);
+    flood.back().set(zmq::sockopt::linger, 0);
+    flood.back().set(zmq::sockopt::reconnect_ivl, 200);
+    flood.back().connect(endpoint_);
+  }
+  const auto cpu_before = CpuTime(broker_->pid());
+  const auto wall_before = std::chrono::steady_clock::now();
+  int answered = 0;
+  for (int i = 0; i < 20; ++i) {
+    honest->Send({"", "CRC01", "\x07", "p" + std::to_string(i)});
+    if (honest->ReceiveWhere(3, "p" + std::to_string(i), 2s)) ++answered;
+    std::this_thread::sleep_for(100ms);
+  }
+  const auto cpu = CpuTime(broker_->pid()) - cpu_before;
+  const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - wall_before);
+  auto observer_stats = [&](const std::string& name) { return Stat(*honest, name); };
+  const auto open = observer_stats("connections");
+  const auto refused = observer_stats("connections_refused");
+  std::cout << "broker CPU " << cpu.count() << " ms in " << wall.count() << " ms; connections " << open
+            << ", refused " << refused << "\n";
+  EXPECT_EQ(answered, 20);
+  EXPECT_LE(open, 64u);      // 128 descriptors - 64 reserved
+  EXPECT_GT(refused, 0u);
+  EXPECT_LT(cpu.count(), wall.count() / 2) << "the broker spins";
+  EXPECT_TRUE(broker_->WaitForLog("max_connections", 2s));
+  // Connections closed at the cap still hold a descriptor for a moment, so a flood may
+  // touch the limit: accept() failures are then logged at most once a second, not per try.
+  const std::string log = broker_->Log();
+  std::size_t accept_lines = 0;
+  for (auto at = log.find("accept() failed"); at != std::string::npos; at = log.find("accept() failed", at + 1)) {
+    ++accept_lines;
+  }
+  EXPECT_LE(accept_lines, static_cast<std::size_t>(wall.count() / 1000 + 2)) << log;
+  flood.clear();
 }
 
 }  // namespace
