@@ -372,7 +372,9 @@ ReportVerdict CheckErrorBatch(ErrorBatch& batch, std::uint64_t now_ms, const Rep
     if (repaired && verdict.problem.empty()) verdict.problem = what;
     return repaired;
   };
-  if (note(RepairText(batch.host) | RepairText(batch.instance), "error batch: host or instance repaired")) {
+  const bool host_repaired = RepairText(batch.host);  // both repaired, whatever the first says
+  const bool instance_repaired = RepairText(batch.instance);
+  if (note(host_repaired || instance_repaired, "error batch: host or instance repaired")) {
     ++verdict.clamped;
   }
   const std::uint64_t earliest = now_ms > limits.max_age_ms ? now_ms - limits.max_age_ms : 0;
