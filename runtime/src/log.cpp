@@ -18,6 +18,7 @@
 
 #include "courier/config.hpp"
 #include "courier/error.hpp"
+#include "utf8.hpp"
 
 namespace courier {
 namespace {
@@ -54,35 +55,6 @@ void Append(spdlog::memory_buf_t& dest, std::string_view text) {
   dest.append(text.data(), text.data() + text.size());
 }
 
-// Length of the well-formed UTF-8 sequence starting at text[i], or 0 if it is malformed
-// (overlong forms, surrogates and code points above U+10FFFF included), per RFC 3629.
-std::size_t Utf8SequenceLength(std::string_view text, std::size_t i) {
-  const auto byte = [&text](std::size_t at) { return static_cast<unsigned char>(text[at]); };
-  const unsigned char lead = byte(i);
-  std::size_t length = 0;
-  unsigned char second_min = 0x80;
-  unsigned char second_max = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) second_min = 0xA0;
-    if (lead == 0xED) second_max = 0x9F;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) second_min = 0x90;
-    if (lead == 0xF4) second_max = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + length > text.size()) return 0;
-  if (byte(i + 1) < second_min || byte(i + 1) > second_max) return 0;
-  for (std::size_t k = 2; k < length; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  }
-  return length;
-}
-
 // Appends `text` as the body of a JSON string. Log messages carry hostile input (peer
 // names, payload fragments), so every line must stay one valid JSON object: quotes,
 // backslashes and control characters are escaped and malformed UTF-8 becomes U+FFFD.
@@ -92,7 +64,7 @@ void AppendJsonEscaped(spdlog::memory_buf_t& dest, std::string_view text) {
   while (i < text.size()) {
     const auto c = static_cast<unsigned char>(text[i]);
     if (c >= 0x80) {
-      const std::size_t length = Utf8SequenceLength(text, i);
+      const std::size_t length = detail::Utf8SequenceLength(text, i);
       if (length == 0) {
         Append(dest, "\\ufffd");
         ++i;

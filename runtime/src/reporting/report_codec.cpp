@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "courier/error.hpp"
+#include "utf8.hpp"
 
 namespace courier::detail {
 namespace {
@@ -241,35 +242,6 @@ MetricsReport DecodeMetricsReport(const Value& payload) {
 
 namespace {
 
-// Returns: the length of the well-formed UTF-8 sequence at `text[i]`, or 0 if there is none.
-std::size_t Utf8Sequence(std::string_view text, std::size_t i) noexcept {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char b0 = byte(i);
-  if (b0 < 0x80) return 1;
-  std::size_t length = 0;
-  unsigned char low = 0x80;
-  unsigned char high = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    length = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    length = 3;
-    if (b0 == 0xE0) low = 0xA0;   // no overlongs
-    if (b0 == 0xED) high = 0x9F;  // no surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    length = 4;
-    if (b0 == 0xF0) low = 0x90;
-    if (b0 == 0xF4) high = 0x8F;  // nothing above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (i + length > text.size()) return 0;
-  if (byte(i + 1) < low || byte(i + 1) > high) return 0;
-  for (std::size_t k = 2; k < length; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-  }
-  return length;
-}
-
 bool IsControl(std::string_view text, std::size_t i, std::size_t length, bool keep_newlines) noexcept {
   const auto b0 = static_cast<unsigned char>(text[i]);
   if (length == 1) return (b0 < 0x20 && !(keep_newlines && (b0 == '\n' || b0 == '\t'))) || b0 == 0x7F;
@@ -279,7 +251,7 @@ bool IsControl(std::string_view text, std::size_t i, std::size_t length, bool ke
 bool IsCleanText(std::string_view text, std::size_t max_bytes) noexcept {
   if (text.size() > max_bytes) return false;
   for (std::size_t i = 0; i < text.size();) {
-    const std::size_t length = Utf8Sequence(text, i);
+    const std::size_t length = Utf8SequenceLength(text, i);
     if (length == 0 || IsControl(text, i, length, false)) return false;
     i += length;
   }
@@ -325,7 +297,7 @@ std::string StageProblem(const StageInterval& stage, std::uint64_t interval_ms, 
 
 bool IsValidUtf8(std::string_view text) noexcept {
   for (std::size_t i = 0; i < text.size();) {
-    const std::size_t length = Utf8Sequence(text, i);
+    const std::size_t length = Utf8SequenceLength(text, i);
     if (length == 0) return false;
     i += length;
   }
@@ -345,7 +317,7 @@ bool RepairText(std::string& text, bool keep_newlines) {
   std::string out;
   bool changed = false;
   for (std::size_t i = 0; i < text.size();) {
-    const std::size_t length = Utf8Sequence(text, i);
+    const std::size_t length = Utf8SequenceLength(text, i);
     if (length == 0 || IsControl(text, i, length, keep_newlines)) {
       if (!changed) out.assign(text, 0, i);
       changed = true;
