@@ -69,7 +69,7 @@ std::string EncodeEnvelope(const Envelope& envelope) {
   }
   if (envelope.deadline_ms == 0) Reject("deadline must be set");
   if (envelope.max_attempts == 0) Reject("max_attempts must be at least 1");
-  if (envelope.mode > ReplyMode::kReply) Reject("unknown reply mode");
+  if (envelope.mode > ReplyMode::kEnqueue) Reject("unknown reply mode");
 
   std::string out;
   out.reserve(96 + envelope.service.size());
@@ -141,7 +141,7 @@ EnvelopeView DecodeEnvelope(std::string_view bytes) {
   }
   CopyFixed(nonce, view.nonce, "nonce");
   const std::uint64_t mode = reader.ReadUint("envelope.mode");
-  if (mode > static_cast<std::uint64_t>(ReplyMode::kReply)) Reject("unknown reply mode " + std::to_string(mode));
+  if (mode > static_cast<std::uint64_t>(ReplyMode::kEnqueue)) Reject("unknown reply mode " + std::to_string(mode));
   view.mode = static_cast<ReplyMode>(mode);
   for (std::uint32_t i = kEnvelopeFields; i < fields; ++i) reader.Skip("envelope.reserved");
   if (!reader.AtEnd()) Reject("trailing bytes after the envelope");

@@ -134,8 +134,16 @@ TEST(EnvelopeCodecTest, RejectsNonceThatDisagreesWithKeyId) {
 
 TEST(EnvelopeCodecTest, RejectsUnknownReplyMode) {
   std::string bytes = EncodeEnvelope(SampleEnvelope());
-  bytes.back() = '\x03';
-  ExpectBadRequest(bytes, "unknown reply mode 3");
+  bytes.back() = '\x04';
+  ExpectBadRequest(bytes, "unknown reply mode 4");
+}
+
+TEST(EnvelopeCodecTest, EnqueueModeRoundTrips) {
+  Envelope envelope = SampleEnvelope();
+  envelope.mode = ReplyMode::kEnqueue;
+  const std::string bytes = EncodeEnvelope(envelope);
+  EXPECT_EQ(static_cast<unsigned char>(bytes.back()), 0x03);
+  EXPECT_EQ(DecodeEnvelope(bytes).mode, ReplyMode::kEnqueue);
 }
 
 }  // namespace

@@ -7,7 +7,7 @@
 namespace courier {
 namespace {
 
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 19> kNames{{
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 20> kNames{{
     {ErrorCode::kBadRequest, "bad_request"},
     {ErrorCode::kUnauthenticated, "unauthenticated"},
     {ErrorCode::kNoSuchService, "no_such_service"},
@@ -25,6 +25,7 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 19> kNames{{
     {ErrorCode::kShuttingDown, "shutting_down"},
     {ErrorCode::kUnauthorized, "unauthorized"},
     {ErrorCode::kWorkerCrashed, "worker_crashed"},
+    {ErrorCode::kNotFound, "not_found"},
     {ErrorCode::kConfig, "config"},
     {ErrorCode::kIo, "io"},
 }};
@@ -48,7 +49,7 @@ std::optional<ErrorCode> ParseErrorCode(std::string_view text) noexcept {
   return std::nullopt;
 }
 
-bool IsWireCode(std::uint32_t number) noexcept { return number >= 1 && number <= 17; }
+bool IsWireCode(std::uint32_t number) noexcept { return number >= 1 && number <= 18; }
 
 bool IsRetryable(ErrorCode code) noexcept {
   switch (code) {

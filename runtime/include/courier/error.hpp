@@ -32,6 +32,7 @@ enum class ErrorCode : std::uint16_t {
   kShuttingDown = 15,       // the receiver is draining and takes no new jobs
   kUnauthorized = 16,       // the transport key is not on the allow-list for this role
   kWorkerCrashed = 17,      // the process running the handler died (signal, abort, exit)
+  kNotFound = 18,           // no job under this id here (never accepted, or its result expired)
   kConfig = 100,            // local only: a configuration or key file is invalid
   kIo = 101,                // local only: a file or socket operation failed
 };

@@ -46,6 +46,9 @@ enum class ReplyMode : std::uint8_t {
   kCall = 0,   // a reply (or an error) is routed back to the client
   kSend = 1,   // fire-and-forget: the broker acknowledges acceptance, no reply follows
   kReply = 2,  // this envelope travels with a reply payload
+  // Accepted once stored; the reply is kept by the broker under the job id for the
+  // service's result_ttl, fetched later (Client::Result), from any process.
+  kEnqueue = 3,
 };
 
 inline constexpr std::uint32_t kEnvelopeVersion = 1;
