@@ -78,6 +78,9 @@ constexpr std::size_t kJobOverheadBytes = 512;
 // Freed job bytes after which the next tick returns memory to the system (malloc_trim).
 constexpr std::size_t kTrimAfterBytes = 64u << 20;
 
+// Send and enqueue jobs are ACCEPTed (stored first, when their service keeps them).
+bool IsAcknowledged(ReplyMode mode) { return mode == ReplyMode::kSend || mode == ReplyMode::kEnqueue; }
+
 bool IsKeyReject(ErrorCode code) { return code == ErrorCode::kUnknownKey || code == ErrorCode::kUnauthenticated; }
 
 }  // namespace
@@ -147,6 +150,7 @@ void Broker::OnRefusedPeer(std::string_view key, std::string_view address) {
 }
 
 void Broker::OnMessage(std::span<zmq::message_t> frames, const Now& now, PeerRole role, std::string_view user_id) {
+  unix_now_ms_ = now.unix_ms;
   current_user_ = user_id;
   struct ClearUser {
     std::string_view& user;
@@ -236,6 +240,10 @@ void Broker::OnMdpClient(std::span<zmq::message_t> frames, const Now& now) {
   const std::string_view service_name = View(frames[3]);
   if (service_name.starts_with(detail::kMmiPrefix)) {
     OnMmi(frames);
+    return;
+  }
+  if (service_name.starts_with(kTitanicPrefix)) {
+    OnTitanic(frames, now);
     return;
   }
   if (const std::string_view problem = ServiceNameProblem(service_name); !problem.empty()) {
@@ -383,7 +391,8 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
                       "deadline passed while a worker held the job");
       return;
     }
-    if (envelope.mode == ReplyMode::kSend) {
+    // A job whose commit is pending is ACCEPTed once stored, to the connection just recorded.
+    if (IsAcknowledged(envelope.mode) && !job.awaiting_commit) {
       SendCourierClient(client, static_cast<std::uint8_t>(ClientCommand::kAccept), envelope.job_id.View());
     }
     return;
@@ -427,8 +436,14 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
     jobs_.Release(slot);
     return;
   }
-  if (envelope.mode == ReplyMode::kSend) {
-    SendCourierClient(client, static_cast<std::uint8_t>(ClientCommand::kAccept), envelope.job_id.View());
+  if (Stores(envelope.mode, service)) {
+    StoreJob(slot, StoredOrigin::kCourier, true, now);  // ACCEPTed by OnStoreCommitted
+  } else {
+    jobs_[slot].seq = next_seq_++;
+    jobs_[slot].accepted_ms = now.unix_ms;
+    if (IsAcknowledged(envelope.mode)) {
+      SendCourierClient(client, static_cast<std::uint8_t>(ClientCommand::kAccept), envelope.job_id.View());
+    }
   }
   Dispatch(service, now);
   // A long queue may wait a while: its jobs should not pin receive buffers (OwnFrames). All
@@ -453,6 +468,23 @@ void Broker::OnQuery(std::span<zmq::message_t> frames, const Now& now) {
   std::string reply;
   try {
     const std::string name = detail::DecodeQueryName(View(frames[5]));
+    if (name == wire::kJobQueryName) {
+      OnJobQuery(View(frames[0]), View(frames[4]), View(frames[5]), now);
+      return;
+    }
+    if (name == wire::kJobsQueryName) {
+      StoreLookup lookup{.kind = StoreLookup::Kind::kJobs,
+                         .client = std::string(View(frames[0])),
+                         .correlation = std::string(View(frames[4])),
+                         .id = {},
+                         .jobs = wire::DecodeJobsQuery(View(frames[5]))};
+      if (store_enabled_) {
+        lookups_.push_back(std::move(lookup));
+      } else {
+        AnswerLookup(lookup, wire::JobsPage{});
+      }
+      return;
+    }
     if (name == "services") {
       reply = BuildServicesReply();
     } else if (name == "workers") {
@@ -644,6 +676,14 @@ void Broker::OnWorkerReply(std::uint32_t worker_slot, std::span<zmq::message_t> 
     } else if (sent != SendResult::kSent) {
       ++counters_.unreachable_clients;
     }
+  } else if (job.mode == ReplyMode::kEnqueue) {
+    // Kept as the worker sent it, sealed; a Titanic (MDP) client gets the payload only.
+    const bool payload_only = job.client_kind == PeerKind::kMdp && worker.kind == PeerKind::kCourier;
+    std::vector<std::string> reply;
+    for (std::size_t i = payload_only ? body_begin + 1 : body_begin; i < frames.size(); ++i) {
+      reply.push_back(frames[i].to_string());
+    }
+    RecordResult(job, wire::JobState::kDone, ErrorCode::kInternal, {}, std::move(reply), now.unix_ms);
   }
   ++services_[service].replied;
   ++counters_.jobs_answered;
@@ -724,12 +764,14 @@ void Broker::OnReject(std::uint32_t worker_slot, std::span<zmq::message_t> frame
 // ---------------------------------------------------------------------------------------
 // Jobs
 
-std::uint32_t Broker::Enqueue(std::uint32_t service, std::uint32_t slot, const Now& now) {
+std::uint32_t Broker::Enqueue(std::uint32_t service, std::uint32_t slot, const Now& now, bool ignore_bounds) {
   Service& entry = services_[service];
   Job& job = jobs_[slot];
   std::size_t bytes = kJobOverheadBytes + job.envelope.size() + job.payload.size() + job.client.size();
   for (const auto& frame : job.extra_body) bytes += frame.size();
-  if (entry.queue.size() >= entry.policy.queue_limit) {
+  if (ignore_bounds) {
+    // Restored from the store: accepted once already, so never refused now.
+  } else if (entry.queue.size() >= entry.policy.queue_limit) {
     last_bound_ = Bound::kJobs;
     return kNone;
   }
@@ -777,6 +819,12 @@ void Broker::Dispatch(std::uint32_t service, const Now& now) {
   while (entry.queue.size() > held) {
     const auto at = entry.queue.begin() + static_cast<std::ptrdiff_t>(held);
     const std::uint32_t slot = *at;
+    // Not before its commit (the newest jobs, at the back); and a draining broker keeps its
+    // stored jobs for the next start rather than start them now.
+    if (jobs_[slot].awaiting_commit) return;
+    if (draining_ && jobs_[slot].durability != Durability::kMemory && jobs_[slot].client_kind != PeerKind::kInternal) {
+      return;
+    }
     if (jobs_[slot].deadline_ms <= now.unix_ms) {
       entry.queue.erase(at);
       ++counters_.expired;
@@ -808,6 +856,16 @@ void Broker::Dispatch(std::uint32_t service, const Now& now) {
     job.dispatched_at = now.steady;
     job.worker = worker;
     in_flight_deadlines_.Insert(slot);
+    if (job.durability != Durability::kMemory) {
+      StoreOp op;
+      op.kind = StoreOp::Kind::kDispatched;
+      op.durability = Durability::kWrite;  // a lost mark costs an attempt number, not a job
+      op.job.id = job.id;
+      op.job.attempt = job.attempt;
+      op.job.worker = WorkerName(holder);
+      op.job.since_ms = now.unix_ms;
+      store_ops_.push_back(std::move(op));
+    }
     ++holder.in_flight;
     holder.last_sent = now.steady;
     holder.last_dispatch = now.steady;
@@ -854,6 +912,14 @@ SendResult Broker::SendRequest(std::uint32_t worker_slot, std::uint32_t slot) {
 
 void Broker::CompleteJob(std::uint32_t slot) {
   Job& job = jobs_[slot];
+  if (job.durability != Durability::kMemory) {
+    StoreOp op;
+    op.kind = StoreOp::Kind::kRemoveJob;
+    op.durability = Durability::kWrite;  // a lost removal runs the job again after a restart
+    op.job.id = job.id;
+    store_ops_.push_back(std::move(op));
+  }
+  NotifyWaiters(job.id);
   if (job.worker != kNone) {
     Worker& worker = workers_[job.worker];
     if (worker.in_flight > 0) --worker.in_flight;
@@ -892,8 +958,9 @@ void Broker::OwnFrames(Job& job) {
   job.owns_frames = true;
 }
 
-void Broker::FailJob(std::uint32_t slot, ErrorCode code, std::string_view message) {
+void Broker::FailJob(std::uint32_t slot, ErrorCode code, std::string_view message, wire::JobState state) {
   const Job& job = jobs_[slot];
+  RecordResult(job, state, code, message, {}, unix_now_ms_);
   ++services_[job.service].failed;
   if (job.client_kind == PeerKind::kCourier && job.mode == ReplyMode::kCall) {
     SendClientError(job, code, message);
@@ -988,7 +1055,7 @@ void Broker::DeadLetter(std::uint32_t slot, ErrorCode code, std::string_view mes
       ++dead_letters_queued_;
     }
   }
-  FailJob(slot, code, message);
+  FailJob(slot, code, message, wire::JobState::kDead);
   if (const std::uint32_t sink = FindService(detail::kErrorSinkService); sink != kNone) Dispatch(sink, now);
 }
 
@@ -1018,6 +1085,9 @@ std::uint32_t Broker::EnqueueInternal(std::string_view service_name, const std::
     jobs_.Release(slot);
     return kNone;
   }
+  // Dead letters are kept like any accepted job (metrics reports are "memory" by policy);
+  // nobody waits for their ACCEPT, so they are not held back for the commit.
+  if (Stores(ReplyMode::kSend, service)) StoreJob(slot, StoredOrigin::kInternal, false, now);
   return slot;
 }
 
@@ -1062,6 +1132,8 @@ void Broker::ExpireInFlight(const Now& now) {
     if (job.client_kind == PeerKind::kCourier && job.mode == ReplyMode::kCall) {
       SendClientError(job, ErrorCode::kDeadlineExceeded, "deadline passed while a worker held the job");
     }
+    RecordResult(job, wire::JobState::kFailed, ErrorCode::kDeadlineExceeded,
+                 "deadline passed while a worker held the job", {}, now.unix_ms);
   }
 }
 
@@ -1069,6 +1141,8 @@ void Broker::ExpireInFlight(const Now& now) {
 // Ticks, workers and services
 
 void Broker::OnTick(const Now& now) {
+  unix_now_ms_ = now.unix_ms;
+  if (!waiters_.empty()) ExpireWaiters(now);
   for (std::uint32_t slot = 0; slot < workers_.capacity(); ++slot) {
     Worker& worker = workers_[slot];
     if (!worker.live) continue;
@@ -1115,8 +1189,10 @@ void Broker::BeginDrain(const Now& now) {
     std::deque<std::uint32_t> queued;
     queued.swap(service.queue);
     for (const std::uint32_t slot : queued) {
-      if (jobs_[slot].client_kind == PeerKind::kInternal) {
-        service.queue.push_back(slot);  // reports wait for the sink as long as the drain lasts
+      if (jobs_[slot].client_kind == PeerKind::kInternal || jobs_[slot].durability != Durability::kMemory) {
+        // Reports wait for the sink as long as the drain lasts; stored jobs stay stored for
+        // the next start (their clients were ACCEPTed, or are, once the commit is done).
+        service.queue.push_back(slot);
       } else {
         FailJob(slot, ErrorCode::kShuttingDown, "the broker is shutting down");
       }
@@ -1169,7 +1245,9 @@ bool Broker::Drained() const {
 
 void Broker::DisconnectAll() {
   for (std::uint32_t slot = 0; slot < jobs_.capacity(); ++slot) {
-    if (jobs_[slot].live && jobs_[slot].client_kind != PeerKind::kInternal && !jobs_[slot].answered) {
+    // A stored job stays in the store: the next start hands it out again (attempt + 1).
+    if (jobs_[slot].live && jobs_[slot].client_kind != PeerKind::kInternal && !jobs_[slot].answered &&
+        jobs_[slot].durability == Durability::kMemory) {
       FailJob(slot, ErrorCode::kShuttingDown, "the broker stopped before the job finished");
     }
   }

@@ -15,7 +15,9 @@
 #include <random>
 #include <span>
 #include <string>
+#include <optional>
 #include <unordered_map>
+#include <utility>
 #include <zmq.hpp>
 
 #include "broker_config.hpp"
@@ -23,6 +25,7 @@
 #include "courier/error.hpp"
 #include "courier/log.hpp"
 #include "reports.hpp"
+#include "store_ops.hpp"
 #include "zap.hpp"
 
 namespace courier::broker {
@@ -63,6 +66,9 @@ struct Counters {
   std::uint64_t bytes_rejections = 0;     // SUBMITs refused busy at max_queued_bytes / max_total_queued_bytes
   std::uint64_t deadline_rejections = 0;  // SUBMITs refused: deadline further ahead than max_deadline
   std::uint64_t client_sends_full = 0;    // answers dropped: the client's pipe was at the high-water mark
+  std::uint64_t store_refusals = 0;       // jobs refused because the store could not commit them
+  std::uint64_t restored_jobs = 0;        // jobs loaded from the store at start
+  std::uint64_t lookups = 0;              // job and jobs queries and titanic.reply answered
 };
 
 class Broker {
@@ -99,6 +105,27 @@ class Broker {
   bool Drained() const;
   // Answers what is still in flight shutting_down and tells every worker DISCONNECT.
   void DisconnectAll();
+  // Stored jobs (PROTOCOL.md §6.5). Without UseStore every job is handled as durability
+  // "memory" (the routing core alone, as in its unit tests); with it, send and enqueue jobs
+  // of services whose durability is not "memory" are ACCEPTed only after OnStoreCommitted.
+  void UseStore() { store_enabled_ = true; }
+  // Returns: the store ops emitted since the last call (the loop commits them as one batch).
+  std::vector<StoreOp> TakeStoreOps() { return std::exchange(store_ops_, {}); }
+  // The batch last taken was committed (or not): ACCEPTs the jobs it stored and lets them
+  // be dispatched, or refuses them busy (store full) / unavailable (store failing).
+  void OnStoreCommitted(const CommitResult& result, const Now& now);
+  // Feeds back one job loaded from the store at start, before any message: queued jobs keep
+  // their place; a job a worker held goes back with attempt + 1 (dead-lettered past
+  // max_attempts). `max_seq` (FinishRestore) keeps new jobs sorted after the restored ones.
+  void Restore(StoredJob&& stored, const Now& now);
+  void FinishRestore(std::uint64_t max_seq, const Now& now);
+  // Returns: the lookups the store must answer (after this turn's commit).
+  std::vector<StoreLookup> TakeLookups() { return std::exchange(lookups_, {}); }
+  // Answers a `job` query or titanic.reply with what the store holds under its id.
+  void AnswerLookup(const StoreLookup& lookup, const std::optional<wire::JobRecord>& record);
+  // Answers a `jobs` query with a page read from the store.
+  void AnswerLookup(const StoreLookup& lookup, const wire::JobsPage& page);
+
   // The 8 random bytes PONG carries: they change when a broker restarts.
   const std::string& incarnation() const { return incarnation_; }
 
@@ -128,6 +155,31 @@ class Broker {
   void OnSubmit(std::span<zmq::message_t> frames, const Now& now);
   void OnQuery(std::span<zmq::message_t> frames, const Now& now);
   void OnMmi(std::span<zmq::message_t> frames);
+  // titanic.request / .reply / .close from an MDP client (PROTOCOL.md §6.6).
+  void OnTitanic(std::span<zmq::message_t> frames, const Now& now);
+  void OnTitanicRequest(std::span<zmq::message_t> frames, const Now& now);
+  void SendMdpClient(std::string_view client, std::string_view service, std::span<const std::string_view> bodies);
+  // A `job` query: answered now for a job held in memory, parked while the caller waits,
+  // or passed to the store (TakeLookups).
+  void OnJobQuery(std::string_view client, std::string_view correlation, std::string_view body, const Now& now);
+  // Returns: the record of a job the broker holds (queued or running).
+  wire::JobRecord LiveRecord(const Job& job, const Now& now) const;
+  void SendQueryReply(std::string_view client, std::string_view correlation, const std::string& body);
+  // Parked `job` queries whose wait ran out: answered with the job's state now.
+  void ExpireWaiters(const Now& now);
+  // The job under `id` finished or has a result: its parked queries go to the store.
+  void NotifyWaiters(const JobId& id);
+
+  // Store.
+  // Returns: whether a job of `mode` for `service` is stored before it is ACCEPTed.
+  bool Stores(ReplyMode mode, std::uint32_t service) const;
+  // Makes a newly queued job a stored one (kAddJob); with `gate`, it waits for the commit.
+  void StoreJob(std::uint32_t slot, StoredOrigin origin, bool gate, const Now& now);
+  // Records an enqueued job's outcome (kAddResult) for lookups; no-op for other modes.
+  void RecordResult(const Job& job, wire::JobState state, ErrorCode code, std::string_view message,
+                    std::vector<std::string> reply, std::uint64_t now_ms);
+  // Sends what a stored job's submitter gets once its commit is done (ACCEPT, or Titanic 200).
+  void SendAccepted(const Job& job);
   void OnReady(std::span<zmq::message_t> frames, PeerKind kind, const Now& now);
   void OnWorkerReply(std::uint32_t worker, std::span<zmq::message_t> frames, const Now& now);
   void OnWorkerError(std::uint32_t worker, std::span<zmq::message_t> frames, const Now& now);
@@ -136,13 +188,16 @@ class Broker {
   // Jobs.
   // Returns: the job's slot, or kNone if a bound of the queue is hit (the caller answers busy
   // with BusyReason()).
-  std::uint32_t Enqueue(std::uint32_t service, std::uint32_t job, const Now& now);
+  std::uint32_t Enqueue(std::uint32_t service, std::uint32_t job, const Now& now, bool ignore_bounds = false);
   // Returns: why the last Enqueue refused, for the client's busy message.
   std::string BusyReason(std::uint32_t service) const;
   void Dispatch(std::uint32_t service, const Now& now);
   SendResult SendRequest(std::uint32_t worker, std::uint32_t job);
   void CompleteJob(std::uint32_t job);
-  void FailJob(std::uint32_t job, ErrorCode code, std::string_view message);
+  // Ends a job that did not succeed: its client is told (calls), its outcome kept
+  // (enqueue: `state` failed, or dead for a dead letter).
+  void FailJob(std::uint32_t job, ErrorCode code, std::string_view message,
+               wire::JobState state = wire::JobState::kFailed);
   // Puts a job back at the front of its queue, freeing its worker's credit. With
   // count_attempt, attempt + 1; past max_attempts it is dead-lettered with `exhausted` and
   // a message made of `why` (what happened) and the attempt count.
@@ -255,6 +310,20 @@ class Broker {
   std::string incarnation_;
   std::string_view current_user_;  // the User-Id of the message OnMessage is handling
   BrokerTimings timings_;
+  // Store (UseStore).
+  bool store_enabled_ = false;
+  std::uint64_t unix_now_ms_ = 0;  // the clock of the event being handled (for results)
+  std::vector<StoreOp> store_ops_;
+  std::vector<std::pair<std::uint32_t, JobId>> awaiting_commit_;  // jobs of the batch being committed
+  std::uint64_t next_seq_ = 1;
+  std::vector<StoreLookup> lookups_;
+  struct Waiter {
+    std::string client;
+    std::string correlation;
+    SteadyTime until;
+  };
+  std::unordered_multimap<JobId, Waiter, JobIdHash> waiters_;  // parked `job` queries by job id
+  RateLimiter store_log_{1, std::chrono::seconds(1)};
   SteadyTime next_metrics_{};
   SteadyTime last_metrics_{};
 };
@@ -266,5 +335,8 @@ inline constexpr std::size_t kMaxClientServices = kMaxServices - 1000;
 inline constexpr std::size_t kMaxTrackedCreators = 65536;
 // Services PruneServices looks at per tick.
 inline constexpr std::uint32_t kPruneBatch = 512;
+inline constexpr std::string_view kTitanicPrefix = "titanic.";
+// `job` queries that may wait at once; more are answered at once with the current state.
+inline constexpr std::size_t kMaxWaiters = 10000;
 
 }  // namespace courier::broker

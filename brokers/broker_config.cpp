@@ -23,6 +23,13 @@ ServicePolicy ReadPolicy(const ConfigSection& section, const ServicePolicy& fall
   policy.max_queued_bytes = static_cast<std::size_t>(section.GetInt(
       "max_queued_bytes", static_cast<std::int64_t>(fallback.max_queued_bytes), 1 << 20, 1LL << 40));
   policy.max_crashes = static_cast<std::uint32_t>(section.GetInt("max_crashes", fallback.max_crashes, 1, 100));
+  const std::string durability =
+      section.GetEnum("durability", ToString(fallback.durability), {"fsync", "write", "memory"});
+  policy.durability = durability == "memory" ? Durability::kMemory
+                      : durability == "write" ? Durability::kWrite
+                                              : Durability::kFsync;
+  policy.result_ttl = section.GetDuration("result_ttl", fallback.result_ttl, std::chrono::milliseconds(1000),
+                                          std::chrono::milliseconds(30LL * 24 * 3600 * 1000));
   section.RejectUnknownKeys();
   return policy;
 }
@@ -71,6 +78,12 @@ BrokerConfig BrokerConfig::Read(const ConfigSection& section, const std::filesys
       section.GetInt("new_services_per_peer", config.new_services_per_peer, 1, 10000));
   config.new_services_window = section.GetDuration("new_services_window", config.new_services_window,
                                                    milliseconds(100), milliseconds(3600000));
+  config.data_dir = section.GetString("data_dir", "");
+  if (!config.data_dir.empty() && !config.data_dir.is_absolute() && !file.empty()) {
+    config.data_dir = file.parent_path() / config.data_dir;
+  }
+  config.store_max_bytes = static_cast<std::uint64_t>(section.GetInt(
+      "store_max_bytes", static_cast<std::int64_t>(config.store_max_bytes), 64 * 1024, 1LL << 50));
   config.defaults = ReadPolicy(section.Section("defaults"), config.defaults);
   const ConfigSection services = section.Section("services");
   for (const auto& name : services.Keys()) {
@@ -95,9 +108,13 @@ BrokerConfig BrokerConfig::Read(const ConfigSection& section, const std::filesys
   return config;
 }
 
-const ServicePolicy& BrokerConfig::PolicyFor(std::string_view service) const {
+ServicePolicy BrokerConfig::PolicyFor(std::string_view service) const {
   const auto found = services.find(service);
-  return found == services.end() ? defaults : found->second;
+  if (found != services.end()) return found->second;
+  ServicePolicy policy = defaults;
+  // Stage timings are throw-away: a lost report only widens the next one's interval.
+  if (service == kMetricsServiceName) policy.durability = Durability::kMemory;
+  return policy;
 }
 
 }  // namespace courier::broker

@@ -21,12 +21,18 @@
 //                                        # after this long (100ms..1h)
 //   new_services_per_peer = 100          # services one client (connection, or CURVE key) may
 //   new_services_window = "10s"          # create per window; more are refused busy
+//   data_dir = ""                        # the job store's folder; "" = $XDG_STATE_HOME/courier/
+//                                        # broker-<first endpoint> (relative: to this file)
+//   store_max_bytes = 8589934592         # past it the store refuses new jobs (busy)
 //   [defaults]                           # apply to every service
 //   queue_limit = 100000
 //   max_queued_bytes = 268435456         # bytes of jobs one service holds (queued + in flight)
 //   strategy = "least_loaded"            # least_loaded | round_robin | random | weighted
 //   max_crashes = 2                      # worker deaths a job may cause before it is a poison
 //                                        # job (dead-lettered worker_crashed), 1..100
+//   durability = "fsync"                 # send/enqueue jobs: fsync | write | memory (PROTOCOL.md
+//                                        # §6.5); courier.metrics defaults to memory
+//   result_ttl = "1h"                    # how long an enqueued job's outcome is kept (1s..30d)
 //   [services.NAME]                      # per-service overrides of [defaults]
 //   [log]                                # level, format (see courier/log.hpp)
 //   [security]                           # CurveZMQ (off by default)
@@ -45,6 +51,7 @@
 
 #include "courier/config.hpp"
 #include "courier/log.hpp"
+#include "store_ops.hpp"
 
 namespace courier::broker {
 
@@ -60,7 +67,13 @@ struct ServicePolicy {
   // Crashes (a worker lost while holding the job, or ERROR worker_crashed) after which a
   // job is dead-lettered as a poison job instead of being handed on. 1..100; default 2.
   std::uint32_t max_crashes = 2;
+  // What ACCEPT promises for send and enqueue jobs (PROTOCOL.md §6.5). Default fsync.
+  Durability durability = Durability::kFsync;
+  // How long an enqueued job's outcome is kept for lookup. Default 1 h.
+  std::chrono::milliseconds result_ttl{3600 * 1000};
 };
+
+inline constexpr std::string_view kMetricsServiceName = "courier.metrics";
 
 // [security]: CurveZMQ on the broker socket. Off by default (loopback development).
 struct SecurityConfig {
@@ -89,6 +102,8 @@ struct BrokerConfig {
   std::chrono::milliseconds service_grace{10000};
   std::uint32_t new_services_per_peer = 100;
   std::chrono::milliseconds new_services_window{10000};
+  std::filesystem::path data_dir;        // empty: DefaultDataDir(bind.front())
+  std::uint64_t store_max_bytes = 8ULL << 30;
   ServicePolicy defaults;
   std::map<std::string, ServicePolicy, std::less<>> services;
   LogOptions log{.name = "broker"};
@@ -97,7 +112,9 @@ struct BrokerConfig {
   // Returns: the settings in `section` (the file's root table). Throws: Error(kConfig).
   static BrokerConfig Read(const ConfigSection& section, const std::filesystem::path& file = {});
 
-  const ServicePolicy& PolicyFor(std::string_view service) const;
+  // Returns: the service's policy: its [services.NAME] table, else [defaults] (with
+  // durability "memory" for courier.metrics).
+  ServicePolicy PolicyFor(std::string_view service) const;
   std::chrono::milliseconds expiry() const { return heartbeat_interval * heartbeat_liveness; }
 };
 

@@ -16,6 +16,7 @@
 #include "broker_config.hpp"
 #include "courier/job.hpp"
 #include "frames.hpp"
+#include "store_ops.hpp"
 
 namespace courier::broker {
 
@@ -51,10 +52,14 @@ struct Job {  // fields ordered to pack tightly: a queued job's size counts (100
   bool dead_letter = false;         // a broker-made report counted in the dead-letter buffer
   bool owns_frames = false;         // envelope and payload copied out of the receive buffers
   bool answered = false;            // in flight past its deadline: the client was told already
+  bool awaiting_commit = false;     // its store commit is pending: not dispatched nor ACCEPTed yet
+  Durability durability = Durability::kMemory;  // kMemory: not in the store (whatever the service says)
   std::uint32_t worker = kNone;     // slot of the worker holding it, or kNone while queued
   std::uint32_t rejected_by = 0;    // serial of the worker that last could not open it (0: none)
   std::uint32_t deadline_pos = kNone;  // its entry in InFlightDeadlines, or kNone
   std::uint32_t bytes = 0;          // what it is charged against max_queued_bytes (frames + overhead)
+  std::uint64_t seq = 0;            // accept order in the store (send and enqueue jobs)
+  std::uint64_t accepted_ms = 0;
   SteadyTime enqueued_at{};
   SteadyTime dispatched_at{};
 };

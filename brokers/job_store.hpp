@@ -34,12 +34,6 @@ struct JobStoreOptions {
   std::uint64_t max_bytes = 8ULL << 30;
 };
 
-struct CommitResult {
-  enum class Status : std::uint8_t { kOk, kFull, kFailed };
-  Status status = Status::kOk;
-  std::string message;             // kFull, kFailed: the cause, for logs and clients
-};
-
 class JobStore {
  public:
   // Opens (creating if needed) `options.dir`/jobs.db. Throws: Error(kIo) if it cannot,

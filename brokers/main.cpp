@@ -26,6 +26,7 @@
 #include "broker_config.hpp"
 #include "courier/curve.hpp"
 #include "courier/error.hpp"
+#include "job_store.hpp"
 #include "zap.hpp"
 
 namespace courier::broker {
@@ -178,6 +179,32 @@ bool DrainMonitor(zmq::socket_t& monitor, ConnectionGuard& guard) {
   return closed;
 }
 
+// Commits what the core asked to store this turn (one transaction: group commit), tells the
+// core how it went (it ACCEPTs or refuses the jobs it held back), then answers the lookups
+// that need the store, now that this turn's results are in it.
+void CommitTurn(Broker& broker, JobStore& store) {
+  std::vector<StoreOp> ops = broker.TakeStoreOps();
+  if (!ops.empty() || store.pending_retries() > 0) {
+    const CommitResult result = store.Commit(ops);
+    broker.OnStoreCommitted(result, Now::Real());
+  }
+  std::vector<StoreLookup> lookups = broker.TakeLookups();
+  if (lookups.empty()) return;
+  const std::uint64_t now_ms = NowUnixMs();
+  for (const StoreLookup& lookup : lookups) {
+    try {
+      if (lookup.kind == StoreLookup::Kind::kJobs) {
+        broker.AnswerLookup(lookup, store.List(lookup.jobs, now_ms));
+      } else {
+        broker.AnswerLookup(lookup, store.FindResult(lookup.id, now_ms));
+      }
+    } catch (const Error& error) {
+      spdlog::error("job lookup failed: {}", error.what());
+      broker.AnswerLookup(lookup, std::optional<wire::JobRecord>{});
+    }
+  }
+}
+
 int BlockTerminationSignals() {
   sigset_t signals;
   sigemptyset(&signals);
@@ -246,6 +273,17 @@ int Run(const BrokerConfig& config) {
   monitor.connect(kMonitorEndpoint);
   SocketOutbox outbox(router);
   Broker broker(config, outbox);
+  // Accepted means stored: the jobs of the last run come back before any message is read.
+  const std::filesystem::path data_dir = config.data_dir.empty() ? DefaultDataDir(config.bind.front()) : config.data_dir;
+  JobStore store(JobStoreOptions{.dir = data_dir, .max_bytes = config.store_max_bytes});
+  broker.UseStore();
+  {
+    const Now now = Now::Real();
+    const std::uint64_t max_seq = store.Load([&](StoredJob&& job) { broker.Restore(std::move(job), now); });
+    broker.FinishRestore(max_seq, now);
+    CommitTurn(broker, store);
+  }
+  spdlog::info("job store {}", store.path().string());
   for (const auto& endpoint : config.bind) spdlog::info("courier-broker listening on {}", endpoint);
 
   zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0},
@@ -256,6 +294,7 @@ int Run(const BrokerConfig& config) {
   frames.reserve(16);
   const auto tick = std::min<std::chrono::milliseconds>(config.heartbeat_interval / 4, std::chrono::milliseconds(100));
   auto next_tick = std::chrono::steady_clock::now();
+  auto next_purge = next_tick;
   std::optional<std::chrono::steady_clock::time_point> drain_deadline;
   while (true) {
     const auto due = std::min(next_tick, broker.next_probe());
@@ -331,8 +370,14 @@ int Run(const BrokerConfig& config) {
       broker.OnTick(Now::Real());
       if (now >= next_tick) next_tick = std::chrono::steady_clock::now() + tick;
     }
+    CommitTurn(broker, store);
+    if (now >= next_purge) {
+      store.PurgeExpired(NowUnixMs(), 10000);
+      next_purge = now + std::chrono::seconds(1);
+    }
   }
   broker.DisconnectAll();
+  CommitTurn(broker, store);
   zmq_socket_monitor(router.handle(), nullptr, 0);
   ::close(signal_fd);
   return 0;
@@ -348,6 +393,8 @@ int main(int argc, char** argv) {
   std::string log_level;
   app.add_option("-c,--config", config_file, "broker.toml (every key optional; see the README)");
   app.add_option("-b,--bind", bind, "endpoint to bind (repeatable; wins over the file)");
+  std::string data_dir;
+  app.add_option("--data-dir", data_dir, "the job store's folder (wins over data_dir in the file)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -356,6 +403,7 @@ int main(int argc, char** argv) {
                                                : courier::ConfigSection::LoadFile(config_file);
     auto config = courier::broker::BrokerConfig::Read(section, config_file);
     if (!bind.empty()) config.bind = bind;
+    if (!data_dir.empty()) config.data_dir = data_dir;
     if (!log_level.empty()) config.log.level = log_level;
     courier::ConfigureLogging(config.log);
     return courier::broker::Run(config);

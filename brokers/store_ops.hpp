@@ -62,4 +62,22 @@ struct StoreOp {
   const JobId& id() const { return kind == Kind::kAddResult ? result.id : job.id; }
 };
 
+// How a group commit went (JobStore::Commit), told back to the core.
+struct CommitResult {
+  enum class Status : std::uint8_t { kOk, kFull, kFailed };
+  Status status = Status::kOk;
+  std::string message;  // kFull, kFailed: the cause, for logs and clients
+};
+
+// A lookup the core cannot answer from memory (a finished job's result, a page of stored
+// jobs): the loop answers it from the store after the turn's commit (Broker::AnswerLookup).
+struct StoreLookup {
+  enum class Kind : std::uint8_t { kJob, kJobs, kTitanicReply };
+  Kind kind = Kind::kJob;
+  std::string client;       // routing id of the asker
+  std::string correlation;  // QUERY correlation id (kJob, kJobs)
+  JobId id;                 // kJob, kTitanicReply
+  wire::JobsQuery jobs;     // kJobs
+};
+
 }  // namespace courier::broker

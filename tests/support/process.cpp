@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -56,6 +57,11 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
   }
 }
 
+const fs::path& TestStateHome() {
+  static const TempDir state;
+  return state.path();
+}
+
 TempDir::TempDir() {
   std::random_device random;
   path_ = fs::temp_directory_path() /
@@ -85,9 +91,25 @@ ChildProcess::ChildProcess(const fs::path& binary, std::vector<std::string> args
   for (auto& arg : argv_strings) argv.push_back(arg.data());
   argv.push_back(nullptr);
 
+  // `env` wins over the inherited environment. Brokers keep a job store under
+  // XDG_STATE_HOME: each test process gets its own, so no test sees another's jobs (a
+  // broker restarted on the same endpoint within one test does, as it should).
+  auto key_of = [](std::string_view entry) { return entry.substr(0, entry.find('=')); };
   std::vector<std::string> env_strings;
-  for (char** entry = environ; *entry != nullptr; ++entry) env_strings.emplace_back(*entry);
   for (auto& entry : env) env_strings.push_back(std::move(entry));
+  auto given = [&](std::string_view key) {
+    return std::any_of(env_strings.begin(), env_strings.end(),
+                       [&](const std::string& entry) { return key_of(entry) == key; });
+  };
+  if (!given("XDG_STATE_HOME")) env_strings.push_back("XDG_STATE_HOME=" + TestStateHome().string());
+  const std::size_t overrides = env_strings.size();
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string_view key = key_of(*entry);
+    if (std::none_of(env_strings.begin(), env_strings.begin() + static_cast<std::ptrdiff_t>(overrides),
+                     [&](const std::string& set) { return key_of(set) == key; })) {
+      env_strings.emplace_back(*entry);
+    }
+  }
   std::vector<char*> envp;
   for (auto& entry : env_strings) envp.push_back(entry.data());
   envp.push_back(nullptr);

@@ -43,10 +43,15 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// Returns: this test process's XDG_STATE_HOME for the processes it starts (a temporary
+// folder, removed at exit): where their brokers keep their job stores.
+const std::filesystem::path& TestStateHome();
+
 class ChildProcess {
  public:
   // Starts `binary` with `args`; output goes to `log_file`. `env` entries ("K=V") are added
-  // to the inherited environment. Throws std::runtime_error if it cannot start.
+  // to the inherited environment and win over it; XDG_STATE_HOME is TestStateHome() unless
+  // `env` sets it. Throws std::runtime_error if it cannot start.
   ChildProcess(const std::filesystem::path& binary, std::vector<std::string> args,
                std::filesystem::path log_file, std::vector<std::string> env = {});
   ChildProcess(ChildProcess&& other) noexcept;
