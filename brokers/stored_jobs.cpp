@@ -173,7 +173,6 @@ void Broker::Restore(StoredJob&& stored, const Now& now) {
   job.seq = stored.seq;
   job.accepted_ms = stored.accepted_ms;
   job.owns_frames = true;
-  Enqueue(service, slot, now, true);
   ++counters_.restored_jobs;
   if (stored.dispatched) {
     // A worker held it when the broker stopped: that attempt is spent.
@@ -187,6 +186,7 @@ void Broker::Restore(StoredJob&& stored, const Now& now) {
     ++job.attempt;
     ++counters_.redelivered;
   }
+  Enqueue(service, slot, now, true);
   if (job.envelope.size() >= detail::kMinEnvelopeBytes) {
     detail::PatchAttempt(static_cast<char*>(job.envelope.data()), job.envelope.size(), job.attempt);
   }
