@@ -8,6 +8,7 @@
 #include <msgpack.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -94,6 +95,20 @@ JobId ColumnJobId(const Statement& row, int column) {
   return JobId::FromBytes(row.ColumnBlob(column)).value_or(JobId{});
 }
 
+// "tcp://127.0.0.1:5555" → "broker-tcp-127.0.0.1-5555": one folder per endpoint.
+std::string BrokerDirName(std::string_view endpoint) {
+  std::string name = "broker-";
+  for (const char c : endpoint) {
+    const bool plain = std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_';
+    if (plain) {
+      name += c;
+    } else if (name.back() != '-') {
+      name += '-';
+    }
+  }
+  return name;
+}
+
 }  // namespace
 
 std::string_view ToString(Durability durability) {
@@ -138,6 +153,11 @@ struct JobStore::Db {
 
 std::filesystem::path DefaultDataDir(std::string_view endpoint) {
   std::filesystem::path base;
+  // systemd's StateDirectory= (the broker unit's) first, then the XDG base directories.
+  if (const char* systemd = std::getenv("STATE_DIRECTORY"); systemd != nullptr && *systemd == '/') {
+    const std::string_view first = std::string_view(systemd).substr(0, std::string_view(systemd).find(':'));
+    return std::filesystem::path(first) / BrokerDirName(endpoint);
+  }
   if (const char* state = std::getenv("XDG_STATE_HOME"); state != nullptr && *state == '/') {
     base = state;
   } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
@@ -145,18 +165,7 @@ std::filesystem::path DefaultDataDir(std::string_view endpoint) {
   } else {
     base = "/var/lib";
   }
-  std::string name = "broker-";
-  for (const char c : endpoint) {
-    const bool plain = std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' || c == '_';
-    name += plain ? c : '-';
-  }
-  // "tcp://127.0.0.1:5555" → broker-tcp---127.0.0.1-5555: collapse the runs of '-'.
-  std::string collapsed;
-  for (const char c : name) {
-    if (c == '-' && !collapsed.empty() && collapsed.back() == '-') continue;
-    collapsed += c;
-  }
-  return base / "courier" / collapsed;
+  return base / "courier" / BrokerDirName(endpoint);
 }
 
 JobStore::JobStore(JobStoreOptions options) : path_(options.dir / "jobs.db"), db_(std::make_unique<Db>()) {

@@ -73,7 +73,8 @@ class JobStore {
 };
 
 // Returns: the default data directory for a broker whose first endpoint is `endpoint`:
-// $XDG_STATE_HOME/courier/broker-<endpoint as a file name>, else ~/.local/state/....
+// $STATE_DIRECTORY/broker-<endpoint as a file name> under systemd's StateDirectory=, else
+// $XDG_STATE_HOME/courier/broker-<endpoint>, else ~/.local/state/courier/broker-<endpoint>.
 std::filesystem::path DefaultDataDir(std::string_view endpoint);
 
 }  // namespace courier::broker

@@ -160,6 +160,9 @@ TEST_F(JobStoreTest, DefaultDataDirIsOnePerEndpointUnderXdgStateHome) {
   ::setenv("XDG_STATE_HOME", "/tmp/state", 1);
   EXPECT_EQ(DefaultDataDir("tcp://127.0.0.1:5555"), fs::path("/tmp/state/courier/broker-tcp-127.0.0.1-5555"));
   EXPECT_NE(DefaultDataDir("tcp://127.0.0.1:5556"), DefaultDataDir("tcp://127.0.0.1:5555"));
+  ::setenv("STATE_DIRECTORY", "/var/lib/courier-broker/b1:/other", 1);
+  EXPECT_EQ(DefaultDataDir("tcp://*:5555"), fs::path("/var/lib/courier-broker/b1/broker-tcp-5555"));
+  ::unsetenv("STATE_DIRECTORY");
 }
 
 }  // namespace
