@@ -7,6 +7,8 @@
 //   std::future<courier::Value> later = client.Submit("resize", request);
 //   client.Submit("resize", request, [](courier::Result result) { ... });   // callback
 //   client.Send("audit", event);                              // fire-and-forget, acknowledged
+//   courier::JobId id = client.Enqueue("render", scene);      // stored; fetch the result later:
+//   courier::Value frame = client.Result(id, std::chrono::seconds(30));   // from any process
 //   Thumbnail t = client.Call<Thumbnail>("resize", Resize{"a.png", 640});  // MSGPACK_DEFINE
 //
 // Contract
@@ -37,6 +39,11 @@
 //   jobs is pinged every heartbeat_interval even while it answers, so a restart faster
 //   than failover_timeout is seen within an interval. A late or duplicate answer is
 //   dropped.
+// - Stored jobs (PROTOCOL.md §6.5): Enqueue returns once a broker has stored the job; that
+//   broker runs it and keeps its outcome for the service's result_ttl. Job, Result and
+//   ResultAsync look it up by id, asking every broker that is not down (ids are unique, so
+//   at most one holds it); Jobs lists stored jobs. A job not yet accepted is resent like a
+//   Send; once accepted it is never resent (it is in that broker's store).
 // - At most max_in_flight jobs are outstanding; past that, submission blocks (kBlock,
 //   bounded by the job's deadline) or fails at once with kBusy (kFailFast). A job's slot is
 //   freed when its future is satisfied or after its callback has returned, so memory stays
@@ -321,6 +328,46 @@ struct ClientCounters {
   std::uint64_t deadline_expired = 0;    // jobs failed by the client-side deadline
 };
 
+// Where a stored job is in its life, as the broker that accepted it says (PROTOCOL.md §6.5).
+// kQueued and kRunning change; kDone, kFailed and kDead are final results, kept by the broker
+// for the service's result_ttl (default 1 h) and then forgotten (kNotFound).
+enum class JobState : std::uint8_t {
+  kQueued,   // waiting for a worker
+  kRunning,  // dispatched to a worker
+  kDone,     // a reply is kept
+  kFailed,   // the worker or the broker answered an error
+  kDead,     // dead-lettered: attempts exhausted, or a poison job
+};
+// Returns: "queued", "running", "done", "failed" or "dead".
+std::string_view ToString(JobState state) noexcept;
+// Returns: the state with that name, or std::nullopt.
+std::optional<JobState> ParseJobState(std::string_view name) noexcept;
+// Returns: whether the state is final (kDone, kFailed, kDead).
+bool IsFinished(JobState state) noexcept;
+
+// A stored job as the broker holding it reports it (Client::Job, Client::Jobs).
+struct JobStatus {
+  JobId id;
+  std::string service;
+  JobState state = JobState::kQueued;
+  std::uint32_t attempt = 0;       // deliveries so far, the current one while running
+  std::uint32_t max_attempts = 0;
+  std::string worker;              // kRunning: the worker holding it (host:pid, or its hex id); else ""
+  std::uint64_t since_ms = 0;      // Unix ms when the job entered its state
+  std::uint64_t expires_ms = 0;    // final states: Unix ms when the broker forgets the result; else 0
+  bool durable = true;             // false: a durability = "memory" job, lost if its broker stops
+  std::optional<Error> error;      // kFailed, kDead: the code and message
+  std::optional<Value> result;     // kDone, from Job only: the reply, opened and verified
+  std::string broker;              // endpoint of the broker that answered
+};
+
+// Which stored jobs Client::Jobs lists.
+struct JobsFilter {
+  std::string service;            // default "": every service
+  std::optional<JobState> state;  // default: every state
+  std::size_t limit = 100;        // rows at most, over all brokers together; >= 1; default 100
+};
+
 namespace detail {
 // What the typed templates below need from the client's internals.
 struct RawResult {
@@ -389,6 +436,54 @@ class Client {
   // Throws: Error(kBadRequest) only for an empty callback.
   void Send(std::string_view service, Value request, Callback callback,
             const CallOptions& options = {});
+
+  // Stored job (mode 3, PROTOCOL.md §6.5): returns once a broker has stored the job. That
+  // broker runs it and keeps the outcome under the returned id for the service's
+  // result_ttl; fetch it with Result or Job, from this process or any other with the
+  // keyring. The deadline (CallOptions::deadline) bounds how long the job may wait for a
+  // worker, not how long its result is kept.
+  // Returns: the job's id. Throws: Error if no broker stores it (kBusy, kUnavailable,
+  // kDeadlineExceeded...), as Send.
+  JobId Enqueue(std::string_view service, Value request, const CallOptions& options = {});
+  // Typed form of Enqueue.
+  template <class Request>
+    requires(!std::is_convertible_v<const Request&, Value>)
+  JobId Enqueue(std::string_view service, const Request& request, const CallOptions& options = {});
+  // Asynchronous Enqueue: `callback` gets a nil value once the job is stored, or the error.
+  // Throws: Error(kBadRequest) only for an empty callback.
+  void Enqueue(std::string_view service, Value request, Callback callback,
+               const CallOptions& options = {});
+
+  // Looks up a stored job by id. Asks every broker that is not down with the `job` query
+  // (PROTOCOL.md §9.1) and uses the first answer that is not kNotFound. With `wait` > 0 a
+  // broker holds the question until the job is final or `wait` has passed (the answer then
+  // shows the state it is in; waits over 60 s are made of several questions). A kDone job's
+  // reply is opened and verified as a call's (PROTOCOL.md §5.1) into JobStatus::result.
+  // Returns: the job's status. Throws: Error(kNotFound) if every broker answered that it
+  // holds no such job (never stored, or its result expired); Error(kUnavailable) if none
+  // holds it but some did not answer (in failover_timeout after `wait`); a broker's other
+  // refusal as it sent it; Error(kUnauthenticated), kUnknownKey... if a kDone reply does
+  // not open or does not belong to the job; Error(kBadRequest) for a negative wait.
+  JobStatus Job(const JobId& id, std::chrono::milliseconds wait = std::chrono::milliseconds(0));
+
+  // Waits up to `wait` for a stored job's outcome (Job(id, wait)).
+  // Returns: the reply of a kDone job. Throws: the job's Error if it failed or is dead
+  // (kHandlerError, kAttemptsExhausted, kDeadlineExceeded...); Error(kDeadlineExceeded,
+  // "job ... still queued after ...") if it is not final when `wait` ends; otherwise as Job.
+  Value Result(const JobId& id, std::chrono::milliseconds wait);
+  // Asynchronous Result: `callback` runs once, on the client's callback thread, with the
+  // reply or the error, as Submit's callbacks do. Like a job, the lookup holds one of the
+  // max_in_flight slots until its callback has returned (overflow applies as for Submit).
+  // Throws: Error(kBadRequest) only for an empty callback.
+  void ResultAsync(const JobId& id, std::chrono::milliseconds wait, Callback callback);
+
+  // Lists stored jobs and kept results of every broker that is not down (the `jobs` query,
+  // following each broker's pages), at most filter.limit rows in all, merged in each
+  // broker's acceptance order by since_ms. Rows carry no result (Job fetches one). A
+  // broker that does not answer is left out (and logged).
+  // Throws: Error(kBadRequest) for limit 0; Error(kUnavailable), or the broker's refusal,
+  // if no broker answered.
+  std::vector<JobStatus> Jobs(const JobsFilter& filter = {});
 
   // Discovery. Each asks one healthy broker (the Cluster forms ask every broker that is
   // not down and merge), waiting at most failover_timeout for an answer.
@@ -495,6 +590,24 @@ JobId Client::Send(std::string_view service, const Request& request, const CallO
   std::string plaintext = EncodePayload(request);
   SubmitRaw(service, std::move(plaintext), std::chrono::steady_clock::now() - started, options,
             ReplyMode::kSend, false, [promise](detail::RawResult&& raw) {
+              if (raw.error) {
+                promise->set_exception(std::make_exception_ptr(*raw.error));
+              } else {
+                promise->set_value(raw.job_id);
+              }
+            });
+  return future.get();
+}
+
+template <class Request>
+  requires(!std::is_convertible_v<const Request&, Value>)
+JobId Client::Enqueue(std::string_view service, const Request& request, const CallOptions& options) {
+  auto promise = std::make_shared<std::promise<JobId>>();
+  std::future<JobId> future = promise->get_future();
+  const auto started = std::chrono::steady_clock::now();
+  std::string plaintext = EncodePayload(request);
+  SubmitRaw(service, std::move(plaintext), std::chrono::steady_clock::now() - started, options,
+            ReplyMode::kEnqueue, false, [promise](detail::RawResult&& raw) {
               if (raw.error) {
                 promise->set_exception(std::make_exception_ptr(*raw.error));
               } else {

@@ -7,6 +7,7 @@ target_sources(courier PRIVATE
   ${COURIER_CLIENT_DIR}/client_core.cpp
   ${COURIER_CLIENT_DIR}/client_options.cpp
   ${COURIER_CLIENT_DIR}/discovery.cpp
+  ${COURIER_CLIENT_DIR}/stored_jobs.cpp
   ${COURIER_CLIENT_DIR}/timings.cpp
 )
 
@@ -16,4 +17,10 @@ courier_test(client_unit_test
     ${COURIER_CLIENT_DIR}/client_options_test.cpp
     ${COURIER_CLIENT_DIR}/discovery_test.cpp
     ${COURIER_CLIENT_DIR}/in_flight_test.cpp
+    ${COURIER_CLIENT_DIR}/stored_jobs_test.cpp
+  LIBS courier_internal)
+
+# Stored jobs end to end over sockets, against an in-process fake broker (no binaries).
+courier_test(client_jobs_test
+  SOURCES ${COURIER_CLIENT_DIR}/client_jobs_test.cpp
   LIBS courier_internal)

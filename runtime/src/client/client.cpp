@@ -20,6 +20,7 @@
 #include "client/client_core.hpp"
 #include "client/discovery.hpp"
 #include "client/in_flight.hpp"
+#include "client/stored_jobs.hpp"
 #include "client/timings.hpp"
 #include "courier/reporting.hpp"
 #include "curve_socket.hpp"
@@ -179,10 +180,30 @@ class Client::Impl {
   void Shutdown() noexcept;
   void SubmitJob(std::string_view service, std::string plaintext, nanoseconds encode_time,
                  const CallOptions& call, ReplyMode mode, bool on_callback_thread, detail::RawCallback done);
-  std::future<detail::QueryOutcome> StartQuery(detail::QueryKind kind, std::string_view name, std::size_t broker);
+  // Sends a query to `broker` (kNoBroker: any healthy one). `body` is the whole query body
+  // for a query with arguments (empty: [name, {}]); the answer must come within `timeout`
+  // (default: failover_timeout).
+  std::future<detail::QueryOutcome> StartQuery(detail::QueryKind kind, std::string_view name, std::size_t broker,
+                                               std::string body = {}, std::optional<milliseconds> timeout = {});
   detail::QueryOutcome RunQuery(detail::QueryKind kind, std::string_view name, std::size_t broker) {
     return StartQuery(kind, name, broker).get();
   }
+
+  // Where a job lookup ended: the record and the endpoint that sent it, or the error.
+  struct JobLookupResult {
+    std::optional<wire::JobRecord> record;
+    std::string broker;
+    std::optional<Error> error;
+  };
+  // Asks every broker for job `id` (waiting up to `wait`); `done` runs once, on the I/O
+  // thread (or on this one if the client is shutting down).
+  void LookupJob(const JobId& id, milliseconds wait, std::function<void(JobLookupResult&&)> done);
+
+  // Takes an in-flight slot (as a job does) for something answered later; nullptr and
+  // `error` set when none is free in time (or the client is shutting down).
+  std::shared_ptr<void> Admit(SteadyTime deadline, std::optional<Error>& error);
+
+  const Keyring& keyring() const { return *keyring_; }
 
   void Record(std::string_view service, detail::TimedStage stage, nanoseconds time) {
     timings_.Record(service, stage, time);
@@ -204,6 +225,9 @@ class Client::Impl {
 
   void Enqueue(Command command);
   static void Cancel(Command& command, std::string_view why);
+  struct JobLookupState;
+  // Sends one `job` query of a lookup to `broker`.
+  void AskForJob(const std::shared_ptr<JobLookupState>& state, std::size_t broker, milliseconds wait);
   void Run(std::promise<void>& started);
   void Loop(detail::ClientCore& core, DealerTransport& transport, zmq::socket_t& pipe);
   void Publish(const detail::ClientCore& core);
@@ -567,19 +591,9 @@ void Client::Impl::SubmitJob(std::string_view service, std::string plaintext, na
           const SteadyTime open_start = SteadyClock::now();
           // PROTOCOL.md §5.1: the reply must be a mode-2 envelope for this job and service,
           // and sealed, since the request was: an unsealed or reflected "reply" could be
-          // forged by anyone on the path.
-          const detail::EnvelopeView reply = detail::DecodeEnvelope(outcome.reply_envelope);
-          if (reply.mode != ReplyMode::kReply) {
-            throw Error(ErrorCode::kUnauthenticated, "the reply envelope is not a reply (mode " +
-                                                         std::to_string(static_cast<int>(reply.mode)) + ")");
-          }
-          if (reply.job_id != id || reply.service != service_name) {
-            throw Error(ErrorCode::kUnauthenticated, "the reply envelope names another job or service");
-          }
-          if (reply.key_id == kUnsealedKeyId) {
-            throw Error(ErrorCode::kUnauthenticated, "the reply to a sealed request is unsealed");
-          }
-          result.plaintext = keyring_->Open(outcome.reply_envelope, outcome.reply_payload);
+          // forged by anyone on the path. (A stored job's kept reply is opened the same way.)
+          result.plaintext =
+              detail::OpenReply(*keyring_, id, service_name, outcome.reply_envelope, outcome.reply_payload);
           timings_.Record(service_name, detail::TimedStage::kOpen, SteadyClock::now() - open_start);
         } catch (const Error& error) {
           result.error = error;
@@ -605,17 +619,89 @@ void Client::Impl::SubmitJob(std::string_view service, std::string plaintext, na
 }
 
 std::future<detail::QueryOutcome> Client::Impl::StartQuery(detail::QueryKind kind, std::string_view name,
-                                                           std::size_t broker) {
+                                                           std::size_t broker, std::string body,
+                                                           std::optional<milliseconds> timeout) {
   auto promise = std::make_shared<std::promise<detail::QueryOutcome>>();
   std::future<detail::QueryOutcome> future = promise->get_future();
   detail::QueryRequest query;
   query.kind = kind;
   query.name = std::string(name);
+  query.body = std::move(body);
   query.broker = broker;
-  query.deadline = SteadyClock::now() + options_.failover_timeout;
+  query.deadline = SteadyClock::now() + timeout.value_or(options_.failover_timeout);
   query.done = [promise](detail::QueryOutcome&& outcome) { promise->set_value(std::move(outcome)); };
   Enqueue(std::move(query));
   return future;
+}
+
+struct Client::Impl::JobLookupState {
+  JobLookupState(const JobId& id, std::vector<std::string> endpoints, milliseconds wait, SteadyTime started,
+                 std::function<void(JobLookupResult&&)> on_done)
+      : lookup(id, std::move(endpoints), wait, started), done(std::move(on_done)) {}
+  std::mutex mutex;  // answers arrive on the I/O thread, cancellations on any
+  detail::JobLookup lookup;
+  std::function<void(JobLookupResult&&)> done;  // empty once called
+};
+
+void Client::Impl::LookupJob(const JobId& id, milliseconds wait, std::function<void(JobLookupResult&&)> done) {
+  auto state = std::make_shared<JobLookupState>(id, options_.brokers, wait, SteadyClock::now(), std::move(done));
+  if (state->lookup.done()) {  // no broker configured
+    JobLookupResult result;
+    result.error = state->lookup.error();
+    state->done(std::move(result));
+    return;
+  }
+  // Every broker at once: ids are unique, so at most one holds the job, and the others say
+  // not_found at once; a broker marked down is answered unavailable by the core at once.
+  for (std::size_t broker = 0; broker < options_.brokers.size(); ++broker) AskForJob(state, broker, wait);
+}
+
+void Client::Impl::AskForJob(const std::shared_ptr<JobLookupState>& state, std::size_t broker, milliseconds wait) {
+  detail::QueryRequest query =
+      detail::JobQueryRequest(state->lookup.id(), wait, broker, options_.failover_timeout, SteadyClock::now());
+  const milliseconds asked = std::min(wait, milliseconds(static_cast<std::int64_t>(wire::kMaxJobWaitMs)));
+  query.done = [this, state, broker, asked](detail::QueryOutcome&& outcome) {
+    std::unique_lock lock(state->mutex);
+    const detail::JobLookup::Step step = state->lookup.OnAnswer(broker, outcome, asked, SteadyClock::now());
+    if (step.kind == detail::JobLookup::Step::Kind::kAskAgain) {
+      lock.unlock();
+      AskForJob(state, step.broker, step.wait);
+      return;
+    }
+    if (step.kind != detail::JobLookup::Step::Kind::kDone || !state->done) return;
+    JobLookupResult result;
+    if (state->lookup.record()) {
+      result.record = state->lookup.TakeRecord();
+      result.broker = options_.brokers[state->lookup.record_broker()];
+    } else {
+      result.error = state->lookup.error();
+    }
+    auto done = std::move(state->done);
+    state->done = nullptr;
+    lock.unlock();
+    done(std::move(result));
+  };
+  Enqueue(std::move(query));
+}
+
+std::shared_ptr<void> Client::Impl::Admit(SteadyTime deadline, std::optional<Error>& error) {
+  const OverflowPolicy policy = callbacks_.OnThisThread() ? OverflowPolicy::kFailFast : options_.overflow;
+  switch (limiter_.Acquire(policy, deadline)) {
+    case detail::InFlightLimiter::Admission::kAdmitted:
+      return std::make_shared<Permit>(limiter_);
+    case detail::InFlightLimiter::Admission::kFull:
+      error = Error(ErrorCode::kBusy, "the client already has max_in_flight=" + std::to_string(options_.max_in_flight) +
+                                          " jobs outstanding");
+      break;
+    case detail::InFlightLimiter::Admission::kTimedOut:
+      error = Error(ErrorCode::kDeadlineExceeded, "no in-flight slot was freed in time (max_in_flight=" +
+                                                      std::to_string(options_.max_in_flight) + ")");
+      break;
+    case detail::InFlightLimiter::Admission::kClosed:
+      error = Error(ErrorCode::kCancelled, "the client is shutting down");
+      break;
+  }
+  return nullptr;
 }
 
 // ---- Client --------------------------------------------------------------------------------
@@ -685,7 +771,7 @@ Value Client::Call(std::string_view service, Value request, const CallOptions& o
 
 namespace {
 
-void RunCallback(const Callback& callback, Result result) {
+void RunCallback(const Callback& callback, courier::Result result) {
   try {
     callback(std::move(result));
   } catch (const std::exception& error) {
@@ -704,16 +790,16 @@ void Client::Submit(std::string_view service, Value request, Callback callback, 
   try {
     plaintext = EncodeTimed(request, encode_time);
   } catch (const Error& error) {
-    impl_->Post([callback, error] { RunCallback(callback, Result(JobId{}, error, microseconds(0))); });
+    impl_->Post([callback, error] { RunCallback(callback, courier::Result(JobId{}, error, microseconds(0))); });
     return;
   }
   SubmitRaw(service, std::move(*plaintext), encode_time, options, ReplyMode::kCall, true,
             [this, callback = std::move(callback), name = std::string(service)](detail::RawResult&& raw) {
               if (raw.error) {
-                RunCallback(callback, Result(raw.job_id, std::move(*raw.error), raw.elapsed));
+                RunCallback(callback, courier::Result(raw.job_id, std::move(*raw.error), raw.elapsed));
                 return;
               }
-              std::optional<Result> result;
+              std::optional<courier::Result> result;
               try {
                 const SteadyTime start = SteadyClock::now();
                 Value reply = DecodeValue(raw.plaintext);
@@ -761,17 +847,129 @@ void Client::Send(std::string_view service, Value request, Callback callback, co
   try {
     plaintext = EncodeTimed(request, encode_time);
   } catch (const Error& error) {
-    impl_->Post([callback, error] { RunCallback(callback, Result(JobId{}, error, microseconds(0))); });
+    impl_->Post([callback, error] { RunCallback(callback, courier::Result(JobId{}, error, microseconds(0))); });
     return;
   }
   SubmitRaw(service, std::move(*plaintext), encode_time, options, ReplyMode::kSend, true,
             [callback = std::move(callback)](detail::RawResult&& raw) {
               if (raw.error) {
-                RunCallback(callback, Result(raw.job_id, std::move(*raw.error), raw.elapsed));
+                RunCallback(callback, courier::Result(raw.job_id, std::move(*raw.error), raw.elapsed));
               } else {
-                RunCallback(callback, Result(raw.job_id, Value(), raw.elapsed));
+                RunCallback(callback, courier::Result(raw.job_id, Value(), raw.elapsed));
               }
             });
+}
+
+// ---- stored jobs ---------------------------------------------------------------------------
+
+JobId Client::Enqueue(std::string_view service, Value request, const CallOptions& options) {
+  auto promise = std::make_shared<std::promise<JobId>>();
+  std::future<JobId> future = promise->get_future();
+  nanoseconds encode_time{0};
+  std::optional<std::string> plaintext = EncodeTimed(request, encode_time);
+  SubmitRaw(service, std::move(*plaintext), encode_time, options, ReplyMode::kEnqueue, false,
+            [promise](detail::RawResult&& raw) {
+              if (raw.error) {
+                promise->set_exception(std::make_exception_ptr(*raw.error));
+              } else {
+                promise->set_value(raw.job_id);
+              }
+            });
+  return future.get();
+}
+
+void Client::Enqueue(std::string_view service, Value request, Callback callback, const CallOptions& options) {
+  if (!callback) throw Error(ErrorCode::kBadRequest, "Client::Enqueue: the callback is empty");
+  nanoseconds encode_time{0};
+  std::optional<std::string> plaintext;
+  try {
+    plaintext = EncodeTimed(request, encode_time);
+  } catch (const Error& error) {
+    impl_->Post([callback, error] { RunCallback(callback, courier::Result(JobId{}, error, microseconds(0))); });
+    return;
+  }
+  SubmitRaw(service, std::move(*plaintext), encode_time, options, ReplyMode::kEnqueue, true,
+            [callback = std::move(callback)](detail::RawResult&& raw) {
+              if (raw.error) {
+                RunCallback(callback, courier::Result(raw.job_id, std::move(*raw.error), raw.elapsed));
+              } else {
+                RunCallback(callback, courier::Result(raw.job_id, Value(), raw.elapsed));
+              }
+            });
+}
+
+namespace {
+
+void CheckWait(milliseconds wait, std::string_view what) {
+  if (wait < milliseconds(0)) throw Error(ErrorCode::kBadRequest, std::string(what) + ": the wait must not be negative");
+}
+
+}  // namespace
+
+JobStatus Client::Job(const JobId& id, milliseconds wait) {
+  CheckWait(wait, "Client::Job");
+  auto promise = std::make_shared<std::promise<Impl::JobLookupResult>>();
+  std::future<Impl::JobLookupResult> future = promise->get_future();
+  impl_->LookupJob(id, wait, [promise](Impl::JobLookupResult&& result) { promise->set_value(std::move(result)); });
+  Impl::JobLookupResult result = future.get();
+  if (result.error) throw *result.error;
+  // Opened here, on the caller's thread, not on the I/O thread.
+  return detail::ToJobStatus(std::move(*result.record), std::move(result.broker), &impl_->keyring());
+}
+
+Value Client::Result(const JobId& id, milliseconds wait) { return detail::ResultOf(Job(id, wait), wait); }
+
+void Client::ResultAsync(const JobId& id, milliseconds wait, Callback callback) {
+  if (!callback) throw Error(ErrorCode::kBadRequest, "Client::ResultAsync: the callback is empty");
+  const SteadyTime started = SteadyClock::now();
+  auto fail = [&](const Error& error) {
+    impl_->Post([callback, id, error] { RunCallback(callback, courier::Result(id, error, microseconds(0))); });
+  };
+  if (wait < milliseconds(0)) return fail(Error(ErrorCode::kBadRequest, "Client::ResultAsync: the wait must not be negative"));
+  // Holds an in-flight slot like a job, so pending lookups stay bounded too.
+  std::optional<Error> refused;
+  std::shared_ptr<void> permit = impl_->Admit(started + wait + impl_->options().failover_timeout, refused);
+  if (!permit) return fail(*refused);
+  impl_->LookupJob(id, wait, [this, id, wait, started, permit, callback = std::move(callback)](
+                                 Impl::JobLookupResult&& found) mutable {
+    impl_->Post([this, id, wait, started, permit = std::move(permit), callback = std::move(callback),
+                 found = std::move(found)]() mutable {
+      std::optional<courier::Result> result;
+      try {
+        if (found.error) throw *found.error;
+        Value value = detail::ResultOf(
+            detail::ToJobStatus(std::move(*found.record), std::move(found.broker), &impl_->keyring()), wait);
+        result.emplace(id, std::move(value), duration_cast<microseconds>(SteadyClock::now() - started));
+      } catch (const Error& error) {
+        result.emplace(id, error, duration_cast<microseconds>(SteadyClock::now() - started));
+      }
+      RunCallback(callback, std::move(*result));
+      permit.reset();
+    });
+  });
+}
+
+std::vector<JobStatus> Client::Jobs(const JobsFilter& filter) {
+  if (filter.limit == 0) throw Error(ErrorCode::kBadRequest, "JobsFilter::limit must be at least 1");
+  const auto& brokers = impl_->options().brokers;
+  std::vector<detail::JobsCursor> cursors(brokers.size());
+  for (std::size_t i = 0; i < brokers.size(); ++i) cursors[i].broker = brokers[i];
+  // One page from every broker at once, then the next pages of those that have more.
+  while (true) {
+    std::vector<std::pair<std::size_t, std::future<detail::QueryOutcome>>> pending;
+    for (std::size_t i = 0; i < cursors.size(); ++i) {
+      if (std::optional<std::string> body = detail::NextJobsQuery(cursors[i], filter)) {
+        pending.emplace_back(i, impl_->StartQuery(detail::QueryKind::kQuery, wire::kJobsQueryName, i, std::move(*body)));
+      }
+    }
+    if (pending.empty()) break;
+    for (auto& [i, answer] : pending) detail::AddJobsAnswer(cursors[i], answer.get(), filter);
+  }
+  std::vector<JobStatus> rows = detail::MergeJobs(cursors, filter.limit);  // throws if none answered
+  for (const detail::JobsCursor& cursor : cursors) {
+    if (cursor.error) spdlog::warn("client: {} did not list its stored jobs: {}", cursor.broker, cursor.error->what());
+  }
+  return rows;
 }
 
 // ---- discovery -----------------------------------------------------------------------------

@@ -287,7 +287,9 @@ void ClientCore::OnAccept(std::size_t broker, std::string_view raw_id, SteadyTim
   const auto id = JobId::FromBytes(raw_id);
   if (!id) throw Error(ErrorCode::kBadRequest, "ACCEPT: job id must be 16 bytes");
   const auto it = jobs_.find(*id);
-  if (it == jobs_.end() || it->second.request.mode != ReplyMode::kSend) {
+  // Send and enqueue jobs are answered by ACCEPT once stored (PROTOCOL.md §6.3); a call
+  // never is.
+  if (it == jobs_.end() || it->second.request.mode == ReplyMode::kCall) {
     ++counters_.duplicates_dropped;
     return;
   }
@@ -546,7 +548,8 @@ bool ClientCore::SendQuery(std::uint64_t id, PendingQuery& query) {
                                                  CommandByte(ClientCommand::kPing, command), correlation};
     return transport_.Send(query.broker, frames);
   }
-  const std::string body = EncodeQuery(query.request.name);
+  const std::string named = query.request.body.empty() ? EncodeQuery(query.request.name) : std::string();
+  const std::string_view body = query.request.body.empty() ? std::string_view(named) : query.request.body;
   const std::array<std::string_view, 5> frames{std::string_view(), kCourierClient,
                                                CommandByte(ClientCommand::kQuery, command), correlation, body};
   return transport_.Send(query.broker, frames);

@@ -51,7 +51,9 @@ using JobCompletion = std::function<void(JobOutcome&&)>;
 struct JobRequest {
   JobId id;
   std::string service;
-  ReplyMode mode = ReplyMode::kCall;  // kCall or kSend
+  // kCall: completes on REPLY (or ERROR). kSend, kEnqueue: completes on ACCEPT (stored) or
+  // ERROR; until then resent like a call on failover, never after.
+  ReplyMode mode = ReplyMode::kCall;
   std::string envelope;               // sealed envelope wire bytes
   std::string payload;                // sealed payload
   SteadyTime deadline{};
@@ -73,7 +75,12 @@ using QueryCompletion = std::function<void(QueryOutcome&&)>;
 struct QueryRequest {
   QueryKind kind = QueryKind::kQuery;
   std::string name;                 // query name ("services"...); unused for a ping
+  // The whole QUERY body (PROTOCOL.md §9: [name, args]) for a query with arguments, e.g.
+  // wire::EncodeQuery(JobQuery); empty: [name, {}].
+  std::string body;
   std::size_t broker = kNoBroker;   // a given broker, or kNoBroker for any healthy one
+  // When it fails kUnavailable without an answer. A query the broker may hold (a `job`
+  // query with wait_ms) needs that wait on top of the usual failover_timeout.
   SteadyTime deadline{};
   QueryCompletion done;
 };

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 
@@ -11,6 +12,8 @@
 #include "envelope_codec.hpp"
 #include "frames.hpp"
 #include "protocol.hpp"
+#include "client/stored_jobs.hpp"
+#include "wire/job_records.hpp"
 
 namespace courier::detail {
 namespace {
@@ -179,6 +182,131 @@ TEST_F(ClientCoreTest, SendCompletesOnAccept) {
   Accept(0, id);
   ASSERT_EQ(captured_.outcomes.size(), 1u);
   EXPECT_FALSE(captured_.outcomes[0].error);
+}
+
+TEST_F(ClientCoreTest, EnqueueCompletesOnAcceptAndNeverOnAReply) {
+  Make(1);
+  JobRequest job = Job(ReplyMode::kEnqueue);
+  const JobId id = job.id;
+  core_->Submit(std::move(job), now_);
+  const auto submits = transport_.TakeSubmits();
+  ASSERT_EQ(submits.size(), 1u);
+  EXPECT_EQ(DecodeEnvelope(submits[0].frames.at(3)).mode, ReplyMode::kEnqueue);
+  Reply(0, id);  // the broker keeps an enqueued job's reply; one arriving here is not ours
+  EXPECT_TRUE(captured_.outcomes.empty());
+  EXPECT_EQ(core_->counters().duplicates_dropped, 1u);
+  Accept(0, id);  // stored
+  ASSERT_EQ(captured_.outcomes.size(), 1u);
+  EXPECT_FALSE(captured_.outcomes[0].error);
+  EXPECT_EQ(captured_.outcomes[0].broker, 0u);
+  EXPECT_TRUE(captured_.outcomes[0].reply_envelope.empty());
+  EXPECT_EQ(core_->pending_jobs(), 0u);
+  EXPECT_EQ(core_->assigned(0), 0u);
+  // A call is never completed by an ACCEPT.
+  JobRequest call = Job(ReplyMode::kCall);
+  const JobId call_id = call.id;
+  core_->Submit(std::move(call), now_);
+  Accept(0, call_id);
+  EXPECT_EQ(captured_.outcomes.size(), 1u);
+  EXPECT_EQ(core_->pending_jobs(), 1u);
+}
+
+TEST_F(ClientCoreTest, AnEnqueueJobIsResentLikeASendUntilItIsStored) {
+  Make(2);
+  core_->OnTick(now_);
+  Pong(1);  // only broker 1 is known up: it gets both jobs
+  JobRequest stored = Job(ReplyMode::kEnqueue, 30s);
+  JobRequest unstored = Job(ReplyMode::kEnqueue, 30s);
+  const JobId stored_id = stored.id, unstored_id = unstored.id;
+  const std::string unstored_envelope = unstored.envelope, unstored_payload = unstored.payload;
+  core_->Submit(std::move(stored), now_);
+  core_->Submit(std::move(unstored), now_);
+  for (const auto& sent : transport_.TakeSubmits()) EXPECT_EQ(sent.broker, 1u);
+  Accept(1, stored_id);
+  ASSERT_EQ(captured_.outcomes.size(), 1u);
+  // Broker 1 falls silent; broker 0 answers its pings.
+  for (int i = 0; i < 3; ++i) {
+    Advance(1000ms);
+    Pong(0);
+    transport_.log.erase(std::remove_if(transport_.log.begin(), transport_.log.end(),
+                                        [](const Sent& s) { return s.command() == ClientCommand::kPing; }),
+                         transport_.log.end());
+  }
+  ASSERT_EQ(core_->health(1), BrokerHealth::kDown);
+  // Only the job not yet stored goes again, with the same bytes; the stored one is in
+  // broker 1's store and is not sent twice.
+  const auto resent = transport_.TakeSubmits();
+  ASSERT_EQ(resent.size(), 1u);
+  EXPECT_EQ(resent[0].broker, 0u);
+  EXPECT_EQ(resent[0].frames.at(3), unstored_envelope);
+  EXPECT_EQ(resent[0].frames.at(4), unstored_payload);
+  EXPECT_EQ(core_->counters().failovers, 1u);
+  Accept(0, unstored_id);
+  ASSERT_EQ(captured_.outcomes.size(), 2u);
+  EXPECT_EQ(captured_.outcomes[1].broker, 0u);
+  EXPECT_EQ(captured_.outcomes[1].sends, 2u);
+}
+
+TEST_F(ClientCoreTest, AQueryWithABodySendsThatBody) {
+  Make(1);
+  const JobId id = JobId::Random();
+  std::vector<QueryOutcome> outcomes;
+  QueryRequest query;
+  query.name = "job";
+  query.body = wire::EncodeQuery(wire::JobQuery{.id = id, .wait_ms = 250});
+  query.broker = 0;
+  query.deadline = now_ + 3s;
+  query.done = [&](QueryOutcome&& outcome) { outcomes.push_back(std::move(outcome)); };
+  core_->Query(query, now_);
+  ASSERT_EQ(transport_.log.size(), 1u);
+  const Sent sent = transport_.log[0];
+  EXPECT_EQ(sent.command(), ClientCommand::kQuery);
+  EXPECT_EQ(sent.frames.at(4), query.body);
+  const wire::JobQuery decoded = wire::DecodeJobQuery(sent.frames.at(4));
+  EXPECT_EQ(decoded.id, id);
+  EXPECT_EQ(decoded.wait_ms, 250u);
+  // A broker restart resends it, body and all.
+  Deliver(0, {"", "CRC01", Cmd(ClientCommand::kPong), std::string(8, '\0'), "AAAAAAAA"});
+  Deliver(0, {"", "CRC01", Cmd(ClientCommand::kPong), std::string(8, '\0'), "BBBBBBBB"});
+  ASSERT_EQ(transport_.log.size(), 2u);
+  EXPECT_EQ(transport_.log[1].frames.at(3), sent.frames.at(3));
+  EXPECT_EQ(transport_.log[1].frames.at(4), query.body);
+  Deliver(0, {"", "CRC01", Cmd(ClientCommand::kQueryReply), sent.frames.at(3), "answer"});
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].body, "answer");
+}
+
+TEST_F(ClientCoreTest, AWaitingJobQueryLastsItsWaitPlusTheFailoverTimeout) {
+  Make(1);
+  core_->OnTick(now_);
+  Pong(0);
+  transport_.log.clear();
+  const JobId id = JobId::Random();
+  QueryRequest query = JobQueryRequest(id, 5000ms, 0, 3000ms, now_);
+  EXPECT_EQ(query.deadline, now_ + 8000ms);
+  EXPECT_EQ(query.broker, 0u);
+  EXPECT_EQ(wire::DecodeJobQuery(query.body).wait_ms, 5000u);
+  std::vector<QueryOutcome> outcomes;
+  query.done = [&](QueryOutcome&& outcome) { outcomes.push_back(std::move(outcome)); };
+  core_->Query(std::move(query), now_);
+  // The broker holds the question and answers pings meanwhile: it stays up, and the
+  // question does not time out at failover_timeout.
+  for (int i = 0; i < 7; ++i) {
+    Advance(1000ms);
+    Pong(0);
+  }
+  Advance(999ms);
+  EXPECT_TRUE(outcomes.empty());
+  EXPECT_EQ(core_->health(0), BrokerHealth::kUp);
+  Advance(1ms);
+  ASSERT_EQ(outcomes.size(), 1u);
+  ASSERT_TRUE(outcomes[0].error);
+  EXPECT_EQ(outcomes[0].error->code(), ErrorCode::kUnavailable);
+  // A wait past the protocol's cap asks for the cap, and waits as long.
+  const QueryRequest longer = JobQueryRequest(id, 10min, 0, 3000ms, now_);
+  EXPECT_EQ(wire::DecodeJobQuery(longer.body).wait_ms, wire::kMaxJobWaitMs);
+  EXPECT_EQ(longer.deadline, now_ + 63s);
+  EXPECT_EQ(JobQueryRequest(id, 0ms, 0, 3000ms, now_).deadline, now_ + 3s);
 }
 
 TEST_F(ClientCoreTest, RoundRobinsOverHealthyBrokersPreferringUpOnes) {
