@@ -14,6 +14,7 @@ namespace courier::cli {
 int ExitCodeFor(ErrorCode code) {
   switch (code) {
     case ErrorCode::kUnavailable: return kExitUnavailable;
+    case ErrorCode::kNotFound: return kExitNotFound;
     case ErrorCode::kConfig: return kExitUsage;
     default: return kExitJobErrors;
   }

@@ -21,6 +21,8 @@ inline constexpr int kExitOk = 0;           // everything succeeded
 inline constexpr int kExitJobErrors = 1;    // a job (or the operation) failed
 inline constexpr int kExitUsage = 2;        // bad command line, JSON or configuration
 inline constexpr int kExitUnavailable = 3;  // no broker answered
+inline constexpr int kExitNotFound = 4;     // courier job: no broker holds the job (not_found)
+inline constexpr int kExitPending = 5;      // courier job: still queued or running when the wait ended
 
 // Returns: the exit code for a failure with `code`.
 int ExitCodeFor(ErrorCode code);

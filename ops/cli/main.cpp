@@ -22,6 +22,7 @@
 #include "cli_app.hpp"
 #include "cli_support.hpp"
 #include "errors_command.hpp"
+#include "jobs_command.hpp"
 #include "metrics_command.hpp"
 #include "courier/client.hpp"
 #include "courier/config.hpp"
@@ -53,6 +54,7 @@ struct SendFlags {
   std::size_t concurrency = 16;
   bool summary_json = false;
   bool fire_and_forget = false;
+  bool enqueue = false;
   bool pretty = false;
   std::string idempotency_key;
   std::uint32_t max_attempts = 0;
@@ -79,6 +81,11 @@ CallOptions BuildCallOptions(const SendFlags& flags, std::optional<std::uint64_t
 
 int RunSingle(ClientOptions options, const SendFlags& flags, const Value& request) {
   Client client(std::move(options));
+  if (flags.enqueue) {
+    // Stored: the id alone, for ID=$(courier send --enqueue ...) and `courier job $ID`.
+    std::cout << client.Enqueue(flags.service, request, BuildCallOptions(flags, std::nullopt)).Hex() << "\n";
+    return kExitOk;
+  }
   if (flags.fire_and_forget) {
     const JobId id = client.Send(flags.service, request, BuildCallOptions(flags, std::nullopt));
     Json out;
@@ -144,7 +151,9 @@ int RunLoad(ClientOptions options, const SendFlags& flags, const Value& request)
       ++summary.sent;
     }
     const CallOptions call = BuildCallOptions(flags, i);
-    if (flags.fire_and_forget) {
+    if (flags.enqueue) {
+      client.Enqueue(flags.service, request, on_result, call);
+    } else if (flags.fire_and_forget) {
       client.Send(flags.service, request, on_result, call);
     } else {
       client.Submit(flags.service, request, on_result, call);
@@ -389,7 +398,9 @@ int Main(int argc, char** argv) {
   send_cmd->add_option("-C,--concurrency", send.concurrency, "jobs in flight at once (default 16)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}));
   send_cmd->add_flag("--json", send.summary_json, "print the summary as one JSON object");
-  send_cmd->add_flag("--send", send.fire_and_forget, "fire-and-forget: wait for acceptance only");
+  CLI::Option* send_flag = send_cmd->add_flag("--send", send.fire_and_forget, "fire-and-forget: wait for acceptance only");
+  send_cmd->add_flag("--enqueue", send.enqueue, "store the job and print its id; the result is kept (courier job ID)")
+      ->excludes(send_flag);
   send_cmd->add_flag("--pretty", send.pretty, "indent the reply");
   send_cmd->add_option("--idempotency-key", send.idempotency_key, "derive the job id from this key (job i of --count: KEY/i)");
   send_cmd->add_option("--max-attempts", send.max_attempts, "deliveries the broker may try (default 3)")
@@ -429,6 +440,8 @@ int Main(int argc, char** argv) {
   // `courier errors` and `courier metrics` query the error sink and the metrics collector.
   const CommandRunner errors = AddErrorsCommand(app, [&global] { return BuildOptions(global); });
   const CommandRunner metrics = AddMetricsCommand(app, [&global] { return BuildOptions(global); });
+  // `courier job` and `courier jobs` look up stored jobs.
+  const CommandRunner jobs = AddJobsCommands(app, [&global] { return BuildOptions(global); });
 
   try {
     app.parse(argc, argv);
@@ -450,6 +463,7 @@ int Main(int argc, char** argv) {
     }
     if (auto status = errors()) return *status;
     if (auto status = metrics()) return *status;
+    if (auto status = jobs()) return *status;
   } catch (const Error& error) {
     PrintError(error);
     return ExitCodeFor(error.code());
