@@ -393,7 +393,7 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
     }
     // A job whose commit is pending is ACCEPTed once stored, to the connection just recorded.
     if (IsAcknowledged(envelope.mode) && !job.awaiting_commit) {
-      SendCourierClient(client, static_cast<std::uint8_t>(ClientCommand::kAccept), envelope.job_id.View());
+      SendAccept(client, envelope.job_id);
     }
     return;
   }
@@ -442,7 +442,7 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
     jobs_[slot].seq = next_seq_++;
     jobs_[slot].accepted_ms = now.unix_ms;
     if (IsAcknowledged(envelope.mode)) {
-      SendCourierClient(client, static_cast<std::uint8_t>(ClientCommand::kAccept), envelope.job_id.View());
+      SendAccept(client, envelope.job_id);
     }
   }
   Dispatch(service, now);
@@ -1467,7 +1467,12 @@ void Broker::SendCourierClient(std::string_view client, std::uint8_t command, st
   out_.emplace_back(&command, 1);
   out_.emplace_back(body1.data(), body1.size());
   if (two_bodies) out_.emplace_back(body2.data(), body2.size());
-  if (SendFrames() != SendResult::kSent) ++counters_.unreachable_clients;
+  const SendResult sent = SendFrames();
+  if (sent == SendResult::kFull) {
+    ++counters_.client_sends_full;
+  } else if (sent == SendResult::kUnreachable) {
+    ++counters_.unreachable_clients;
+  }
 }
 
 void Broker::LogBadInput(std::string_view identity, std::string_view what) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <random>
 #include <span>
 #include <string>
@@ -125,6 +126,9 @@ class Broker {
   void AnswerLookup(const StoreLookup& lookup, const std::optional<wire::JobRecord>& record);
   // Answers a `jobs` query with a page read from the store.
   void AnswerLookup(const StoreLookup& lookup, const wire::JobsPage& page);
+  // Retries the ACCEPTs that met a full pipe (at most kDeferredAcceptsPerTurn); the loop
+  // calls it every turn.
+  void FlushDeferredAccepts();
 
   // The 8 random bytes PONG carries: they change when a broker restarts.
   const std::string& incarnation() const { return incarnation_; }
@@ -180,6 +184,9 @@ class Broker {
                     std::vector<std::string> reply, std::uint64_t now_ms);
   // Sends what a stored job's submitter gets once its commit is done (ACCEPT, or Titanic 200).
   void SendAccepted(const Job& job);
+  // Sends ACCEPT; one that meets a full pipe waits in deferred_accepts_ for the next turn.
+  void SendAccept(std::string_view client, const JobId& id);
+
   void OnReady(std::span<zmq::message_t> frames, PeerKind kind, const Now& now);
   void OnWorkerReply(std::uint32_t worker, std::span<zmq::message_t> frames, const Now& now);
   void OnWorkerError(std::uint32_t worker, std::span<zmq::message_t> frames, const Now& now);
@@ -324,6 +331,11 @@ class Broker {
   };
   std::unordered_multimap<JobId, Waiter, JobIdHash> waiters_;  // parked `job` queries by job id
   RateLimiter store_log_{1, std::chrono::seconds(1)};
+  struct DeferredAccept {
+    std::string client;
+    JobId id;
+  };
+  std::deque<DeferredAccept> deferred_accepts_;
   SteadyTime next_metrics_{};
   SteadyTime last_metrics_{};
 };
@@ -338,5 +350,8 @@ inline constexpr std::uint32_t kPruneBatch = 512;
 inline constexpr std::string_view kTitanicPrefix = "titanic.";
 // `job` queries that may wait at once; more are answered at once with the current state.
 inline constexpr std::size_t kMaxWaiters = 10000;
+// ACCEPTs held for clients whose pipe was full, retried every turn; past it, dropped.
+inline constexpr std::size_t kMaxDeferredAccepts = 200000;
+inline constexpr std::size_t kDeferredAcceptsPerTurn = 2048;
 
 }  // namespace courier::broker

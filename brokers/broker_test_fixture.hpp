@@ -27,6 +27,7 @@ class FakeOutbox final : public Outbox {
     Message message;
     for (auto& frame : frames) message.emplace_back(frame.to_string());
     if (unreachable.count(message[0]) != 0) return SendResult::kUnreachable;
+    if (full.count(message[0]) != 0) return SendResult::kFull;
     sent.push_back(std::move(message));
     return SendResult::kSent;
   }
@@ -42,6 +43,7 @@ class FakeOutbox final : public Outbox {
   }
   std::vector<Message> sent;
   std::set<std::string> unreachable;
+  std::set<std::string> full;  // peers whose pipe is at its high-water mark
 };
 
 

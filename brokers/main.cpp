@@ -39,18 +39,6 @@ class SocketOutbox final : public Outbox {
   explicit SocketOutbox(zmq::socket_t& socket) : socket_(socket) {}
 
   SendResult Send(std::span<zmq::message_t> frames) override {
-    const SendResult first = TrySend(frames);
-    if (first != SendResult::kUnreachable) return first;
-    // libzmq's ROUTER reports a pipe that was full, and whose reader has since caught up,
-    // as EHOSTUNREACH until the socket processes the reader's "activate" command: under a
-    // burst a live client or worker would be taken for gone (lost answers, a worker
-    // removed). Reading ZMQ_EVENTS processes pending commands; then the verdict is real.
-    (void)socket_.get(zmq::sockopt::events);
-    return TrySend(frames);
-  }
-
- private:
-  SendResult TrySend(std::span<zmq::message_t> frames) {
     try {
       for (std::size_t i = 0; i < frames.size(); ++i) {
         const auto flags = i + 1 < frames.size() ? zmq::send_flags::sndmore | zmq::send_flags::dontwait
@@ -59,13 +47,10 @@ class SocketOutbox final : public Outbox {
       }
       return SendResult::kSent;
     } catch (const zmq::error_t& error) {
-      // Only the routing-id frame can fail so: nothing of the message went out.
       if (error.num() == EHOSTUNREACH) return SendResult::kUnreachable;
       throw;
     }
   }
-
- public:
 
  private:
   zmq::socket_t& socket_;
@@ -198,6 +183,7 @@ bool DrainMonitor(zmq::socket_t& monitor, ConnectionGuard& guard) {
 // core how it went (it ACCEPTs or refuses the jobs it held back), then answers the lookups
 // that need the store, now that this turn's results are in it.
 void CommitTurn(Broker& broker, JobStore& store) {
+  broker.FlushDeferredAccepts();
   std::vector<StoreOp> ops = broker.TakeStoreOps();
   if (!ops.empty() || store.pending_retries() > 0) {
     const CommitResult result = store.Commit(ops);

@@ -96,10 +96,43 @@ void Broker::RecordResult(const Job& job, wire::JobState state, ErrorCode code, 
   NotifyWaiters(job.id);
 }
 
+void Broker::SendAccept(std::string_view client, const JobId& id) {
+  out_.clear();
+  out_.emplace_back(client.data(), client.size());
+  out_.emplace_back();
+  out_.emplace_back(detail::kCourierClient.data(), detail::kCourierClient.size());
+  const auto command = static_cast<std::uint8_t>(ClientCommand::kAccept);
+  out_.emplace_back(&command, 1);
+  out_.emplace_back(id.View().data(), id.View().size());
+  const SendResult sent = SendFrames();
+  if (sent == SendResult::kUnreachable) {
+    ++counters_.unreachable_clients;
+  } else if (sent == SendResult::kFull) {
+    // A burst of ACCEPTs (a group commit, a turn of 1024 SUBMITs) can meet a pipe that
+    // libzmq still counts as full although the client reads: an ACCEPT is the only proof
+    // its job is kept, so it waits here (16 bytes a job) instead of being dropped.
+    if (deferred_accepts_.size() < kMaxDeferredAccepts) {
+      deferred_accepts_.push_back(DeferredAccept{std::string(client), id});
+    } else {
+      ++counters_.client_sends_full;
+    }
+  }
+}
+
+void Broker::FlushDeferredAccepts() {
+  // Bounded work per turn: a client that never reads keeps its ACCEPTs waiting cheaply.
+  const std::size_t tries = std::min(deferred_accepts_.size(), kDeferredAcceptsPerTurn);
+  for (std::size_t i = 0; i < tries; ++i) {
+    DeferredAccept accept = std::move(deferred_accepts_.front());
+    deferred_accepts_.pop_front();
+    SendAccept(accept.client, accept.id);  // back of the queue again if still full
+  }
+}
+
 void Broker::SendAccepted(const Job& job) {
   if (job.client.empty()) return;  // restored: its submitter was ACCEPTed before the restart
   if (job.client_kind == PeerKind::kCourier) {
-    SendCourierClient(job.client, static_cast<std::uint8_t>(ClientCommand::kAccept), job.id.View());
+    SendAccept(job.client, job.id);
   } else if (job.client_kind == PeerKind::kMdp) {
     const std::string id = job.id.Hex();
     const std::string_view bodies[] = {"200", id};

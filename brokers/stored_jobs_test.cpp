@@ -87,6 +87,29 @@ TEST_F(StoredJobsTest, AResendWhileTheCommitIsPendingIsAcceptedOnceAfterIt) {
   EXPECT_EQ(outbox_.Take("C1").size(), 1u);
 }
 
+TEST_F(StoredJobsTest, AnAcceptThatMeetsAFullPipeWaitsForTheNextTurnInsteadOfBeingDropped) {
+  const JobId id = Submit("C1", "echo", ReplyMode::kSend);
+  outbox_.full.insert("C1");
+  Commit();
+  broker_->FlushDeferredAccepts();
+  EXPECT_TRUE(outbox_.Take("C1").empty());
+  outbox_.full.clear();
+  broker_->FlushDeferredAccepts();
+  const auto to_client = outbox_.Take("C1");
+  ASSERT_EQ(to_client.size(), 1u);
+  EXPECT_TRUE(IsAccept(to_client[0], id));
+  EXPECT_EQ(broker_->counters().client_sends_full, 0u);
+  // A client that went away meanwhile: its waiting ACCEPT is dropped, not retried forever.
+  Submit("C2", "echo", ReplyMode::kSend);
+  outbox_.full.insert("C2");
+  Commit();
+  outbox_.full.clear();
+  outbox_.unreachable.insert("C2");
+  broker_->FlushDeferredAccepts();
+  broker_->FlushDeferredAccepts();
+  EXPECT_EQ(broker_->counters().unreachable_clients, 1u);
+}
+
 TEST_F(StoredJobsTest, MemoryDurabilityAcceptsAtOnceAndWritesNoJob) {
   BrokerConfig config;
   config.defaults.durability = Durability::kMemory;
