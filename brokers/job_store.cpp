@@ -8,6 +8,7 @@
 #include <msgpack.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -27,6 +28,8 @@ constexpr int kSchemaVersion = 1;
 constexpr std::size_t kMaxRetryOps = 1'000'000;
 
 // States are stored as wire::JobState numbers; queued/running come from `dispatched`.
+// Rowid tables (not WITHOUT ROWID): rows carry ~1 KiB payloads, too big for a b-tree
+// keyed by the 16-byte id to stay shallow.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS jobs (
   id           BLOB PRIMARY KEY,
@@ -46,7 +49,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   dispatched   INTEGER NOT NULL DEFAULT 0,
   worker       TEXT NOT NULL DEFAULT '',
   since_ms     INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS jobs_seq ON jobs(seq);
 CREATE TABLE IF NOT EXISTS results (
   id           BLOB PRIMARY KEY,
@@ -61,7 +64,7 @@ CREATE TABLE IF NOT EXISTS results (
   finished_ms  INTEGER NOT NULL,
   expires_ms   INTEGER NOT NULL,
   durable      INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS results_expires ON results(expires_ms);
 CREATE INDEX IF NOT EXISTS results_seq ON results(seq);
 )sql";
@@ -131,8 +134,10 @@ struct JobStore::Db {
   std::unique_ptr<Statement> remove_job;
   std::unique_ptr<Statement> add_result;
   std::unique_ptr<Statement> remove_result;
+  std::unique_ptr<Statement> used_pages;
 
   ~Db() {
+    used_pages.reset();
     // Statements first: a connection with live statements does not close.
     add_job.reset();
     dispatched.reset();
@@ -212,8 +217,18 @@ JobStore::JobStore(JobStoreOptions options) : path_(options.dir / "jobs.db"), db
       Statement size(db_->handle, "PRAGMA page_size", path_);
       if (size.Step()) page_size = std::max<std::int64_t>(size.ColumnInt(0), 512);
     }
-    const auto pages = std::max<std::uint64_t>(options.max_bytes / static_cast<std::uint64_t>(page_size), 16);
-    db_->Exec("PRAGMA max_page_count=" + std::to_string(pages));
+    // store_max_bytes is a quota on new jobs (Commit checks it); SQLite's own limit sits
+    // above it, so that removals, dispatch marks and results, which a full b-tree may
+    // still need a page for, always fit and a full store can empty itself.
+    page_size_ = static_cast<std::uint64_t>(page_size);
+    max_bytes_ = options.max_bytes;
+    const std::uint64_t headroom = std::max<std::uint64_t>(options.max_bytes / 4, 4ULL << 20);
+    db_->Exec("PRAGMA max_page_count=" + std::to_string((options.max_bytes + headroom) / page_size_));
+    // The WAL is not counted in the pages: keep it from staying at its largest batch.
+    db_->Exec("PRAGMA journal_size_limit=" + std::to_string(64LL << 20));
+    db_->used_pages = std::make_unique<Statement>(
+        db_->handle, "SELECT (SELECT page_count FROM pragma_page_count) - (SELECT freelist_count FROM pragma_freelist_count)",
+        path_);
     db_->add_job = std::make_unique<Statement>(
         db_->handle,
         "INSERT OR REPLACE INTO jobs(id, seq, service, origin, mode, durability, envelope, payload, extra_body, sender, "
@@ -380,17 +395,40 @@ bool JobStore::TryCommit(std::span<const StoreOp> first, std::span<const StoreOp
   } catch (const Error& error) {
     const int code = sqlite3_errcode(db_->handle) & 0xff;
     result.status = code == SQLITE_FULL ? CommitResult::Status::kFull : CommitResult::Status::kFailed;
-    result.message = code == SQLITE_FULL ? "the job store is full (" + path_.string() + ": " + error.what() + ")"
+    result.message = code == SQLITE_FULL ? std::string("the job store is full (") + error.what() + ")"
                                          : std::string("the job store failed: ") + error.what();
     sqlite3_exec(db_->handle, "ROLLBACK", nullptr, nullptr, nullptr);
     return false;
   }
 }
 
+std::uint64_t JobStore::UsedBytes() {
+  Statement& used = *db_->used_pages;
+  used.Reset();
+  const std::uint64_t pages = used.Step() ? used.ColumnUint(0) : 0;
+  used.Reset();
+  return pages * page_size_;
+}
+
 CommitResult JobStore::Commit(std::span<const StoreOp> ops) {
   CommitResult result;
   if (ops.empty() && retry_.empty()) return result;
-  if (TryCommit(retry_, ops, false, result)) {
+  const bool adds = std::any_of(ops.begin(), ops.end(), [](const StoreOp& op) { return op.kind == StoreOp::Kind::kAddJob; });
+  bool over_quota = false;
+  if (adds) {
+    try {
+      over_quota = UsedBytes() >= max_bytes_;
+    } catch (const Error& error) {
+      result.status = CommitResult::Status::kFailed;
+      result.message = std::string("the job store failed: ") + error.what();
+      return result;
+    }
+  }
+  if (over_quota) {
+    result.status = CommitResult::Status::kFull;
+    result.message = "the job store is full (store_max_bytes " + std::to_string(max_bytes_) + " reached in " +
+                     path_.string() + ")";
+  } else if (TryCommit(retry_, ops, false, result)) {
     retry_.clear();
     return result;
   }

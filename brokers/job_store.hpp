@@ -6,10 +6,12 @@
 // - Commit writes a batch of StoreOps in one transaction: with synchronous=FULL when the
 //   batch holds an fsync job or result (the WAL is flushed before Commit returns), NORMAL
 //   otherwise (written to the OS; flushed at checkpoints).
-// - A store that cannot take a batch (SQLITE_FULL at store_max_bytes or a full disk, or
-//   any I/O error) rolls it back; the batch's new jobs are refused (the caller answers
-//   their clients) and every other op is kept and tried again before the next batch, so
-//   removals and results are never lost while the broker runs.
+// - A batch with new jobs is refused when the database already uses store_max_bytes (a
+//   quota: SQLite's hard limit sits a headroom above it, so removals and results always
+//   fit and a full store empties itself as jobs finish). A store that cannot take a batch
+//   (over the quota, a full disk, any I/O error) rolls it back; the batch's new jobs are
+//   refused (the caller answers their clients) and every other op is kept and tried again
+//   before the next batch, so removals and results are never lost while the broker runs.
 // - One broker per data directory: the constructor takes an exclusive lock (flock) and
 //   throws Error(kConfig) if another process holds it.
 // Thread-safety: none; one thread (the broker loop) owns it.
@@ -64,12 +66,16 @@ class JobStore {
   void Apply(const StoreOp& op);
   bool TryCommit(std::span<const StoreOp> first, std::span<const StoreOp> second, bool skip_new_jobs,
                  CommitResult& result);
+  // Returns: bytes of the database's pages in use (the WAL not counted).
+  std::uint64_t UsedBytes();
 
   std::filesystem::path path_;
   std::unique_ptr<Db> db_;
   std::vector<StoreOp> retry_;
   int lock_fd_ = -1;
   bool synchronous_full_ = true;
+  std::uint64_t page_size_ = 4096;
+  std::uint64_t max_bytes_ = 0;
 };
 
 // Returns: the default data directory for a broker whose first endpoint is `endpoint`:
