@@ -184,8 +184,11 @@ bool DrainMonitor(zmq::socket_t& monitor, ConnectionGuard& guard) {
 // that need the store, now that this turn's results are in it.
 void CommitTurn(Broker& broker, JobStore& store) {
   broker.FlushDeferredAccepts();
-  std::vector<StoreOp> ops = broker.TakeStoreOps();
-  if (!ops.empty() || store.pending_retries() > 0) {
+  // Twice at most: the jobs a commit released are dispatched at once, and their dispatch
+  // marks are worth writing now rather than a poll timeout later.
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<StoreOp> ops = broker.TakeStoreOps();
+    if (ops.empty() && store.pending_retries() == 0) break;
     const CommitResult result = store.Commit(ops);
     broker.OnStoreCommitted(result, Now::Real());
   }

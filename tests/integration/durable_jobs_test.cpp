@@ -167,6 +167,13 @@ TEST_F(DurableJobsTest, JobsAWorkerHeldWhenTheBrokerDiedRunAgainWithTheNextAttem
     }
   }
   ASSERT_TRUE(WaitFor([&] { return Runs().size() >= static_cast<std::size_t>(kJobs); }, 20s)) << Runs().size();
+  // The store knows they are running (`jobs` reads it): their dispatch marks are written.
+  {
+    Client client(Options());
+    JobsFilter running;
+    running.state = JobState::kRunning;
+    ASSERT_TRUE(WaitFor([&] { return client.Jobs(running).size() == static_cast<std::size_t>(kJobs); }, 10s));
+  }
   // The machine goes down: broker and worker with it. Both come back.
   KillBroker();
   worker_->Kill();
