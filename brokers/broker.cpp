@@ -861,6 +861,7 @@ void Broker::Dispatch(std::uint32_t service, const Now& now) {
       op.kind = StoreOp::Kind::kDispatched;
       op.durability = Durability::kWrite;  // a lost mark costs an attempt number, not a job
       op.job.id = job.id;
+      op.job.seq = job.seq;
       op.job.attempt = job.attempt;
       op.job.worker = WorkerName(holder);
       op.job.since_ms = now.unix_ms;
@@ -917,6 +918,7 @@ void Broker::CompleteJob(std::uint32_t slot) {
     op.kind = StoreOp::Kind::kRemoveJob;
     op.durability = Durability::kWrite;  // a lost removal runs the job again after a restart
     op.job.id = job.id;
+    op.job.seq = job.seq;
     store_ops_.push_back(std::move(op));
   }
   NotifyWaiters(job.id);

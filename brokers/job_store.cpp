@@ -27,13 +27,13 @@ constexpr int kSchemaVersion = 1;
 // removal means a finished job may run again after a restart (at-least-once).
 constexpr std::size_t kMaxRetryOps = 1'000'000;
 
-// States are stored as wire::JobState numbers; queued/running come from `dispatched`.
-// Rowid tables (not WITHOUT ROWID): rows carry ~1 KiB payloads, too big for a b-tree
-// keyed by the 16-byte id to stay shallow.
+// A job's key is its seq (the rowid: no second b-tree to keep per insert and delete); its
+// dispatch mark is a small row of its own, so marking a job does not rewrite its payload.
+// States are stored as wire::JobState numbers; queued/running come from `dispatches`.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS jobs (
-  id           BLOB PRIMARY KEY,
-  seq          INTEGER NOT NULL,
+  seq          INTEGER PRIMARY KEY,
+  id           BLOB NOT NULL,
   service      TEXT NOT NULL,
   origin       INTEGER NOT NULL,
   mode         INTEGER NOT NULL,
@@ -45,12 +45,14 @@ CREATE TABLE IF NOT EXISTS jobs (
   attempt      INTEGER NOT NULL,
   max_attempts INTEGER NOT NULL,
   deadline_ms  INTEGER NOT NULL,
-  accepted_ms  INTEGER NOT NULL,
-  dispatched   INTEGER NOT NULL DEFAULT 0,
-  worker       TEXT NOT NULL DEFAULT '',
+  accepted_ms  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dispatches (
+  seq          INTEGER PRIMARY KEY,
+  attempt      INTEGER NOT NULL,
+  worker       TEXT NOT NULL,
   since_ms     INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS jobs_seq ON jobs(seq);
 CREATE TABLE IF NOT EXISTS results (
   id           BLOB PRIMARY KEY,
   seq          INTEGER NOT NULL,
@@ -132,6 +134,7 @@ struct JobStore::Db {
   std::unique_ptr<Statement> add_job;
   std::unique_ptr<Statement> dispatched;
   std::unique_ptr<Statement> remove_job;
+  std::unique_ptr<Statement> remove_dispatch;
   std::unique_ptr<Statement> add_result;
   std::unique_ptr<Statement> remove_result;
   std::unique_ptr<Statement> used_pages;
@@ -142,6 +145,7 @@ struct JobStore::Db {
     add_job.reset();
     dispatched.reset();
     remove_job.reset();
+    remove_dispatch.reset();
     add_result.reset();
     remove_result.reset();
     if (handle != nullptr) sqlite3_close(handle);
@@ -232,12 +236,12 @@ JobStore::JobStore(JobStoreOptions options) : path_(options.dir / "jobs.db"), db
     db_->add_job = std::make_unique<Statement>(
         db_->handle,
         "INSERT OR REPLACE INTO jobs(id, seq, service, origin, mode, durability, envelope, payload, extra_body, sender, "
-        "attempt, max_attempts, deadline_ms, accepted_ms, dispatched, worker, since_ms) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "attempt, max_attempts, deadline_ms, accepted_ms) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         path_);
     db_->dispatched = std::make_unique<Statement>(
-        db_->handle, "UPDATE jobs SET dispatched = 1, attempt = ?, worker = ?, since_ms = ? WHERE id = ?", path_);
-    db_->remove_job = std::make_unique<Statement>(db_->handle, "DELETE FROM jobs WHERE id = ?", path_);
+        db_->handle, "INSERT OR REPLACE INTO dispatches(seq, attempt, worker, since_ms) VALUES(?,?,?,?)", path_);
+    db_->remove_job = std::make_unique<Statement>(db_->handle, "DELETE FROM jobs WHERE seq = ?", path_);
+    db_->remove_dispatch = std::make_unique<Statement>(db_->handle, "DELETE FROM dispatches WHERE seq = ?", path_);
     db_->add_result = std::make_unique<Statement>(
         db_->handle,
         "INSERT OR REPLACE INTO results(id, seq, service, state, attempt, max_attempts, code, message, reply, "
@@ -258,9 +262,12 @@ JobStore::~JobStore() {
 
 std::uint64_t JobStore::Load(const std::function<void(StoredJob&&)>& each) {
   db_->Exec("DELETE FROM results WHERE durable = 0");
+  db_->Exec("DELETE FROM dispatches WHERE seq NOT IN (SELECT seq FROM jobs)");
   Statement select(db_->handle,
-                   "SELECT id, seq, service, origin, mode, durability, envelope, payload, extra_body, sender, attempt, "
-                   "max_attempts, deadline_ms, accepted_ms, dispatched, worker, since_ms FROM jobs ORDER BY seq",
+                   "SELECT j.id, j.seq, j.service, j.origin, j.mode, j.durability, j.envelope, j.payload, j.extra_body, "
+                   "j.sender, coalesce(d.attempt, j.attempt), j.max_attempts, j.deadline_ms, j.accepted_ms, "
+                   "d.seq IS NOT NULL, coalesce(d.worker, ''), coalesce(d.since_ms, j.accepted_ms) "
+                   "FROM jobs j LEFT JOIN dispatches d ON d.seq = j.seq ORDER BY j.seq",
                    path_);
   while (select.Step()) {
     StoredJob job;
@@ -316,25 +323,23 @@ void JobStore::Apply(const StoreOp& op) {
           .Int(11, job.attempt)
           .Int(12, job.max_attempts)
           .Int(13, Signed(job.deadline_ms))
-          .Int(14, Signed(job.accepted_ms))
-          .Int(15, job.dispatched ? 1 : 0)
-          .Text(16, job.worker)
-          .Int(17, Signed(job.since_ms));
+          .Int(14, Signed(job.accepted_ms));
       s.Step();
       return;
     }
     case StoreOp::Kind::kDispatched: {
       Statement& s = *db_->dispatched;
       s.Reset();
-      s.Int(1, op.job.attempt).Text(2, op.job.worker).Int(3, Signed(op.job.since_ms)).Blob(4, op.job.id.View());
+      s.Int(1, Signed(op.job.seq)).Int(2, op.job.attempt).Text(3, op.job.worker).Int(4, Signed(op.job.since_ms));
       s.Step();
       return;
     }
     case StoreOp::Kind::kRemoveJob: {
-      Statement& s = *db_->remove_job;
-      s.Reset();
-      s.Blob(1, op.job.id.View());
-      s.Step();
+      for (Statement* s : {db_->remove_job.get(), db_->remove_dispatch.get()}) {
+        s->Reset();
+        s->Int(1, Signed(op.job.seq));
+        s->Step();
+      }
       return;
     }
     case StoreOp::Kind::kAddResult: {
@@ -476,8 +481,9 @@ wire::JobsPage JobStore::List(const wire::JobsQuery& query, std::uint64_t now_ms
   Statement select(
       db_->handle,
       "SELECT id, seq, service, state, attempt, max_attempts, worker, since_ms, code, message, expires_ms, durable FROM ("
-      " SELECT id, seq, service, dispatched AS state, attempt, max_attempts, worker, since_ms, 0 AS code,"
-      "  '' AS message, 0 AS expires_ms, 1 AS durable FROM jobs"
+      " SELECT j.id, j.seq, j.service, d.seq IS NOT NULL AS state, coalesce(d.attempt, j.attempt) AS attempt,"
+      "  j.max_attempts, coalesce(d.worker, '') AS worker, coalesce(d.since_ms, j.accepted_ms) AS since_ms, 0 AS code,"
+      "  '' AS message, 0 AS expires_ms, 1 AS durable FROM jobs j LEFT JOIN dispatches d ON d.seq = j.seq"
       " UNION ALL"
       " SELECT id, seq, service, state, attempt, max_attempts, '' AS worker, finished_ms AS since_ms, code, message,"
       "  expires_ms, durable FROM results WHERE expires_ms > ?1)"

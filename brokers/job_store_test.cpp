@@ -46,10 +46,11 @@ class JobStoreTest : public ::testing::Test {
     op.result_seq = seq;
     return op;
   }
-  static StoreOp Remove(const JobId& id) {
+  static StoreOp Remove(const JobId& id, std::uint64_t seq) {
     StoreOp op;
     op.kind = StoreOp::Kind::kRemoveJob;
     op.job.id = id;
+    op.job.seq = seq;
     return op;
   }
 
@@ -66,11 +67,12 @@ TEST_F(JobStoreTest, JobsSurviveReopeningInAcceptOrderWithTheirDispatchMark) {
     StoreOp dispatched;
     dispatched.kind = StoreOp::Kind::kDispatched;
     dispatched.job.id = ids[1];
+    dispatched.job.seq = 2;
     dispatched.job.attempt = 2;
     dispatched.job.worker = "host:42";
     dispatched.job.since_ms = 1'000'050;
     ops.push_back(dispatched);
-    ops.push_back(Remove(ids[4]));
+    ops.push_back(Remove(ids[4], 5));
     EXPECT_EQ(store.Commit(ops).status, CommitResult::Status::kOk);
   }
   JobStore store(JobStoreOptions{.dir = dir_});
@@ -97,7 +99,7 @@ TEST_F(JobStoreTest, ResultsAreFoundUntilTheyExpireAndListedWithJobs) {
   const StoreOp queued = AddJob(1);
   const StoreOp finished = AddJob(2);
   ASSERT_EQ(store.Commit(std::vector<StoreOp>{queued, finished}).status, CommitResult::Status::kOk);
-  ASSERT_EQ(store.Commit(std::vector<StoreOp>{Result(finished.job.id, 2, 5'000), Remove(finished.job.id)}).status,
+  ASSERT_EQ(store.Commit(std::vector<StoreOp>{Result(finished.job.id, 2, 5'000), Remove(finished.job.id, 2)}).status,
             CommitResult::Status::kOk);
   const auto found = store.FindResult(finished.job.id, 4'999);
   ASSERT_TRUE(found.has_value());
@@ -125,7 +127,7 @@ TEST_F(JobStoreTest, ResultsAreFoundUntilTheyExpireAndListedWithJobs) {
 
 TEST_F(JobStoreTest, AFullStoreRefusesNewJobsKeepsOtherOpsAndRecovers) {
   JobStore store(JobStoreOptions{.dir = dir_, .max_bytes = 256 * 1024});
-  std::vector<JobId> stored;
+  std::vector<std::pair<JobId, std::uint64_t>> stored;
   std::uint64_t seq = 0;
   CommitResult result;
   for (int batch = 0; batch < 100 && result.status == CommitResult::Status::kOk; ++batch) {
@@ -133,7 +135,7 @@ TEST_F(JobStoreTest, AFullStoreRefusesNewJobsKeepsOtherOpsAndRecovers) {
     for (int i = 0; i < 10; ++i) ops.push_back(AddJob(++seq, 4000));
     result = store.Commit(ops);
     if (result.status == CommitResult::Status::kOk) {
-      for (const auto& op : ops) stored.push_back(op.job.id);
+      for (const auto& op : ops) stored.emplace_back(op.job.id, op.job.seq);
     }
   }
   ASSERT_EQ(result.status, CommitResult::Status::kFull) << "the store never filled up";
@@ -145,7 +147,7 @@ TEST_F(JobStoreTest, AFullStoreRefusesNewJobsKeepsOtherOpsAndRecovers) {
   std::vector<StoreOp> mixed;
   for (int i = 0; i < 10; ++i) mixed.push_back(AddJob(++seq, 40000));
   const std::size_t removed = stored.size() / 2;
-  for (std::size_t i = 0; i < removed; ++i) mixed.push_back(Remove(stored[i]));
+  for (std::size_t i = 0; i < removed; ++i) mixed.push_back(Remove(stored[i].first, stored[i].second));
   const CommitResult outcome = store.Commit(mixed);
   EXPECT_EQ(store.pending_retries(), 0u);
   wire::JobsQuery all;

@@ -49,8 +49,8 @@ struct StoredJob {
 struct StoreOp {
   enum class Kind : std::uint8_t {
     kAddJob,        // job
-    kDispatched,    // id, job.attempt, job.worker, job.since_ms
-    kRemoveJob,     // id
+    kDispatched,    // job.seq (the store's key of a job), job.attempt, job.worker, job.since_ms
+    kRemoveJob,     // job.seq
     kAddResult,     // result (replaces the job row in the same transaction order)
     kRemoveResult,  // id (titanic.close)
   };
