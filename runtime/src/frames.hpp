@@ -57,7 +57,8 @@ struct RejectBody {
 std::string EncodeReject(const JobId& job_id, ErrorCode code);
 RejectBody DecodeReject(std::string_view bytes);
 
-// QUERY body: [name, args map]; the broker's queries take no arguments yet.
+// QUERY body: [name, args map]; services, workers and stats take no arguments (the job
+// and jobs queries, which do, are in wire/job_records.hpp).
 std::string EncodeQuery(std::string_view name);
 std::string DecodeQueryName(std::string_view bytes);
 

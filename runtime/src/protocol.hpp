@@ -35,7 +35,7 @@ enum class WorkerCommand : std::uint8_t {
 // Courier client commands (after the "CRC01" header).
 enum class ClientCommand : std::uint8_t {
   kSubmit = 0x01,      // C→B  envelope, payload
-  kAccept = 0x02,      // B→C  job id (16 bytes); only for mode = send
+  kAccept = 0x02,      // B→C  job id (16 bytes); modes send and enqueue, once stored
   kReply = 0x03,       // B→C  envelope, payload
   kError = 0x04,       // B→C  error body [job id, code, message]
   kQuery = 0x05,       // C→B  correlation id, query body [name, args]
