@@ -263,26 +263,13 @@ void Broker::OnMdpClient(std::span<zmq::message_t> frames, const Now& now) {
   }
   // Plain Majordomo requests get a broker-made envelope, so they are queued, redelivered
   // and dead-lettered like any other job.
-  Envelope envelope;
-  envelope.job_id = JobId::Random();
-  envelope.service = std::string(service_name);
-  envelope.created_at_ms = now.unix_ms;
-  envelope.deadline_ms = now.unix_ms + static_cast<std::uint64_t>(config_.mdp_deadline.count());
-  envelope.max_attempts = config_.max_attempts;
-  const std::string envelope_bytes = detail::EncodeEnvelope(envelope);
-
-  const std::uint32_t slot = jobs_.Acquire();
+  const std::uint32_t slot = NewBrokerJob(service, ReplyMode::kCall,
+                                          static_cast<std::uint64_t>(config_.mdp_deadline.count()), PeerKind::kMdp, now);
   Job& job = jobs_[slot];
-  job.id = envelope.job_id;
-  job.service = service;
-  job.client_kind = PeerKind::kMdp;
   job.client = std::string(View(frames[0]));
   if (!current_user_.empty()) job.sender = SenderName(current_user_);
-  job.envelope = zmq::message_t(envelope_bytes.data(), envelope_bytes.size());
   if (frames.size() > 4) job.payload = std::move(frames[4]);
   for (std::size_t i = 5; i < frames.size(); ++i) job.extra_body.push_back(std::move(frames[i]));
-  job.deadline_ms = envelope.deadline_ms;
-  job.max_attempts = envelope.max_attempts;
   if (Enqueue(service, slot, now) == kNone) {
     ++counters_.busy_rejections;  // MDP has no error reply; the client's own timeout tells it
     jobs_.Release(slot);
@@ -1065,24 +1052,8 @@ std::uint32_t Broker::EnqueueInternal(std::string_view service_name, const std::
                                       std::uint64_t lifetime_ms, const Now& now) {
   const std::uint32_t service = FindOrAddService(service_name, now);
   if (service == kNone) return kNone;
-  Envelope envelope;
-  envelope.job_id = JobId::Random();
-  envelope.service = std::string(service_name);
-  envelope.created_at_ms = now.unix_ms;
-  envelope.deadline_ms = now.unix_ms + lifetime_ms;
-  envelope.max_attempts = config_.max_attempts;
-  envelope.mode = ReplyMode::kSend;
-  const std::string envelope_bytes = detail::EncodeEnvelope(envelope);
-  const std::uint32_t slot = jobs_.Acquire();
-  Job& job = jobs_[slot];
-  job.id = envelope.job_id;
-  job.service = service;
-  job.client_kind = PeerKind::kInternal;
-  job.envelope = zmq::message_t(envelope_bytes.data(), envelope_bytes.size());
-  job.payload = zmq::message_t(payload.data(), payload.size());
-  job.deadline_ms = envelope.deadline_ms;
-  job.max_attempts = envelope.max_attempts;
-  job.mode = ReplyMode::kSend;
+  const std::uint32_t slot = NewBrokerJob(service, ReplyMode::kSend, lifetime_ms, PeerKind::kInternal, now);
+  jobs_[slot].payload = zmq::message_t(payload.data(), payload.size());
   if (Enqueue(service, slot, now) == kNone) {
     jobs_.Release(slot);
     return kNone;
@@ -1090,6 +1061,28 @@ std::uint32_t Broker::EnqueueInternal(std::string_view service_name, const std::
   // Dead letters are kept like any accepted job (metrics reports are "memory" by policy);
   // nobody waits for their ACCEPT, so they are not held back for the commit.
   if (Stores(ReplyMode::kSend, service)) StoreJob(slot, StoredOrigin::kInternal, false, now);
+  return slot;
+}
+
+std::uint32_t Broker::NewBrokerJob(std::uint32_t service, ReplyMode mode, std::uint64_t lifetime_ms,
+                                   PeerKind client_kind, const Now& now) {
+  Envelope envelope;
+  envelope.job_id = JobId::Random();
+  envelope.service = services_[service].name;
+  envelope.created_at_ms = now.unix_ms;
+  envelope.deadline_ms = now.unix_ms + lifetime_ms;
+  envelope.max_attempts = config_.max_attempts;
+  envelope.mode = mode;
+  const std::string envelope_bytes = detail::EncodeEnvelope(envelope);
+  const std::uint32_t slot = jobs_.Acquire();
+  Job& job = jobs_[slot];
+  job.id = envelope.job_id;
+  job.service = service;
+  job.client_kind = client_kind;
+  job.envelope = zmq::message_t(envelope_bytes.data(), envelope_bytes.size());
+  job.deadline_ms = envelope.deadline_ms;
+  job.max_attempts = envelope.max_attempts;
+  job.mode = mode;
   return slot;
 }
 

@@ -222,6 +222,10 @@ class Broker {
   // the service's queue is full.
   std::uint32_t EnqueueInternal(std::string_view service, const std::string& payload,
                                 std::uint64_t lifetime_ms, const Now& now);
+  // Returns: the slot of a new job with a broker-made, unsealed envelope (a plain
+  // Majordomo request, a report, a Titanic request) for `service`; not queued yet.
+  std::uint32_t NewBrokerJob(std::uint32_t service, ReplyMode mode, std::uint64_t lifetime_ms, PeerKind client_kind,
+                             const Now& now);
   void ReportMetrics(const Now& now);
   // Gives a queued job's frames buffers of their own (see OnSubmit).
   static void OwnFrames(Job& job);

@@ -454,26 +454,12 @@ void Broker::OnTitanicRequest(std::span<zmq::message_t> frames, const Now& now) 
   }
   // A broker-made envelope, as for any MDP request (PROTOCOL.md §8), in mode enqueue.
   const auto lifetime = std::min(services_[service].policy.result_ttl, config_.max_deadline);
-  Envelope envelope;
-  envelope.job_id = JobId::Random();
-  envelope.service = std::string(service_name);
-  envelope.created_at_ms = now.unix_ms;
-  envelope.deadline_ms = now.unix_ms + static_cast<std::uint64_t>(lifetime.count());
-  envelope.max_attempts = config_.max_attempts;
-  envelope.mode = ReplyMode::kEnqueue;
-  const std::string envelope_bytes = detail::EncodeEnvelope(envelope);
-  const std::uint32_t slot = jobs_.Acquire();
+  const std::uint32_t slot =
+      NewBrokerJob(service, ReplyMode::kEnqueue, static_cast<std::uint64_t>(lifetime.count()), PeerKind::kMdp, now);
   Job& job = jobs_[slot];
-  job.id = envelope.job_id;
-  job.service = service;
-  job.client_kind = PeerKind::kMdp;
   job.client = std::string(client);
-  job.envelope = zmq::message_t(envelope_bytes.data(), envelope_bytes.size());
   if (frames.size() > 5) job.payload = zmq::message_t(frames[5].data(), frames[5].size());
   for (std::size_t i = 6; i < frames.size(); ++i) job.extra_body.emplace_back(frames[i].data(), frames[i].size());
-  job.deadline_ms = envelope.deadline_ms;
-  job.max_attempts = envelope.max_attempts;
-  job.mode = ReplyMode::kEnqueue;
   job.owns_frames = true;
   if (Enqueue(service, slot, now) == kNone) {
     ++counters_.busy_rejections;

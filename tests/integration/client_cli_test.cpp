@@ -161,6 +161,29 @@ TEST_F(ClientCliTest, FireAndForget) {
   EXPECT_TRUE(WaitFor([&] { return workers_.back()->deliveries() == 1; }, 10s));
 }
 
+// Stored jobs through the CLI against the real broker: enqueue prints the id, `job`
+// waits for and opens the result, `jobs` lists it; unknown ids exit 4 (not_found).
+TEST_F(ClientCliTest, EnqueueJobAndJobs) {
+  StartWorker("echo", Echo());
+  const CliRun enqueued = Courier({"send", "echo", R"({"stored": true})", "--enqueue"});
+  ASSERT_EQ(enqueued.exit_code, 0) << enqueued.output;
+  std::string id = enqueued.output;
+  while (!id.empty() && (id.back() == '\n' || id.back() == '\r')) id.pop_back();
+  ASSERT_EQ(id.size(), 32u) << enqueued.output;
+  const CliRun job = Courier({"job", id, "--wait", "10", "--json"});
+  ASSERT_EQ(job.exit_code, 0) << job.output;
+  const auto record = nlohmann::json::parse(job.output);
+  EXPECT_EQ(record["state"], "done") << job.output;
+  EXPECT_EQ(record["result"]["stored"], true) << job.output;
+  const CliRun jobs = Courier({"jobs", "--state", "done", "--json"});
+  ASSERT_EQ(jobs.exit_code, 0) << jobs.output;
+  bool listed = false;
+  for (const auto& row : nlohmann::json::parse(jobs.output)) listed = listed || row["id"] == id;
+  EXPECT_TRUE(listed) << jobs.output;
+  const CliRun unknown = Courier({"job", std::string(32, 'a')});
+  EXPECT_EQ(unknown.exit_code, 4) << unknown.output;
+}
+
 TEST_F(ClientCliTest, ServicesAndWorkersTablesAndJson) {
   StartWorker("echo", Echo());
   const CliRun table = Courier({"services"});

@@ -518,6 +518,12 @@ class Client {
   void SubmitRaw(std::string_view service, std::string plaintext, std::chrono::nanoseconds encode_time,
                  const CallOptions& options, ReplyMode mode, bool on_callback_thread,
                  detail::RawCallback done);
+  // Submits a send or enqueue job and waits for its ACCEPT. Returns: its id.
+  JobId SubmitAcknowledged(std::string_view service, std::string plaintext, std::chrono::nanoseconds encode_time,
+                           const CallOptions& options, ReplyMode mode);
+  // Submits a send or enqueue job; `callback` gets a nil value once it is accepted.
+  void SubmitAcknowledged(std::string_view service, const Value& request, Callback callback,
+                          const CallOptions& options, ReplyMode mode);
   void RecordStage(std::string_view service, detail::Stage stage, std::chrono::nanoseconds time);
 
   template <class T>
@@ -584,37 +590,19 @@ Reply Client::Call(std::string_view service, const Request& request, const CallO
 template <class Request>
   requires(!std::is_convertible_v<const Request&, Value>)
 JobId Client::Send(std::string_view service, const Request& request, const CallOptions& options) {
-  auto promise = std::make_shared<std::promise<JobId>>();
-  std::future<JobId> future = promise->get_future();
   const auto started = std::chrono::steady_clock::now();
   std::string plaintext = EncodePayload(request);
-  SubmitRaw(service, std::move(plaintext), std::chrono::steady_clock::now() - started, options,
-            ReplyMode::kSend, false, [promise](detail::RawResult&& raw) {
-              if (raw.error) {
-                promise->set_exception(std::make_exception_ptr(*raw.error));
-              } else {
-                promise->set_value(raw.job_id);
-              }
-            });
-  return future.get();
+  return SubmitAcknowledged(service, std::move(plaintext), std::chrono::steady_clock::now() - started, options,
+                            ReplyMode::kSend);
 }
 
 template <class Request>
   requires(!std::is_convertible_v<const Request&, Value>)
 JobId Client::Enqueue(std::string_view service, const Request& request, const CallOptions& options) {
-  auto promise = std::make_shared<std::promise<JobId>>();
-  std::future<JobId> future = promise->get_future();
   const auto started = std::chrono::steady_clock::now();
   std::string plaintext = EncodePayload(request);
-  SubmitRaw(service, std::move(plaintext), std::chrono::steady_clock::now() - started, options,
-            ReplyMode::kEnqueue, false, [promise](detail::RawResult&& raw) {
-              if (raw.error) {
-                promise->set_exception(std::make_exception_ptr(*raw.error));
-              } else {
-                promise->set_value(raw.job_id);
-              }
-            });
-  return future.get();
+  return SubmitAcknowledged(service, std::move(plaintext), std::chrono::steady_clock::now() - started, options,
+                            ReplyMode::kEnqueue);
 }
 
 }  // namespace courier

@@ -824,24 +824,22 @@ std::vector<std::future<Value>> Client::SubmitBatch(std::string_view service, st
   return futures;
 }
 
-JobId Client::Send(std::string_view service, Value request, const CallOptions& options) {
+JobId Client::SubmitAcknowledged(std::string_view service, std::string plaintext, nanoseconds encode_time,
+                                 const CallOptions& options, ReplyMode mode) {
   auto promise = std::make_shared<std::promise<JobId>>();
   std::future<JobId> future = promise->get_future();
-  nanoseconds encode_time{0};
-  std::optional<std::string> plaintext = EncodeTimed(request, encode_time);
-  SubmitRaw(service, std::move(*plaintext), encode_time, options, ReplyMode::kSend, false,
-            [promise](detail::RawResult&& raw) {
-              if (raw.error) {
-                promise->set_exception(std::make_exception_ptr(*raw.error));
-              } else {
-                promise->set_value(raw.job_id);
-              }
-            });
+  SubmitRaw(service, std::move(plaintext), encode_time, options, mode, false, [promise](detail::RawResult&& raw) {
+    if (raw.error) {
+      promise->set_exception(std::make_exception_ptr(*raw.error));
+    } else {
+      promise->set_value(raw.job_id);
+    }
+  });
   return future.get();
 }
 
-void Client::Send(std::string_view service, Value request, Callback callback, const CallOptions& options) {
-  if (!callback) throw Error(ErrorCode::kBadRequest, "Client::Send: the callback is empty");
+void Client::SubmitAcknowledged(std::string_view service, const Value& request, Callback callback,
+                                const CallOptions& options, ReplyMode mode) {
   nanoseconds encode_time{0};
   std::optional<std::string> plaintext;
   try {
@@ -850,7 +848,7 @@ void Client::Send(std::string_view service, Value request, Callback callback, co
     impl_->Post([callback, error] { RunCallback(callback, courier::Result(JobId{}, error, microseconds(0))); });
     return;
   }
-  SubmitRaw(service, std::move(*plaintext), encode_time, options, ReplyMode::kSend, true,
+  SubmitRaw(service, std::move(*plaintext), encode_time, options, mode, true,
             [callback = std::move(callback)](detail::RawResult&& raw) {
               if (raw.error) {
                 RunCallback(callback, courier::Result(raw.job_id, std::move(*raw.error), raw.elapsed));
@@ -858,44 +856,30 @@ void Client::Send(std::string_view service, Value request, Callback callback, co
                 RunCallback(callback, courier::Result(raw.job_id, Value(), raw.elapsed));
               }
             });
+}
+
+JobId Client::Send(std::string_view service, Value request, const CallOptions& options) {
+  nanoseconds encode_time{0};
+  std::optional<std::string> plaintext = EncodeTimed(request, encode_time);
+  return SubmitAcknowledged(service, std::move(*plaintext), encode_time, options, ReplyMode::kSend);
+}
+
+void Client::Send(std::string_view service, Value request, Callback callback, const CallOptions& options) {
+  if (!callback) throw Error(ErrorCode::kBadRequest, "Client::Send: the callback is empty");
+  SubmitAcknowledged(service, request, std::move(callback), options, ReplyMode::kSend);
 }
 
 // ---- stored jobs ---------------------------------------------------------------------------
 
 JobId Client::Enqueue(std::string_view service, Value request, const CallOptions& options) {
-  auto promise = std::make_shared<std::promise<JobId>>();
-  std::future<JobId> future = promise->get_future();
   nanoseconds encode_time{0};
   std::optional<std::string> plaintext = EncodeTimed(request, encode_time);
-  SubmitRaw(service, std::move(*plaintext), encode_time, options, ReplyMode::kEnqueue, false,
-            [promise](detail::RawResult&& raw) {
-              if (raw.error) {
-                promise->set_exception(std::make_exception_ptr(*raw.error));
-              } else {
-                promise->set_value(raw.job_id);
-              }
-            });
-  return future.get();
+  return SubmitAcknowledged(service, std::move(*plaintext), encode_time, options, ReplyMode::kEnqueue);
 }
 
 void Client::Enqueue(std::string_view service, Value request, Callback callback, const CallOptions& options) {
   if (!callback) throw Error(ErrorCode::kBadRequest, "Client::Enqueue: the callback is empty");
-  nanoseconds encode_time{0};
-  std::optional<std::string> plaintext;
-  try {
-    plaintext = EncodeTimed(request, encode_time);
-  } catch (const Error& error) {
-    impl_->Post([callback, error] { RunCallback(callback, courier::Result(JobId{}, error, microseconds(0))); });
-    return;
-  }
-  SubmitRaw(service, std::move(*plaintext), encode_time, options, ReplyMode::kEnqueue, true,
-            [callback = std::move(callback)](detail::RawResult&& raw) {
-              if (raw.error) {
-                RunCallback(callback, courier::Result(raw.job_id, std::move(*raw.error), raw.elapsed));
-              } else {
-                RunCallback(callback, courier::Result(raw.job_id, Value(), raw.elapsed));
-              }
-            });
+  SubmitAcknowledged(service, request, std::move(callback), options, ReplyMode::kEnqueue);
 }
 
 namespace {
