@@ -194,6 +194,31 @@ TEST_F(DurableJobsTest, JobsAWorkerHeldWhenTheBrokerDiedRunAgainWithTheNextAttem
   }
 }
 
+// (2b) The same with the worker host alive through the broker's crash: it reconnects, the
+// restored jobs (attempt 2) reach it while it may still run attempt 1, and every job ends
+// done, its result kept.
+TEST_F(DurableJobsTest, JobsAWorkerHeldFinishAfterTheBrokerRestartsWhileTheWorkerLives) {
+  constexpr int kJobs = 4;
+  StartBroker();
+  StartWorker(kJobs);
+  std::vector<JobId> ids;
+  Client client(Options());
+  for (int key = 0; key < kJobs; ++key) {
+    ids.push_back(client.Enqueue(std::string(kService), Value::Object({{"key", key}, {"ms", 1500}})));
+  }
+  JobsFilter running;
+  running.state = JobState::kRunning;
+  ASSERT_TRUE(WaitFor([&] { return client.Jobs(running).size() == static_cast<std::size_t>(kJobs); }, 10s));
+  KillBroker();
+  StartBroker();
+  EXPECT_TRUE(broker_->WaitForLog("(4 redelivered with attempt + 1)", 10s)) << broker_->Log();
+  for (const JobId& id : ids) {
+    const Value result = client.Result(id, 30s);
+    EXPECT_GE(result.At("key").AsInt(), 0);
+    EXPECT_EQ(client.Job(id).attempt, 2u) << id.Hex();
+  }
+}
+
 // (3) A store that cannot take more: jobs are refused busy, none is acknowledged that was
 // not stored (a kill -9 and restart finds exactly the acknowledged ones), and the service
 // takes jobs again once the store has room.
