@@ -1,8 +1,9 @@
 // error_reporter.hpp — where the worker host sends a record of every failed job.
 //
-// The error sink (courier.errors, issue 6) will implement this interface to ship records
-// without blocking the job path; until then LoggingErrorReporter writes them to the log,
-// rate-limited so hostile input cannot flood it (suppressed records are counted and logged).
+// The reporting area's reporter (reporting/worker_reporting.hpp) ships records to the
+// error sink (courier.errors) without blocking the job path; LoggingErrorReporter, the
+// host's default until that reporter is installed, writes them to the log, rate-limited
+// so hostile input cannot flood it (suppressed records are counted and logged).
 // Thread-safety: Report is called from every pool thread and the I/O thread; implementations
 // must be thread-safe and must not throw.
 #pragma once
