@@ -2,6 +2,7 @@
 
 #include <zmq.h>
 
+#include <algorithm>
 #include <array>
 #include <fstream>
 #include <sstream>
@@ -90,17 +91,88 @@ CurveKeyPair LoadCurveKeyPair(const std::filesystem::path& path) {
   return pair;
 }
 
-std::map<std::string, std::string> LoadCurveAllowList(const std::filesystem::path& path) {
+bool CurveServiceMatches(std::string_view pattern, std::string_view name) {
+  if (pattern.size() > 2 && pattern.ends_with(".*")) {
+    const std::string_view prefix = pattern.substr(0, pattern.size() - 1);  // keeps the dot
+    return name.size() > prefix.size() && name.starts_with(prefix);
+  }
+  return pattern == name;
+}
+
+std::vector<CurveAllowEntry> LoadCurveAllowEntries(const std::filesystem::path& path, CurveRole file_role) {
   if (!std::filesystem::exists(path)) Fail(path, "allow-list does not exist");
   const toml::table table = ParseToml(path);
-  std::map<std::string, std::string> keys;
-  for (const auto& [name, node] : table) {
-    const auto* value = node.as_string();
-    const std::string line = std::to_string(node.source().begin.line);
-    if (value == nullptr || !IsCurveKey(value->get())) {
-      Fail(path, "line " + line + ": '" + std::string(name.str()) + "' must be a 40-character Z85 public key");
+  std::vector<CurveAllowEntry> entries;
+  for (const auto& [name_key, node] : table) {
+    const std::string name(name_key.str());
+    const std::string where = "line " + std::to_string(node.source().begin.line) + ": '" + name + "'";
+    CurveAllowEntry entry{.name = name, .public_key = {}, .role = file_role, .services = {}, .max_capacity = 0};
+    if (const auto* value = node.as_string()) {
+      entry.public_key = value->get();
+    } else if (const auto* fields = node.as_table()) {
+      for (const auto& [field, field_node] : *fields) {
+        const std::string_view key = field.str();
+        if (key == "key") {
+          entry.public_key = field_node.value_or(std::string{});
+        } else if (key == "role") {
+          const std::string role = field_node.value_or(std::string{});
+          if (role == "client" && file_role == CurveRole::kClient) {
+            entry.role = CurveRole::kClient;
+          } else if (role == "operator" && file_role == CurveRole::kClient) {
+            entry.role = CurveRole::kOperator;
+          } else if (role == "worker" && file_role == CurveRole::kWorker) {
+            entry.role = CurveRole::kWorker;
+          } else {
+            Fail(path, where + ": role must be " +
+                           (file_role == CurveRole::kWorker ? std::string("\"worker\" in a workers allow-list")
+                                                            : std::string("\"client\" or \"operator\" in a clients "
+                                                                          "allow-list")));
+          }
+        } else if (key == "services" && file_role == CurveRole::kWorker) {
+          const auto* list = field_node.as_array();
+          if (list == nullptr) Fail(path, where + ": services must be a list of service names");
+          for (const auto& item : *list) {
+            const auto pattern = item.value<std::string>();
+            if (!pattern || pattern->empty() || *pattern == "*" || *pattern == ".*" ||
+                pattern->find('*') < pattern->size() - 1 || (pattern->ends_with("*") && !pattern->ends_with(".*"))) {
+              Fail(path, where + ": services holds names or \"prefix.*\" patterns");
+            }
+            entry.services.push_back(*pattern);
+          }
+        } else if (key == "max_capacity" && file_role == CurveRole::kWorker) {
+          const auto cap = field_node.value<std::int64_t>();
+          if (!cap || *cap < 1 || *cap > 1000000) Fail(path, where + ": max_capacity must be 1..1000000");
+          entry.max_capacity = static_cast<std::uint32_t>(*cap);
+        } else {
+          Fail(path, where + ": unknown key '" + std::string(key) + "' (key, role" +
+                         (file_role == CurveRole::kWorker ? ", services, max_capacity" : "") + ")");
+        }
+      }
+    } else {
+      Fail(path, where + " must be a 40-character Z85 public key or a table { key = \"...\", ... }");
     }
-    keys.emplace(std::string(name.str()), value->get());
+    if (!IsCurveKey(entry.public_key)) Fail(path, where + " must be a 40-character Z85 public key");
+    entries.push_back(std::move(entry));
+  }
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return entries;
+}
+
+std::map<std::string, std::string> LoadCurveAllowList(const std::filesystem::path& path) {
+  // Either file's entries: the role checks are LoadCurveAllowEntries' with the file's role;
+  // here a role of either kind is accepted.
+  std::map<std::string, std::string> keys;
+  if (!std::filesystem::exists(path)) Fail(path, "allow-list does not exist");
+  const toml::table table = ParseToml(path);
+  bool workers = false;
+  for (const auto& [name, node] : table) {
+    if (const auto* fields = node.as_table()) {
+      const std::string role = (*fields)["role"].value_or(std::string{});
+      if (role == "worker" || fields->contains("services") || fields->contains("max_capacity")) workers = true;
+    }
+  }
+  for (auto& entry : LoadCurveAllowEntries(path, workers ? CurveRole::kWorker : CurveRole::kClient)) {
+    keys.emplace(std::move(entry.name), std::move(entry.public_key));
   }
   return keys;
 }

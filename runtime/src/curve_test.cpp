@@ -82,6 +82,61 @@ TEST_F(CurveKeyFileTest, AllowListNamesEachBadLine) {
   EXPECT_EQ(LoadCurveAllowList(file).at("good"), pair.public_key);
 }
 
+TEST_F(CurveKeyFileTest, AllowListEntriesBindRolesServicesAndCaps) {
+  const CurveKeyPair a = GenerateCurveKeyPair("a");
+  const CurveKeyPair b = GenerateCurveKeyPair("b");
+  const fs::path workers = dir_ / "workers.allow";
+  std::ofstream(workers) << "plain = \"" << a.public_key << "\"\nsink = { key = \"" << b.public_key
+                         << "\", services = [\"courier.errors\", \"img.*\"], max_capacity = 8 }\n";
+  const auto entries = LoadCurveAllowEntries(workers, CurveRole::kWorker);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].name, "plain");
+  EXPECT_EQ(entries[0].role, CurveRole::kWorker);
+  EXPECT_TRUE(entries[0].services.empty());
+  EXPECT_EQ(entries[0].max_capacity, 0u);
+  EXPECT_EQ(entries[1].services, (std::vector<std::string>{"courier.errors", "img.*"}));
+  EXPECT_EQ(entries[1].max_capacity, 8u);
+  EXPECT_EQ(LoadCurveAllowList(workers).at("sink"), b.public_key);  // the old reader sees both forms
+
+  const fs::path clients = dir_ / "clients.allow";
+  std::ofstream(clients) << "app = \"" << a.public_key << "\"\nops = { key = \"" << b.public_key
+                         << "\", role = \"operator\" }\n";
+  const auto client_entries = LoadCurveAllowEntries(clients, CurveRole::kClient);
+  EXPECT_EQ(client_entries.at(0).role, CurveRole::kClient);
+  EXPECT_EQ(client_entries.at(1).role, CurveRole::kOperator);
+  EXPECT_EQ(LoadCurveAllowList(clients).at("ops"), b.public_key);
+
+  const auto error_of = [&](const std::string& text, CurveRole role) {
+    std::ofstream(clients) << text;
+    try {
+      LoadCurveAllowEntries(clients, role);
+    } catch (const Error& error) {
+      return std::string(error.what());
+    }
+    return std::string("accepted");
+  };
+  const std::string key = "key = \"" + a.public_key + "\"";
+  EXPECT_NE(error_of("w = { " + key + ", role = \"operator\" }\n", CurveRole::kWorker).find("role must be"),
+            std::string::npos);
+  EXPECT_NE(error_of("c = { " + key + ", services = [\"x\"] }\n", CurveRole::kClient).find("unknown key 'services'"),
+            std::string::npos);
+  EXPECT_NE(error_of("w = { " + key + ", services = [\"*\"] }\n", CurveRole::kWorker).find("prefix.*"),
+            std::string::npos);
+  EXPECT_NE(error_of("w = { " + key + ", max_capacity = 0 }\n", CurveRole::kWorker).find("1..1000000"),
+            std::string::npos);
+  EXPECT_NE(error_of("w = { role = \"worker\" }\n", CurveRole::kWorker).find("line 1"), std::string::npos);
+}
+
+TEST(CurveServiceMatches, NamesAndPrefixPatterns) {
+  EXPECT_TRUE(CurveServiceMatches("echo", "echo"));
+  EXPECT_FALSE(CurveServiceMatches("echo", "echo2"));
+  EXPECT_TRUE(CurveServiceMatches("img.*", "img.resize"));
+  EXPECT_FALSE(CurveServiceMatches("img.*", "img."));
+  EXPECT_FALSE(CurveServiceMatches("img.*", "img"));
+  EXPECT_FALSE(CurveServiceMatches("img.*", "imgx.resize"));
+  EXPECT_TRUE(CurveServiceMatches("courier.*", "courier.errors"));
+}
+
 std::string ConfigError(const std::function<void()>& action) {
   try {
     action();

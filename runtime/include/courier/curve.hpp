@@ -4,8 +4,18 @@
 //   name = "worker-a"                 # shown in logs and as the sender of error records
 //   public = "<40 Z85 characters>"
 //   secret = "<40 Z85 characters>"
-// Allow-list file (TOML; public keys only, any mode): one `name = "<public key>"` per peer.
+// Allow-list file (TOML; public keys only, any mode): one entry per peer, either the key
+// alone (the file's role, no limits) or an inline table binding the key to a role, and for
+// worker keys the services it may serve and a capacity cap:
 //   worker-a = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+//   worker-b = { key = "<40 Z85 characters>", services = ["echo", "image.*"], max_capacity = 8 }
+//   sink-1   = { key = "<...>", services = ["courier.errors"] }          # in the workers file
+//   ops-1    = { key = "<...>", role = "operator" }                      # in the clients file
+// Table keys: `key` (required), `role` ("client" or "operator" in the clients file,
+// "worker" in the workers file; default the file's role), `services` (worker entries: exact
+// names or "prefix.*" patterns; default none listed = any service except the built-in
+// courier.* ones, which must be listed by name or by "courier.*"), `max_capacity` (worker
+// entries: the highest capacity its READY and CREDIT may claim, 1..1000000; default none).
 // Public key file (any mode): the 40 Z85 characters alone on a line, or a TOML file with a
 // `public = "..."` key (a key pair file works too, but only its public half is read).
 //
@@ -21,10 +31,13 @@
 // Thread-safety: plain functions and values.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace courier {
 
@@ -41,8 +54,28 @@ CurveKeyPair GenerateCurveKeyPair(std::string name);
 void SaveCurveKeyPair(const std::filesystem::path& path, const CurveKeyPair& pair);
 // Throws: Error(kConfig) naming the file: missing, readable by others, malformed key.
 CurveKeyPair LoadCurveKeyPair(const std::filesystem::path& path);
-// Returns: name → public key. Throws: Error(kConfig) naming the file, line and name.
+// Returns: name → public key, for both entry forms. Throws: Error(kConfig) naming the file,
+// line and name.
 std::map<std::string, std::string> LoadCurveAllowList(const std::filesystem::path& path);
+
+// What an allow-list entry grants (see "Allow-list file" above).
+enum class CurveRole { kClient, kWorker, kOperator };
+struct CurveAllowEntry {
+  std::string name;
+  std::string public_key;                 // Z85, 40 characters
+  CurveRole role = CurveRole::kClient;    // the entry's `role`, else the file's
+  std::vector<std::string> services;      // worker entries: names or "prefix.*"; empty = any non-builtin
+  std::uint32_t max_capacity = 0;         // worker entries: 0 = no cap
+};
+// Returns: the entries of an allow-list whose peers have `file_role` (kClient for the
+// clients file, kWorker for the workers file), in name order.
+// Throws: Error(kConfig) naming the file, line and name: a malformed key, an unknown table
+// key, a role the file cannot grant (operator outside the clients file, worker outside the
+// workers file), services or max_capacity on a non-worker entry, a malformed pattern.
+std::vector<CurveAllowEntry> LoadCurveAllowEntries(const std::filesystem::path& path, CurveRole file_role);
+// Returns: whether `name` matches `pattern` ("name" exactly, or "prefix.*": any name that
+// starts with "prefix.").
+bool CurveServiceMatches(std::string_view pattern, std::string_view name);
 // Returns: whether `key` is 40 valid Z85 characters decoding to 32 bytes.
 bool IsCurveKey(const std::string& key);
 // Returns: the Z85 public key held in `path` (see "Public key file" above).
