@@ -138,6 +138,7 @@ Broker::Broker(BrokerConfig config, Outbox& outbox, std::uint64_t random_seed)
   last_metrics_ = started_;
   const JobId random = JobId::Random();
   incarnation_.assign(random.View().substr(0, 8));
+  if (config_.security.curve) access_ = AccessPolicy::Load(config_.security.clients_file, config_.security.workers_file);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -211,6 +212,7 @@ void Broker::OnMessage(std::span<zmq::message_t> frames, const Now& now, PeerRol
     }
     return;
   }
+  if (access_.enabled() && client_header && !PermitErrorSinkUse(frames, header)) return;
   try {
     if (header == detail::kCourierClient) {
       OnCourierClient(frames, now);
@@ -456,7 +458,20 @@ void Broker::OnQuery(std::span<zmq::message_t> frames, const Now& now) {
   try {
     const std::string name = detail::DecodeQueryName(View(frames[5]));
     if (name == wire::kJobQueryName) {
+      // A job id is a read capability (PROTOCOL.md §6.5): whoever holds it may look it up.
       OnJobQuery(View(frames[0]), View(frames[4]), View(frames[5]), now);
+      return;
+    }
+    if (!access_.IsOperator(current_user_)) {
+      ++counters_.refused_peers;
+      LogBadInput(View(frames[0]), "management query '" + (ServiceNameProblem(name).empty() ? name : std::string("?")) +
+                                       "' from the non-operator key " + std::string(SenderName(current_user_)));
+      SendCourierClient(View(frames[0]), static_cast<std::uint8_t>(ClientCommand::kQueryReply), View(frames[4]),
+                        EncodeQueryFailure(ErrorCode::kUnauthorized,
+                                           "management queries need an operator key: give this CURVE key role = "
+                                           "\"operator\" in the broker's clients allow-list (the job query by id "
+                                           "is open to every client)"),
+                        true);
       return;
     }
     if (name == wire::kJobsQueryName) {
@@ -530,7 +545,7 @@ void Broker::OnWorker(std::span<zmq::message_t> frames, PeerKind kind, const Now
         const std::uint32_t capacity = detail::DecodeCredit(View(frames[4]));
         // Frame 4 (optional): slots whose handler overran its deadline (shown, not acted on).
         const std::uint32_t stuck = frames.size() == 6 ? detail::DecodeCredit(View(frames[5])) : 0;
-        workers_[worker].capacity = capacity;
+        workers_[worker].capacity = CapCapacity(capacity, identity);
         workers_[worker].stuck = stuck;
         Dispatch(workers_[worker].service, now);
         return;
@@ -570,8 +585,16 @@ void Broker::OnReady(std::span<zmq::message_t> frames, PeerKind kind, const Now&
     ProtocolError(identity, kind, "READY for an mmi.* service", now);
     return;
   }
+  if (const std::string problem = access_.ReadyProblem(current_user_, name); !problem.empty()) {
+    // Built-in services (courier.errors receives every dead letter and report) and services
+    // the key's allow-list entry does not list are never served by it.
+    ++counters_.refused_peers;
+    ProtocolError(identity, kind, "READY refused: " + problem, now);
+    return;
+  }
   detail::ReadyInfo info;
   if (courier) info = detail::DecodeReadyInfo(View(frames[5]));  // throws → counted as malformed
+  if (courier) info.capacity = CapCapacity(info.capacity, identity);
   const std::uint32_t service = FindOrAddService(name, now);
   if (service == kNone) {
     ProtocolError(identity, kind, "the broker holds too many services", now);
@@ -597,6 +620,45 @@ void Broker::OnReady(std::span<zmq::message_t> frames, PeerKind kind, const Now&
                worker.info.host.empty() ? "" : ", host ", worker.info.host);
   CheckKeyFingerprints(slot);
   Dispatch(service, now);
+}
+
+bool Broker::PermitErrorSinkUse(std::span<zmq::message_t> frames, std::string_view header) {
+  if (access_.IsOperator(current_user_)) return true;
+  const std::string_view client = View(frames[0]);
+  if (header == detail::kMdpClient) {
+    // A plain Majordomo request is a call: to courier.errors, that is a query or a replay.
+    if (frames.size() < 4 || View(frames[3]) != detail::kErrorSinkService) return true;
+    ++counters_.refused_peers;
+    LogBadInput(client, "plain MDP request to courier.errors from the non-operator key " +
+                            std::string(SenderName(current_user_)));
+    return false;
+  }
+  if (frames.size() != 6 || CommandByte(frames[3]) != static_cast<std::uint8_t>(ClientCommand::kSubmit)) return true;
+  detail::EnvelopeView envelope;
+  try {
+    envelope = detail::DecodeEnvelope(View(frames[4]));
+  } catch (const Error&) {
+    return true;  // OnSubmit answers bad_request
+  }
+  // Reports are fire-and-forget sends; queries (list, show, replay...) are calls.
+  if (envelope.service != detail::kErrorSinkService || envelope.mode == ReplyMode::kSend) return true;
+  ++counters_.refused_peers;
+  LogBadInput(client, "courier.errors query from the non-operator key " + std::string(SenderName(current_user_)));
+  SendClientError(client, envelope.job_id, ErrorCode::kUnauthorized,
+                  "courier.errors queries and replays need an operator key: give this CURVE key role = "
+                  "\"operator\" in the broker's clients allow-list (reports, mode send, are open to all)");
+  return false;
+}
+
+std::uint32_t Broker::CapCapacity(std::uint32_t capacity, std::string_view identity) {
+  const std::uint32_t cap = access_.CapacityCap(current_user_);
+  if (cap == 0 || capacity <= cap) return capacity;
+  const std::string_view name = SenderName(current_user_);
+  if (capped_keys_.size() < 65536 && capped_keys_.emplace(std::string(name), true).second) {
+    spdlog::warn("worker {} (CURVE key {}) claimed capacity {}: clamped to its allow-list max_capacity {}",
+                 Printable(identity), name, capacity, cap);
+  }
+  return cap;
 }
 
 void Broker::OnWorkerReply(std::uint32_t worker_slot, std::span<zmq::message_t> frames, const Now& now) {

@@ -86,6 +86,9 @@ class Broker {
   // read during the call.
   void OnMessage(std::span<zmq::message_t> frames, const Now& now, PeerRole role = PeerRole::kAny,
                  std::string_view user_id = {});
+  // Replaces the CURVE access policy (the constructor loads it from config().security when
+  // CURVE is on): operator keys, the services each worker key may serve, capacity caps.
+  void UseAccessPolicy(AccessPolicy policy) { access_ = std::move(policy); }
   // Counts and logs (rate-limited) a peer the transport refused.
   void OnRefusedPeer(std::string_view key, std::string_view address);
   // Sends due heartbeats, purges expired workers, fails queued jobs past their deadline,
@@ -188,6 +191,12 @@ class Broker {
   void SendAccept(std::string_view client, const JobId& id);
 
   void OnReady(std::span<zmq::message_t> frames, PeerKind kind, const Now& now);
+  // With CURVE: refuses (answers unauthorized, counts in refused_peers) a SUBMIT other than
+  // a fire-and-forget report to courier.errors, or a plain MDP request to it, from a key
+  // that is not an operator's. Returns: whether the message may go on.
+  bool PermitErrorSinkUse(std::span<zmq::message_t> frames, std::string_view header);
+  // Returns: `capacity`, clamped to the worker key's max_capacity (logged once per key).
+  std::uint32_t CapCapacity(std::uint32_t capacity, std::string_view identity);
   void OnWorkerReply(std::uint32_t worker, std::span<zmq::message_t> frames, const Now& now);
   void OnWorkerError(std::uint32_t worker, std::span<zmq::message_t> frames, const Now& now);
   void OnReject(std::uint32_t worker, std::span<zmq::message_t> frames, const Now& now);
@@ -320,6 +329,8 @@ class Broker {
   bool draining_ = false;
   std::string incarnation_;
   std::string_view current_user_;  // the User-Id of the message OnMessage is handling
+  AccessPolicy access_;            // CURVE allow-list rights (no CURVE: grants all)
+  std::unordered_map<std::string, bool, StringHash, std::equal_to<>> capped_keys_;  // caps logged once
   BrokerTimings timings_;
   // Store (UseStore).
   bool store_enabled_ = false;

@@ -1,6 +1,7 @@
 // The routing core, frame in / frame out, on a fake clock: no sockets, no sleeping.
 #include "broker.hpp"
 #include "broker_test_fixture.hpp"
+#include "courier/curve.hpp"
 
 #include <gtest/gtest.h>
 
@@ -981,6 +982,125 @@ TEST_F(BrokerTest, DifferentFingerprintsUnderOneKeyIdAreWarnedAbout) {
                            "their jobs will fail to open on one of them"),
             std::string::npos)
       << log.str();
+}
+
+// Least privilege with CURVE (issue 15): the allow-list entry of a key binds it to a role,
+// services and a capacity cap.
+class BrokerAccessTest : public BrokerTest {
+ protected:
+  BrokerAccessTest() {
+    const auto key = [](const char* name) { return GenerateCurveKeyPair(name).public_key; };
+    std::vector<CurveAllowEntry> clients{
+        {.name = "app", .public_key = key("app"), .role = CurveRole::kClient, .services = {}, .max_capacity = 0},
+        {.name = "ops", .public_key = key("ops"), .role = CurveRole::kOperator, .services = {}, .max_capacity = 0}};
+    std::vector<CurveAllowEntry> workers{
+        {.name = "plain", .public_key = key("plain"), .role = CurveRole::kWorker, .services = {}, .max_capacity = 0},
+        {.name = "sink", .public_key = key("sink"), .role = CurveRole::kWorker, .services = {"courier.errors"},
+         .max_capacity = 0},
+        {.name = "img", .public_key = key("img"), .role = CurveRole::kWorker, .services = {"img.*"},
+         .max_capacity = 4}};
+    broker_->UseAccessPolicy(AccessPolicy(std::move(clients), std::move(workers)));
+  }
+
+  void DeliverAs(PeerRole role, const std::string& user, const Message& message) {
+    std::vector<zmq::message_t> frames;
+    for (const auto& frame : message) frames.emplace_back(frame.data(), frame.size());
+    broker_->OnMessage(frames, At(), role, user);
+  }
+
+  void ReadyAs(const std::string& user, const std::string& id, const std::string& service, std::uint32_t capacity) {
+    detail::ReadyInfo info;
+    info.capacity = capacity;
+    info.weight = 1;
+    DeliverAs(PeerRole::kWorker, user, {id, "", "CRW01", "\x01", service, detail::EncodeReadyInfo(info)});
+  }
+
+  // Returns: the query reply's [status, body] to a query `name` from `user`.
+  Value QueryAs(const std::string& user, const std::string& name) {
+    DeliverAs(PeerRole::kClient, user, {"Q", "", "CRC01", "\x05", "q", detail::EncodeQuery(name)});
+    const auto replies = outbox_.Take("Q");
+    EXPECT_EQ(replies.size(), 1u);
+    return replies.empty() ? Value() : DecodeValue(replies.back()[5]);
+  }
+
+  static bool IsDisconnect(const std::vector<Message>& messages) {
+    return !messages.empty() && messages.back().size() == 4 && messages.back()[3] == "\x05";
+  }
+};
+
+TEST_F(BrokerAccessTest, BuiltinServicesTakeOnlyKeysThatListThem) {
+  ReadyAs("worker:plain", "EVIL", "courier.errors", 100);
+  EXPECT_TRUE(IsDisconnect(outbox_.Take("EVIL")));
+  ReadyAs("worker:plain", "EVIL2", "courier.metrics", 1);
+  EXPECT_TRUE(IsDisconnect(outbox_.Take("EVIL2")));
+  EXPECT_EQ(broker_->WorkerCount("courier.errors"), 0u);
+  EXPECT_EQ(broker_->WorkerCount("courier.metrics"), 0u);
+  EXPECT_EQ(broker_->counters().refused_peers, 2u);
+  EXPECT_EQ(broker_->counters().protocol_errors, 2u);
+  ReadyAs("worker:plain", "W1", "echo", 1);  // any ordinary service
+  EXPECT_EQ(broker_->WorkerCount("echo"), 1u);
+  ReadyAs("worker:sink", "SINK", "courier.errors", 10);
+  EXPECT_EQ(broker_->WorkerCount("courier.errors"), 1u);
+  ReadyAs("worker:sink", "SINK2", "echo", 1);  // a key that lists services serves only those
+  EXPECT_TRUE(IsDisconnect(outbox_.Take("SINK2")));
+  EXPECT_EQ(broker_->WorkerCount("echo"), 1u);
+}
+
+TEST_F(BrokerAccessTest, WithoutCurveBuiltinServicesStayOpen) {
+  broker_->UseAccessPolicy(AccessPolicy{});
+  CourierReady("SINK", "courier.errors", 10);
+  EXPECT_EQ(broker_->WorkerCount("courier.errors"), 1u);
+  EXPECT_EQ(Query("stats").At("refused_peers").AsUint(), 0u);
+}
+
+TEST_F(BrokerAccessTest, ServicePatternsAndCapacityCaps) {
+  ReadyAs("worker:img", "I1", "img.resize", 500);
+  ASSERT_EQ(broker_->WorkerCount("img.resize"), 1u);
+  ReadyAs("worker:img", "I2", "echo", 1);
+  EXPECT_TRUE(IsDisconnect(outbox_.Take("I2")));
+  for (int i = 0; i < 10; ++i) Submit("C1", "img.resize");
+  EXPECT_EQ(Requests(outbox_.Take("I1")), 4u);  // capacity 500 claimed, 4 allowed
+  const Value workers = QueryAs("client:ops", "workers").AsArray().at(1);
+  EXPECT_EQ(workers.AsArray().at(0).At("capacity").AsUint(), 4u);
+  // A CREDIT past the cap is clamped too.
+  DeliverAs(PeerRole::kWorker, "worker:img", {"I1", "", "CRW01", "\x07", detail::EncodeCredit(1000)});
+  EXPECT_EQ(Requests(outbox_.Take("I1")), 0u);
+  EXPECT_EQ(QueryAs("client:ops", "workers").AsArray().at(1).AsArray().at(0).At("capacity").AsUint(), 4u);
+}
+
+TEST_F(BrokerAccessTest, ManagementQueriesNeedAnOperatorKey) {
+  for (const char* name : {"stats", "services", "workers", "jobs"}) {
+    const Value refused = QueryAs("client:app", name);
+    EXPECT_EQ(refused.AsArray().at(0).AsUint(), static_cast<std::uint64_t>(ErrorCode::kUnauthorized)) << name;
+    EXPECT_NE(refused.AsArray().at(1).AsString().find("operator"), std::string::npos) << name;
+    EXPECT_EQ(QueryAs("client:ops", name).AsArray().at(0).AsUint(), 0u) << name;
+  }
+  // The job query by id stays open to clients: the id is the capability.
+  EXPECT_NE(QueryAs("client:app", "job").AsArray().at(0).AsUint(),
+            static_cast<std::uint64_t>(ErrorCode::kUnauthorized));
+}
+
+TEST_F(BrokerAccessTest, ErrorSinkQueriesNeedAnOperatorKeyReportsDoNot) {
+  ReadyAs("worker:sink", "SINK", "courier.errors", 10);
+  const JobId query = JobId::Random();
+  DeliverAs(PeerRole::kClient, "client:app", {"C1", "", "CRC01", "\x01", MakeEnvelope("courier.errors", query), "q"});
+  auto replies = outbox_.Take("C1");
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(ErrorOf(replies[0]).code, ErrorCode::kUnauthorized);
+  EXPECT_EQ(ErrorOf(replies[0]).job_id, query);
+  DeliverAs(PeerRole::kClient, "client:app",
+            {"C1", "", "CRC01", "\x01", MakeEnvelope("courier.errors", JobId::Random(), ReplyMode::kEnqueue), "q"});
+  EXPECT_EQ(ErrorOf(outbox_.Take("C1").at(0)).code, ErrorCode::kUnauthorized);
+  DeliverAs(PeerRole::kClient, "client:app", {"M1", "", "MDPC01", "courier.errors", "q"});  // plain MDP: dropped
+  EXPECT_EQ(Requests(outbox_.Take("SINK")), 0u);
+  const JobId report = JobId::Random();
+  DeliverAs(PeerRole::kClient, "client:app",
+            {"C1", "", "CRC01", "\x01", MakeEnvelope("courier.errors", report, ReplyMode::kSend), "r"});
+  EXPECT_EQ(outbox_.Take("C1").at(0)[3], "\x02");  // ACCEPT
+  DeliverAs(PeerRole::kClient, "client:ops", {"C2", "", "CRC01", "\x01", MakeEnvelope("courier.errors", query), "q"});
+  EXPECT_TRUE(outbox_.Take("C2").empty());
+  EXPECT_EQ(Requests(outbox_.Take("SINK")), 2u);  // the report and the operator's query
+  EXPECT_EQ(broker_->counters().refused_peers, 3u);
 }
 
 }  // namespace
