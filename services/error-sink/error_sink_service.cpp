@@ -165,6 +165,14 @@ Value ErrorSinkService::Handle(const Value& request, const JobContext& job) {
   if (request.Find("reports") != nullptr) return Store(request, job);
   const auto op = OptionalString(request, "op");
   if (!op) Invalid("expected \"reports\" (a batch) or \"op\" (a query)");
+  // Reports and dead letters come unsealed (allow_unsealed); what reads the store or
+  // re-runs a job is answered only to a key holder, with or without CURVE.
+  if (!job.sealed() && *op != "stats") {
+    throw Error(ErrorCode::kUnauthenticated,
+                "courier.errors answers \"" + *op +
+                    "\" only to a sealed query: seal it with the payload keyring the sink holds (`courier errors "
+                    "--keyring FILE ...` does; a plain Majordomo request cannot)");
+  }
   if (*op == "list") return List(request);
   if (*op == "show") return Show(request);
   if (*op == "groups") return Groups(request);

@@ -148,5 +148,33 @@ TEST_F(ErrorSinkServiceTest, UnknownSettingsAreRejected) {
   EXPECT_THROW(ErrorSinkService(ConfigSection::Parse("db = \"" + (dir_ / "x.db").string() + "\"\ndbb = 1\n", "t")), Error);
 }
 
+
+// Without CURVE anyone who reaches the broker can submit to courier.errors: reports and dead
+// letters come unsealed, but what reads the store or re-runs a job needs a sealed query.
+TEST_F(ErrorSinkServiceTest, UnsealedQueriesAreRefusedUnsealedReportsAreStored) {
+  Envelope unsealed;
+  unsealed.job_id = JobId::Random();
+  unsealed.service = "courier.errors";
+  unsealed.deadline_ms = NowUnixMs() + 10000;
+  unsealed.key_id = kUnsealedKeyId;
+  const JobContext cleartext(unsealed);
+  EXPECT_FALSE(cleartext.sealed());
+  detail::ErrorBatch batch;
+  batch.reports = {Report("echo", ErrorCode::kHandlerError, "boom")};
+  EXPECT_EQ(service_->Handle(DecodeValue(detail::EncodeErrorBatch(batch)), cleartext).At("stored").AsUint(), 1u);
+  for (const char* op : {"list", "show", "groups", "replay", "replayed"}) {
+    try {
+      service_->Handle(Value::Object({{"op", op}, {"id", 1}, {"outcome", "replied"}}), cleartext);
+      ADD_FAILURE() << op << " answered unsealed";
+    } catch (const Error& error) {
+      EXPECT_EQ(error.code(), ErrorCode::kUnauthenticated) << op;
+      EXPECT_NE(std::string(error.what()).find("sealed"), std::string::npos) << error.what();
+    }
+  }
+  EXPECT_NO_THROW(service_->Handle(Value::Object({{"op", "stats"}}), cleartext));
+  unsealed.key_id = 7;  // the same query, sealed with a key the host holds
+  EXPECT_EQ(service_->Handle(Value::Object({{"op", "list"}}), JobContext(unsealed)).At("reports").AsArray().size(), 1u);
+}
+
 }  // namespace
 }  // namespace courier::sink

@@ -75,7 +75,7 @@
 
 // Bumped whenever a type that crosses the plugin boundary (the tables below, JobContext,
 // detail::ServiceInstance, ConfigSection, Value, Error) changes its layout or meaning.
-#define COURIER_PLUGIN_ABI_VERSION 1
+#define COURIER_PLUGIN_ABI_VERSION 2  // 2: JobContext::sealed()
 
 namespace courier {
 
@@ -92,8 +92,8 @@ struct JobContextAccess;
 // Thread-safety: read-only for the handler; one per job.
 class JobContext {
  public:
-  // A context for a job without a deadline worth the name (one hour from now): for unit
-  // tests that call a service's Handle directly.
+  // A context for a sealed job without a deadline worth the name (one hour from now): for
+  // unit tests that call a service's Handle directly.
   JobContext();
   // Returns: the context of the job `envelope` describes.
   explicit JobContext(const Envelope& envelope);
@@ -112,6 +112,11 @@ class JobContext {
   bool expired() const { return remaining().count() <= 0; }
   // The client's trace id (all zero if it set none), for correlating logs.
   const std::array<std::uint8_t, 16>& trace_id() const { return trace_id_; }
+  // Whether the request came sealed (opened with a key this host holds, so its sender holds
+  // the payload key too), as opposed to cleartext, which a service admits only with
+  // allow_unsealed. A service may keep some requests to key holders: the error sink answers
+  // queries only when sealed.
+  bool sealed() const { return sealed_; }
 
  private:
   template <class S>
@@ -124,6 +129,7 @@ class JobContext {
   std::uint32_t max_attempts_ = 1;
   std::uint64_t deadline_ms_ = 0;
   std::array<std::uint8_t, 16> trace_id_{};
+  bool sealed_ = true;
   // Set by the adapter when Handle returns, so the host can time "handle" and "convert"
   // apart.
   std::chrono::steady_clock::time_point handled_at_{};

@@ -10,7 +10,8 @@ JobContext::JobContext(const Envelope& envelope)
       attempt_(envelope.attempt),
       max_attempts_(envelope.max_attempts),
       deadline_ms_(envelope.deadline_ms),
-      trace_id_(envelope.trace_id) {}
+      trace_id_(envelope.trace_id),
+      sealed_(envelope.key_id != kUnsealedKeyId) {}
 
 std::chrono::milliseconds JobContext::remaining() const {
   const std::uint64_t now = NowUnixMs();
