@@ -6,11 +6,12 @@ courier_test(security_integration_test
     ${CMAKE_CURRENT_LIST_DIR}/worker_support.cpp
     ${CMAKE_CURRENT_LIST_DIR}/security_matrix_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/security_curve_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/security_privilege_test.cpp
   LIBS courier_test_support cppzmq
   LABELS integration
   TIMEOUT 300)
 target_include_directories(security_integration_test PRIVATE ${CMAKE_CURRENT_LIST_DIR})
-foreach(target courier-broker courier-worker echo_plugin courier_cli)
+foreach(target courier-broker courier-worker echo_plugin courier_cli courier-error-sink courier-metrics)
   if(TARGET ${target})
     add_dependencies(security_integration_test ${target})
   endif()

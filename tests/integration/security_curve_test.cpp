@@ -16,7 +16,8 @@ class CurveEndToEndTest : public SecurityFixture {
  protected:
   // Serves `service` from a raw CURVE worker (worker key) with routing id `identity`.
   std::unique_ptr<RawPeer> RawWorker(const std::string& service, const std::string& identity) {
-    auto worker = As(worker_key_, identity);
+    // Built-in services take only a key that lists them (sink-a); the rest take worker-a.
+    auto worker = As(service.starts_with("courier.") ? sink_key_ : worker_key_, identity);
     detail::ReadyInfo info;
     info.capacity = 1;
     info.host = "test";
@@ -64,7 +65,7 @@ TEST_F(CurveEndToEndTest, SealedJobRoundTripsWithEveryHopOnCurve) {
   EXPECT_THROW(unknown_key.Call("echo", Value("x")), Error);
   EXPECT_TRUE(WaitFor(
       [&] {
-        for (const ServiceInfo& info : good().Services()) {
+        for (const ServiceInfo& info : admin().Services()) {
           if (info.name == "courier.errors" && info.queued >= 1) return true;
         }
         return false;
@@ -74,7 +75,7 @@ TEST_F(CurveEndToEndTest, SealedJobRoundTripsWithEveryHopOnCurve) {
   // And the client's metrics reporter (client key) as well.
   EXPECT_TRUE(WaitFor(
       [&] {
-        for (const ServiceInfo& info : good().Services()) {
+        for (const ServiceInfo& info : admin().Services()) {
           if (info.name == "courier.metrics" && info.queued >= 1) return true;
         }
         return false;
@@ -183,8 +184,8 @@ TEST_F(CurveEndToEndTest, ErrorSinkAndMetricsServeOverCurveAndTheSinkRecordsTheS
   const CurveKeyPair metrics = GenerateCurveKeyPair("metrics-a");
   SaveCurveKeyPair(dir_.path() / "errors-a.key", errors);
   SaveCurveKeyPair(dir_.path() / "metrics-a.key", metrics);
-  dir_.Write("workers.allow", "worker-a = \"" + worker_key_.public_key + "\"\nerrors-a = \"" + errors.public_key +
-                                  "\"\nmetrics-a = \"" + metrics.public_key + "\"\n");
+  WriteWorkersAllow("errors-a = { key = \"" + errors.public_key + "\", services = [\"courier.errors\"] }\n" +
+                    "metrics-a = { key = \"" + metrics.public_key + "\", services = [\"courier.metrics\"] }\n");
   StartBroker(1000ms);  // the raw worker below does not answer heartbeats: 5 s of grace
   const std::string common = "brokers = [\"" + endpoint_ + "\"]\nkeyring = \"" + keyring_path_.string() +
                              "\"\nheartbeat_interval = \"1000ms\"\n";
@@ -214,7 +215,7 @@ TEST_F(CurveEndToEndTest, ErrorSinkAndMetricsServeOverCurveAndTheSinkRecordsTheS
   std::string sender;
   EXPECT_TRUE(WaitFor(
       [&] {
-        const Value listed = good().Call("courier.errors", Value::Object({{"op", "list"}, {"service", "fragile"}}));
+        const Value listed = admin().Call("courier.errors", Value::Object({{"op", "list"}, {"service", "fragile"}}));
         for (const Value& row : listed.At("reports").AsArray()) sender = row.At("sender").AsString();
         return !sender.empty();
       },
@@ -242,7 +243,7 @@ TEST_F(CurveEndToEndTest, CliCreatesCurveKeysAndUsesThemThroughFlags) {
   run = Courier({"keygen", "--curve", "--name", "bad name", "--out", (dir_.path() / "x.key").string()});
   EXPECT_EQ(run.exit_code, 2) << run.output;
 
-  dir_.Write("clients.allow", "client-a = \"" + client_key_.public_key + "\"\ncli-1 = \"" + cli.public_key + "\"\n");
+  WriteClientsAllow("cli-1 = \"" + cli.public_key + "\"\n");
   StartBroker();
   worker_ = StartEchoWorker();
   ASSERT_TRUE(WaitForWorkers("echo", 1));

@@ -35,16 +35,32 @@ class SecurityFixture : public ::testing::Test {
         server_(GenerateCurveKeyPair("broker")),
         client_key_(GenerateCurveKeyPair("client-a")),
         worker_key_(GenerateCurveKeyPair("worker-a")),
-        stranger_(GenerateCurveKeyPair("stranger")) {
+        stranger_(GenerateCurveKeyPair("stranger")),
+        ops_key_(GenerateCurveKeyPair("ops-a")),
+        sink_key_(GenerateCurveKeyPair("sink-a")) {
     keyring_path_ = WriteKeyring(dir_, keyring_);
     shared_keyring_ = std::make_shared<const Keyring>(Keyring::Load(keyring_path_));
     SaveCurveKeyPair(dir_.path() / "broker.key", server_);
     SaveCurveKeyPair(dir_.path() / "client-a.key", client_key_);
     SaveCurveKeyPair(dir_.path() / "worker-a.key", worker_key_);
     SaveCurveKeyPair(dir_.path() / "stranger.key", stranger_);
+    SaveCurveKeyPair(dir_.path() / "ops-a.key", ops_key_);
+    SaveCurveKeyPair(dir_.path() / "sink-a.key", sink_key_);
     dir_.Write("broker.pub", server_.public_key + "\n");
-    dir_.Write("clients.allow", "client-a = \"" + client_key_.public_key + "\"\n");
-    dir_.Write("workers.allow", "worker-a = \"" + worker_key_.public_key + "\"\n");
+    WriteClientsAllow();
+    WriteWorkersAllow();
+  }
+
+  // The clients allow-list: client-a (an ordinary client), ops-a (an operator), and `extra`.
+  void WriteClientsAllow(const std::string& extra = "") {
+    dir_.Write("clients.allow", "client-a = \"" + client_key_.public_key + "\"\nops-a = { key = \"" +
+                                    ops_key_.public_key + "\", role = \"operator\" }\n" + extra);
+  }
+  // The workers allow-list: worker-a (any ordinary service), sink-a (courier.errors only),
+  // and `extra`.
+  void WriteWorkersAllow(const std::string& extra = "") {
+    dir_.Write("workers.allow", "worker-a = \"" + worker_key_.public_key + "\"\nsink-a = { key = \"" +
+                                    sink_key_.public_key + "\", services = [\"courier.errors\"] }\n" + extra);
   }
 
   void TearDown() override {
@@ -113,10 +129,16 @@ class SecurityFixture : public ::testing::Test {
     return *good_;
   }
 
-  // Returns: the broker's counter `name` (asked through the admitted client).
+  // The operator client (ops-a): management queries and courier.errors queries.
+  Client& admin() {
+    if (!admin_) admin_ = std::make_unique<Client>(Options(ops_key_));
+    return *admin_;
+  }
+
+  // Returns: the broker's counter `name` (asked through the operator client).
   std::uint64_t Stat(const std::string& name) {
     try {
-      return good().Query("stats").At(name).AsUint();
+      return admin().Query("stats").At(name).AsUint();
     } catch (const Error& error) {
       ADD_FAILURE() << "stats query failed: " << error.what();
       return 0;
@@ -128,7 +150,7 @@ class SecurityFixture : public ::testing::Test {
     return WaitFor(
         [&] {
           try {
-            for (const ServiceInfo& info : good().Services()) {
+            for (const ServiceInfo& info : admin().Services()) {
               if (info.name == service) return info.workers == workers;
             }
           } catch (const Error&) {
@@ -168,7 +190,7 @@ class SecurityFixture : public ::testing::Test {
 
   TempDir dir_;
   std::string endpoint_;
-  CurveKeyPair server_, client_key_, worker_key_, stranger_;
+  CurveKeyPair server_, client_key_, worker_key_, stranger_, ops_key_, sink_key_;
   Keyring keyring_;
   std::filesystem::path keyring_path_;
   std::shared_ptr<const Keyring> shared_keyring_;
@@ -176,6 +198,7 @@ class SecurityFixture : public ::testing::Test {
   std::unique_ptr<ChildProcess> broker_;
   std::unique_ptr<ChildProcess> worker_;
   std::unique_ptr<Client> good_;
+  std::unique_ptr<Client> admin_;
 };
 
 }  // namespace courier::test

@@ -220,7 +220,7 @@ TEST_F(SecurityMatrixTest, WorkerKeyCannotSubmitAndClientKeyCannotServe) {
   EXPECT_TRUE(broker_->WaitForLog("a client key used as a worker", 10s));
   EXPECT_TRUE(rogue->WaitForLog("broker sent DISCONNECT", 10s)) << rogue->Log();
   EXPECT_TRUE(WaitFor([&] { return Stat("refused_peers") >= refused + 2; }, 10s));
-  for (const WorkerInfo& info : good().Workers()) EXPECT_NE(info.instance, "rogue");
+  for (const WorkerInfo& info : admin().Workers()) EXPECT_NE(info.instance, "rogue");
   EXPECT_TRUE(WaitForWorkers("echo", 1));
   ExpectAliveAndServing(alongside, "roles");
   EXPECT_TRUE(rogue->Running());  // it keeps retrying with backoff; nothing crashes
