@@ -77,6 +77,8 @@ constexpr std::size_t kMaxHeldLookahead = 16;
 constexpr std::size_t kJobOverheadBytes = 512;
 // Freed job bytes after which the next tick returns memory to the system (malloc_trim).
 constexpr std::size_t kTrimAfterBytes = 64u << 20;
+// Freed job bytes worth a trim once the broker holds less than it freed (a burst is over).
+constexpr std::size_t kTrimQuietBytes = 8u << 20;
 
 // Send and enqueue jobs are ACCEPTed (stored first, when their service keeps them).
 bool IsAcknowledged(ReplyMode mode) { return mode == ReplyMode::kSend || mode == ReplyMode::kEnqueue; }
@@ -152,6 +154,7 @@ void Broker::OnRefusedPeer(std::string_view key, std::string_view address) {
 
 void Broker::OnMessage(std::span<zmq::message_t> frames, const Now& now, PeerRole role, std::string_view user_id) {
   unix_now_ms_ = now.unix_ms;
+  ++messages_;
   current_user_ = user_id;
   struct ClearUser {
     std::string_view& user;
@@ -443,8 +446,8 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
   } else if (!entry.long_queue) {
     entry.long_queue = true;
     for (const std::uint32_t queued : entry.queue) OwnFrames(jobs_[queued]);
-  } else if (Job& queued = jobs_[slot]; queued.live && queued.id == envelope.job_id && queued.worker == kNone) {
-    OwnFrames(queued);
+  } else if (jobs_.IsLive(slot) && jobs_[slot].id == envelope.job_id && jobs_[slot].worker == kNone) {
+    OwnFrames(jobs_[slot]);
   }
 }
 
@@ -681,7 +684,7 @@ void Broker::OnWorkerReply(std::uint32_t worker_slot, std::span<zmq::message_t> 
       return;
     }
     for (std::uint32_t i = 0; i < jobs_.capacity() && worker.in_flight > 0; ++i) {
-      if (jobs_[i].live && jobs_[i].worker == worker_slot) {
+      if (jobs_.IsLive(i) && jobs_[i].worker == worker_slot) {
         slot = i;
         break;
       }
@@ -1232,8 +1235,21 @@ void Broker::OnTick(const Now& now) {
     ReportMetrics(now);
     next_metrics_ = now.steady + std::chrono::seconds(1);
   }
+  // A burst that is over still leaves what it freed in the allocator's arenas (libzmq's I/O
+  // thread allocates every received message in an arena of its own): job bytes freed below
+  // kTrimAfterBytes, and messages dropped as bad input, which no job counted. Once the
+  // broker is quiet again, give that back too; at most once a second.
+  if (now.steady - last_trim_ >= std::chrono::seconds(1)) {
+    const std::uint64_t recent = messages_ - messages_at_last_check_;
+    messages_at_last_check_ = messages_;
+    const bool busy_since_trim = bytes_since_trim_ >= kTrimQuietBytes || messages_ - messages_at_trim_ >= 100000;
+    if (busy_since_trim && recent < 10000 && held_bytes_ < kTrimQuietBytes) release_memory_ = true;
+  }
   if (release_memory_) {
     release_memory_ = false;
+    bytes_since_trim_ = 0;
+    last_trim_ = now.steady;
+    messages_at_trim_ = messages_;
 #ifdef __GLIBC__
     ::malloc_trim(0);  // freed chunks inside the heap go back to the system too, not only its top
 #endif
@@ -1294,8 +1310,9 @@ void Broker::RemoveUnreachable(std::uint32_t slot, const Now& now, bool dispatch
 
 bool Broker::Drained() const {
   for (std::uint32_t slot = 0; slot < jobs_.capacity(); ++slot) {
+    if (!jobs_.IsLive(slot)) continue;
     const Job& job = jobs_[slot];
-    if (job.live && job.client_kind != PeerKind::kInternal && job.worker != kNone && !job.answered) return false;
+    if (job.client_kind != PeerKind::kInternal && job.worker != kNone && !job.answered) return false;
   }
   return true;
 }
@@ -1303,7 +1320,7 @@ bool Broker::Drained() const {
 void Broker::DisconnectAll() {
   for (std::uint32_t slot = 0; slot < jobs_.capacity(); ++slot) {
     // A stored job stays in the store: the next start hands it out again (attempt + 1).
-    if (jobs_[slot].live && jobs_[slot].client_kind != PeerKind::kInternal && !jobs_[slot].answered &&
+    if (jobs_.IsLive(slot) && jobs_[slot].client_kind != PeerKind::kInternal && !jobs_[slot].answered &&
         jobs_[slot].durability == Durability::kMemory) {
       FailJob(slot, ErrorCode::kShuttingDown, "the broker stopped before the job finished");
     }
@@ -1439,7 +1456,7 @@ void Broker::RemoveWorker(std::uint32_t slot, bool send_disconnect, const Now& n
   std::vector<std::uint32_t> held;
   if (worker.in_flight > 0) {
     for (std::uint32_t job = 0; job < jobs_.capacity(); ++job) {
-      if (jobs_[job].live && jobs_[job].worker == slot) held.push_back(job);
+      if (jobs_.IsLive(job) && jobs_[job].worker == slot) held.push_back(job);
     }
   }
   // Each requeued job goes to the front: handled newest first, they queue oldest first.

@@ -310,6 +310,10 @@ class Broker {
   std::uint64_t connections_refused_ = 0;
   std::size_t held_bytes_ = 0;          // Job::bytes of every job held
   std::size_t bytes_since_trim_ = 0;    // bytes freed since memory was last given back
+  SteadyTime last_trim_{};
+  std::uint64_t messages_ = 0;               // messages handled (OnMessage)
+  std::uint64_t messages_at_trim_ = 0;
+  std::uint64_t messages_at_last_check_ = 0;
   enum class Bound { kJobs, kServiceBytes, kTotalBytes } last_bound_ = Bound::kJobs;
   std::uint32_t prune_cursor_ = 0;
   // New service names per creator in the current new_services_window.

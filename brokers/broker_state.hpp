@@ -114,38 +114,56 @@ struct StringHash {
 // A slab of T with a free list: slots are reused, so steady traffic allocates nothing.
 // Slots live in fixed chunks, so growing never moves (or copies) a slot and a reference to
 // one stays valid until it is released; memory is never over-reserved by more than a chunk.
+// A chunk whose slots are all free again is given back at once (but the first): after a
+// burst, a few long-lived jobs no longer pin the burst's whole slab. Its slots stay on the
+// free list and get a fresh chunk when next acquired; IsLive tells scans to skip them.
 template <typename T>
 class SlotPool {
  public:
   static constexpr std::uint32_t kChunk = 256;
 
   std::uint32_t Acquire() {
+    std::uint32_t slot = 0;
     if (free_.empty()) {
-      if (size_ % kChunk == 0) chunks_.push_back(std::make_unique<T[]>(kChunk));
-      (*this)[size_].live = true;
-      return size_++;
+      if (size_ % kChunk == 0) {
+        chunks_.push_back(std::make_unique<T[]>(kChunk));
+        chunk_live_.push_back(0);
+      }
+      slot = size_++;
+    } else {
+      slot = free_.back();
+      free_.pop_back();
+      if (!chunks_[slot / kChunk]) chunks_[slot / kChunk] = std::make_unique<T[]>(kChunk);
     }
-    const std::uint32_t slot = free_.back();
-    free_.pop_back();
+    ++chunk_live_[slot / kChunk];
     (*this)[slot].live = true;
     return slot;
   }
   void Release(std::uint32_t slot) {
     (*this)[slot] = T{};
     free_.push_back(slot);
+    const std::uint32_t chunk = slot / kChunk;
+    if (--chunk_live_[chunk] == 0 && chunk != 0) chunks_[chunk].reset();
   }
   T& operator[](std::uint32_t slot) { return chunks_[slot / kChunk][slot % kChunk]; }
   const T& operator[](std::uint32_t slot) const { return chunks_[slot / kChunk][slot % kChunk]; }
+  // Returns: whether `slot` (below capacity()) holds a live T. Scans use it: a slot of a
+  // chunk given back must not be read.
+  bool IsLive(std::uint32_t slot) const {
+    const auto& chunk = chunks_[slot / kChunk];
+    return chunk && chunk[slot % kChunk].live;
+  }
   // Returns: one past the highest slot in use since the last Trim (the bound to scan).
   std::uint32_t capacity() const { return size_; }
   std::size_t live() const { return size_ - free_.size(); }
-  // Gives memory back once a burst has drained: when every slot is free, drops all chunks
-  // but the first (which steady one-at-a-time traffic keeps reusing).
-  // Returns: whether memory was given back.
+  // Gives the rest back once a burst has drained: when every slot is free, forgets all
+  // chunks but the first (which steady one-at-a-time traffic keeps reusing) and the free
+  // list that indexed them. Returns: whether anything was given back.
   bool Trim();
 
  private:
   std::vector<std::unique_ptr<T[]>> chunks_;
+  std::vector<std::uint32_t> chunk_live_;  // live slots per chunk
   std::vector<std::uint32_t> free_;
   std::uint32_t size_ = 0;
 };
@@ -154,6 +172,8 @@ template <typename T>
 bool SlotPool<T>::Trim() {
   if (free_.size() != size_ || chunks_.size() <= 1) return false;  // only when empty: slots stay stable
   chunks_.resize(1);
+  chunk_live_.assign(1, 0);
+  if (!chunks_[0]) chunks_[0] = std::make_unique<T[]>(kChunk);
   size_ = std::min(size_, kChunk);
   std::vector<std::uint32_t> first;
   first.reserve(kChunk);

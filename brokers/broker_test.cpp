@@ -906,6 +906,25 @@ TEST_F(BrokerTest, InFlightDeadlinesLeaveWithTheirJobs) {
   EXPECT_EQ(broker_->UnexpiredInFlight(), 3u);
 }
 
+TEST(SlotPoolTest, AChunkWhoseSlotsAreAllFreeIsGivenBackAndRefilledOnDemand) {
+  SlotPool<Job> jobs;
+  std::vector<std::uint32_t> slots;
+  for (std::uint32_t i = 0; i < 3 * SlotPool<Job>::kChunk; ++i) slots.push_back(jobs.Acquire());
+  // The second chunk empties while jobs in the first and third stay.
+  for (std::uint32_t i = SlotPool<Job>::kChunk; i < 2 * SlotPool<Job>::kChunk; ++i) jobs.Release(slots[i]);
+  EXPECT_FALSE(jobs.IsLive(SlotPool<Job>::kChunk));
+  EXPECT_TRUE(jobs.IsLive(0));
+  EXPECT_TRUE(jobs.IsLive(3 * SlotPool<Job>::kChunk - 1));
+  EXPECT_EQ(jobs.live(), 2u * SlotPool<Job>::kChunk);
+  // Its slots come back, on a fresh chunk, before the pool grows.
+  const std::uint32_t again = jobs.Acquire();
+  EXPECT_GE(again, SlotPool<Job>::kChunk);
+  EXPECT_LT(again, 2 * SlotPool<Job>::kChunk);
+  jobs[again].deadline_ms = 7;
+  EXPECT_TRUE(jobs.IsLive(again));
+  EXPECT_EQ(jobs.capacity(), 3u * SlotPool<Job>::kChunk);
+}
+
 TEST(InFlightDeadlinesTest, PopsInDeadlineOrderAfterRandomErasures) {
   SlotPool<Job> jobs;
   InFlightDeadlines heap(jobs);

@@ -147,8 +147,9 @@ void Broker::OnStoreCommitted(const CommitResult& result, const Now& now) {
   std::vector<std::uint32_t> services;
   std::size_t refused = 0;
   for (const auto& [slot, id] : batch) {
+    if (!jobs_.IsLive(slot)) continue;  // ended meanwhile (deadline, drain)
     Job& job = jobs_[slot];
-    if (!job.live || job.id != id || !job.awaiting_commit) continue;  // ended meanwhile (deadline, drain)
+    if (job.id != id || !job.awaiting_commit) continue;
     job.awaiting_commit = false;
     services.push_back(job.service);
     if (stored) {
