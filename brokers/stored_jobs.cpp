@@ -442,6 +442,12 @@ void Broker::OnTitanicRequest(std::span<zmq::message_t> frames, const Now& now) 
     refuse("mmi.* and titanic.* are answered by the broker, not stored");
     return;
   }
+  if (service_name.starts_with("courier.")) {
+    // Built-in services take reports and operators' queries, never a plain MDP client's
+    // stored request (with CURVE, courier.errors queries need an operator key).
+    refuse("courier.* services are not reachable through Titanic");
+    return;
+  }
   if (draining_) {
     refuse("the broker is shutting down");
     return;

@@ -291,6 +291,9 @@ TEST_F(StoredJobsTest, TitanicRequestReplyAndClose) {
   broker_->AnswerLookup(lookups[0], std::optional<wire::JobRecord>{});
   EXPECT_EQ(outbox_.Take("T").at(0), (Message{"T", "", "MDPC01", "titanic.reply", "400"}));
 
+  Deliver({"T", "", "MDPC01", "titanic.request", "courier.errors", "list"});
+  EXPECT_EQ(outbox_.Take("T").at(0).at(4), "500");
+
   Deliver({"T", "", "MDPC01", "titanic.close", id});
   EXPECT_EQ(outbox_.Take("T").at(0), (Message{"T", "", "MDPC01", "titanic.close", "200"}));
   EXPECT_EQ(Kinds(broker_->TakeStoreOps()), std::vector<Kind>{Kind::kRemoveResult});

@@ -15,7 +15,8 @@ class BrokerCurveTest : public BrokerFixture {
     worker_ = GenerateCurveKeyPair("worker-a");
     stranger_ = GenerateCurveKeyPair("stranger");
     SaveCurveKeyPair(dir_.path() / "broker.key", server_);
-    dir_.Write("clients.allow", "client-a = \"" + client_.public_key + "\"\n");
+    // An operator key: the test also reads the broker's stats, which ordinary client keys may not.
+    dir_.Write("clients.allow", "client-a = { key = \"" + client_.public_key + "\", role = \"operator\" }\n");
     dir_.Write("workers.allow", "worker-a = \"" + worker_.public_key + "\"\n");
     StartBroker("[security]\ncurve = true\nkey_file = \"broker.key\"\nclients = \"clients.allow\"\n"
                 "workers = \"workers.allow\"\n");

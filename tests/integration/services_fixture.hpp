@@ -124,10 +124,14 @@ class ServicesFixture : public ::testing::Test {
     return options;
   }
 
-  // Asks a service directly (unsealed), as `courier errors` does through the client SDK.
+  // Asks a service directly, sealed with the keyring the services made (their
+  // XDG_CONFIG_HOME), as `courier errors` does through the client SDK: the error sink
+  // answers its queries only sealed.
   Value Ask(const std::string& service, const Value& request) {
     detail::CallerOptions options;
     options.brokers = {endpoint_};
+    const std::filesystem::path keyring = dir_.path() / "config" / "courier" / "keyring.toml";
+    if (std::filesystem::exists(keyring)) options.keyring = std::make_shared<const Keyring>(Keyring::Load(keyring));
     detail::ServiceCaller caller(options);
     return caller.Call(service, request, std::chrono::seconds(10));
   }

@@ -280,7 +280,7 @@ TEST(WorkerStartup, ConfigurationErrorsExitWithStatus2AndAClearMessage) {
   const std::string abi = run({"--plugin", COURIER_BIN_DIR "/../tests/plugins/libcourier_fixture_bad_abi.so"}, "abi");
   EXPECT_THAT(abi, HasSubstr("libcourier_fixture_bad_abi.so"));
   EXPECT_THAT(abi, HasSubstr("plugin ABI 999"));
-  EXPECT_THAT(abi, HasSubstr("this host speaks plugin ABI 1"));
+  EXPECT_THAT(abi, HasSubstr("this host speaks plugin ABI 2"));
 }
 
 }  // namespace
