@@ -613,6 +613,7 @@ void Broker::OnReady(std::span<zmq::message_t> frames, PeerKind kind, const Now&
   worker.capacity = courier ? info.capacity : 1;  // an MDP worker holds one request at a time
   worker.weight = courier ? info.weight : 1;
   worker.info = std::move(info);
+  worker.name = WorkerName(worker);
   worker.expiry = now.steady + config_.expiry();
   worker.last_sent = now.steady;
   worker.last_dispatch = now.steady;
@@ -915,7 +916,7 @@ void Broker::Dispatch(std::uint32_t service, const Now& now) {
       op.job.id = job.id;
       op.job.seq = job.seq;
       op.job.attempt = job.attempt;
-      op.job.worker = WorkerName(holder);
+      op.job.worker = holder.name;
       op.job.since_ms = now.unix_ms;
       store_ops_.push_back(std::move(op));
     }

@@ -68,6 +68,7 @@ struct Worker {
   bool live = false;
   std::uint32_t serial = 0;         // unique per READY (never 0), unlike the reused slot
   std::string identity;
+  std::string name;                 // how logs and job records name it (Broker::WorkerName)
   PeerKind kind = PeerKind::kMdp;
   std::uint32_t service = kNone;
   std::uint32_t capacity = 1;

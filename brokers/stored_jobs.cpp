@@ -252,7 +252,7 @@ wire::JobRecord Broker::LiveRecord(const Job& job, const Now& now) const {
     record.since_ms = job.accepted_ms != 0 ? job.accepted_ms : now.unix_ms - Ms(now.steady - job.enqueued_at);
   } else {
     record.state = wire::JobState::kRunning;
-    record.worker = WorkerName(workers_[job.worker]);
+    record.worker = workers_[job.worker].name;
     record.since_ms = now.unix_ms - Ms(now.steady - job.dispatched_at);
   }
   return record;
