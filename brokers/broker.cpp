@@ -354,6 +354,7 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
     SendClientError(client, envelope.job_id, ErrorCode::kBadRequest, "invalid service name: " + std::string(problem));
     return;
   }
+  if (!PermitErrorSinkCall(client, envelope)) return;
   if (envelope.service.starts_with(detail::kMmiPrefix)) {
     SendClientError(client, envelope.job_id, ErrorCode::kNoSuchService,
                     "mmi.* services answer plain Majordomo requests only");
@@ -629,23 +630,21 @@ void Broker::OnReady(std::span<zmq::message_t> frames, PeerKind kind, const Now&
 bool Broker::PermitErrorSinkUse(std::span<zmq::message_t> frames, std::string_view header) {
   if (access_.IsOperator(current_user_)) return true;
   const std::string_view client = View(frames[0]);
-  if (header == detail::kMdpClient) {
-    // A plain Majordomo request is a call: to courier.errors, that is a query or a replay.
-    if (frames.size() < 4 || View(frames[3]) != detail::kErrorSinkService) return true;
-    ++counters_.refused_peers;
-    LogBadInput(client, "plain MDP request to courier.errors from the non-operator key " +
-                            std::string(SenderName(current_user_)));
-    return false;
-  }
-  if (frames.size() != 6 || CommandByte(frames[3]) != static_cast<std::uint8_t>(ClientCommand::kSubmit)) return true;
-  detail::EnvelopeView envelope;
-  try {
-    envelope = detail::DecodeEnvelope(View(frames[4]));
-  } catch (const Error&) {
-    return true;  // OnSubmit answers bad_request
-  }
+  // A plain Majordomo request is a call: to courier.errors, that is a query or a replay.
+  // (SUBMITs are checked by OnSubmit once it has decoded the envelope.)
+  if (header != detail::kMdpClient || frames.size() < 4 || View(frames[3]) != detail::kErrorSinkService) return true;
+  ++counters_.refused_peers;
+  LogBadInput(client, "plain MDP request to courier.errors from the non-operator key " +
+                          std::string(SenderName(current_user_)));
+  return false;
+}
+
+bool Broker::PermitErrorSinkCall(std::string_view client, const detail::EnvelopeView& envelope) {
   // Reports are fire-and-forget sends; queries (list, show, replay...) are calls.
-  if (envelope.service != detail::kErrorSinkService || envelope.mode == ReplyMode::kSend) return true;
+  if (!access_.enabled() || envelope.service != detail::kErrorSinkService || envelope.mode == ReplyMode::kSend ||
+      access_.IsOperator(current_user_)) {
+    return true;
+  }
   ++counters_.refused_peers;
   LogBadInput(client, "courier.errors query from the non-operator key " + std::string(SenderName(current_user_)));
   SendClientError(client, envelope.job_id, ErrorCode::kUnauthorized,

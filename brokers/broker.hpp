@@ -25,6 +25,7 @@
 #include "broker_state.hpp"
 #include "courier/error.hpp"
 #include "courier/log.hpp"
+#include "envelope_codec.hpp"
 #include "reports.hpp"
 #include "store_ops.hpp"
 #include "zap.hpp"
@@ -191,10 +192,13 @@ class Broker {
   void SendAccept(std::string_view client, const JobId& id);
 
   void OnReady(std::span<zmq::message_t> frames, PeerKind kind, const Now& now);
-  // With CURVE: refuses (answers unauthorized, counts in refused_peers) a SUBMIT other than
-  // a fire-and-forget report to courier.errors, or a plain MDP request to it, from a key
-  // that is not an operator's. Returns: whether the message may go on.
+  // With CURVE: drops (counts in refused_peers) a plain MDP request to courier.errors from a
+  // key that is not an operator's; SUBMITs are PermitErrorSinkCall's. Returns: whether the
+  // message may go on.
   bool PermitErrorSinkUse(std::span<zmq::message_t> frames, std::string_view header);
+  // With CURVE: a call or enqueue to courier.errors (a query, a replay) needs an operator
+  // key; refuses it unauthorized otherwise. Returns: whether it may go on.
+  bool PermitErrorSinkCall(std::string_view client, const detail::EnvelopeView& envelope);
   // Returns: `capacity`, clamped to the worker key's max_capacity (logged once per key).
   std::uint32_t CapCapacity(std::uint32_t capacity, std::string_view identity);
   void OnWorkerReply(std::uint32_t worker, std::span<zmq::message_t> frames, const Now& now);
