@@ -133,9 +133,6 @@ std::string_view ServiceNameProblem(std::string_view name) {
 Broker::Broker(BrokerConfig config, Outbox& outbox, std::uint64_t random_seed)
     : config_(std::move(config)), outbox_(outbox), random_(random_seed) {
   out_.reserve(16);
-  // References to services are held across calls that may add one (a dead letter creates
-  // courier.errors), so their storage must never move; pruned slots are reused (free list).
-  services_.reserve(kMaxServices);
   started_ = std::chrono::steady_clock::now();
   last_metrics_ = started_;
   const JobId random = JobId::Random();
@@ -992,10 +989,7 @@ void Broker::CompleteJob(std::uint32_t slot) {
   job_index_.Erase(job.id);
   jobs_.Release(slot);
   if (jobs_.live() == 0 && jobs_.Trim()) {
-    // A burst has drained: give back its index too, and (next tick) the freed memory.
-    job_index_.Shrink();
-    in_flight_deadlines_.Shrink();
-    release_memory_ = true;
+    release_memory_ = true;  // a burst has drained: (next tick) give back the freed memory
   }
 }
 
@@ -1165,7 +1159,8 @@ void Broker::ReportMetrics(const Now& now) {
 }
 
 void Broker::ExpireQueued(const Now& now) {
-  for (std::uint32_t service = 0; service < services_.size(); ++service) {
+  for (std::uint32_t service = 0; service < services_.capacity(); ++service) {
+    if (!services_.IsLive(service)) continue;
     auto& queue = services_[service].queue;
     if (queue.empty()) continue;
     std::vector<std::uint32_t> expired;
@@ -1239,15 +1234,22 @@ void Broker::OnTick(const Now& now) {
   // thread allocates every received message in an arena of its own): job bytes freed below
   // kTrimAfterBytes, and messages dropped as bad input, which no job counted. Once the
   // broker is quiet again, give that back too; at most once a second.
+  // Peers that left since: libzmq frees their pipes and buffers when the connection
+  // closes, often after the trim that followed their burst. A few long-lived jobs must not
+  // keep a burst's index or deadline heap either.
   if (now.steady - last_trim_ >= std::chrono::seconds(1)) {
     const std::uint64_t recent = messages_ - messages_at_last_check_;
     messages_at_last_check_ = messages_;
-    const bool busy_since_trim = bytes_since_trim_ >= kTrimQuietBytes || messages_ - messages_at_trim_ >= 100000;
+    const bool busy_since_trim = bytes_since_trim_ >= kTrimQuietBytes || messages_ - messages_at_trim_ >= 100000 ||
+                                 disconnects_since_trim_ > 0;
     if (busy_since_trim && recent < 10000 && held_bytes_ < kTrimQuietBytes) release_memory_ = true;
+    if (job_index_.Shrink()) release_memory_ = true;
+    if (in_flight_deadlines_.Shrink()) release_memory_ = true;
   }
   if (release_memory_) {
     release_memory_ = false;
     bytes_since_trim_ = 0;
+    disconnects_since_trim_ = 0;
     last_trim_ = now.steady;
     messages_at_trim_ = messages_;
 #ifdef __GLIBC__
@@ -1258,7 +1260,9 @@ void Broker::OnTick(const Now& now) {
 
 void Broker::BeginDrain(const Now& now) {
   draining_ = true;
-  for (Service& service : services_) {
+  for (std::uint32_t slot = 0; slot < services_.capacity(); ++slot) {
+    if (!services_.IsLive(slot)) continue;
+    Service& service = services_[slot];
     std::deque<std::uint32_t> queued;
     queued.swap(service.queue);
     for (const std::uint32_t slot : queued) {
@@ -1277,6 +1281,7 @@ void Broker::BeginDrain(const Now& now) {
 void Broker::OnPeerDisconnected(const Now& now) {
   // A burst of closes (clients going away) shares one immediate probe; the delayed ones
   // start over from the latest close.
+  ++disconnects_since_trim_;
   probe_base_ = now.steady;
   probe_step_ = 0;
   if (now.steady - last_probe_ >= kMinProbeGap) ProbeWorkers(now);
@@ -1398,16 +1403,8 @@ std::uint32_t Broker::FindOrAddService(std::string_view name, const Now& now, st
     }
     ++it->second;
   }
-  std::uint32_t slot = 0;
-  if (!free_services_.empty()) {
-    slot = free_services_.back();
-    free_services_.pop_back();
-  } else {
-    services_.emplace_back();  // never past the reserved kMaxServices: no reallocation
-    slot = static_cast<std::uint32_t>(services_.size() - 1);
-  }
+  const std::uint32_t slot = services_.Acquire();
   Service& service = services_[slot];
-  service.live = true;
   service.name = std::string(name);
   service.policy = config_.PolicyFor(name);
   service.last_used = now.steady;
@@ -1427,17 +1424,17 @@ std::string Broker::RefusalMessage(Refusal refusal) const {
 
 void Broker::PruneServices(const Now& now) {
   // A bounded slice of the table per tick; a full sweep of 10000 services takes 20 ticks.
-  const auto size = static_cast<std::uint32_t>(services_.size());
+  const auto size = services_.capacity();
   if (size == 0) return;
   for (std::uint32_t n = 0; n < std::min(kPruneBatch, size); ++n) {
     if (prune_cursor_ >= size) prune_cursor_ = 0;
     const std::uint32_t slot = prune_cursor_++;
+    if (!services_.IsLive(slot)) continue;
     Service& service = services_[slot];
-    if (!service.live || !service.workers.empty() || !service.queue.empty() || service.in_flight > 0) continue;
+    if (!service.workers.empty() || !service.queue.empty() || service.in_flight > 0) continue;
     if (now.steady - service.last_used < config_.service_grace) continue;
     service_index_.erase(service.name);
-    service = Service{};
-    free_services_.push_back(slot);
+    services_.Release(slot);  // a chunk of pruned services is given back whole
     --live_services_;
     ++counters_.services_pruned;
   }

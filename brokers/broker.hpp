@@ -301,14 +301,15 @@ class Broker {
   std::mt19937_64 random_;
   SlotPool<Job> jobs_;
   SlotPool<Worker> workers_;
-  std::vector<Service> services_;
+  // Stable slots: references to a service are held across calls that may add one (a dead
+  // letter creates courier.errors); a chunk of pruned services is given back whole.
+  SlotPool<Service> services_;
   JobIndex job_index_{jobs_, std::random_device{}()};
   InFlightDeadlines in_flight_deadlines_{jobs_};
   std::uint32_t worker_serial_ = 0;
   bool release_memory_ = false;  // a burst drained: return freed memory to the system on the next tick
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> worker_index_;
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> service_index_;
-  std::vector<std::uint32_t> free_services_;  // pruned slots, reused before the table grows
   std::size_t live_services_ = 0;
   std::size_t connections_ = 0;
   std::uint64_t connections_refused_ = 0;
@@ -317,6 +318,7 @@ class Broker {
   SteadyTime last_trim_{};
   std::uint64_t messages_ = 0;               // messages handled (OnMessage)
   std::uint64_t messages_at_trim_ = 0;
+  std::uint64_t disconnects_since_trim_ = 0;  // connections closed since the last trim
   std::uint64_t messages_at_last_check_ = 0;
   enum class Bound { kJobs, kServiceBytes, kTotalBytes } last_bound_ = Bound::kJobs;
   std::uint32_t prune_cursor_ = 0;

@@ -217,9 +217,13 @@ class InFlightDeadlines {
     return slot;
   }
   std::size_t size() const { return heap_.size(); }
-  // Gives memory back once a burst has drained; only when empty.
-  void Shrink() {
-    if (heap_.empty()) std::vector<Entry>().swap(heap_);
+  // Gives a burst's memory back once the heap holds far fewer entries than it has room for
+  // (a few long-running jobs must not keep the burst's whole array).
+  // Returns: whether anything was given back.
+  bool Shrink() {
+    if (heap_.capacity() <= 1024 || heap_.capacity() < 8 * heap_.size()) return false;
+    heap_.shrink_to_fit();
+    return true;
   }
 
  private:
@@ -309,11 +313,15 @@ class JobIndex {
     --count_;
   }
   std::size_t size() const { return count_; }
-  // Back to the minimum size; only when empty.
-  void Shrink() {
-    if (count_ != 0 || table_.size() <= kMinBuckets) return;
-    std::vector<std::uint32_t>(kMinBuckets, kNone).swap(table_);
-    SetBits(kMinBuckets);
+  // Gives a burst's table back once it holds far fewer entries than it has buckets: down to
+  // a quarter full (or the minimum), so it does not grow again at once.
+  // Returns: whether anything was given back.
+  bool Shrink() {
+    if (table_.size() <= kMinBuckets || table_.size() < 16 * count_) return false;
+    std::size_t buckets = kMinBuckets;
+    while (buckets < 4 * count_) buckets *= 2;
+    Rehash(buckets);
+    return true;
   }
 
  private:

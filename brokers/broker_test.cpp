@@ -925,6 +925,53 @@ TEST(SlotPoolTest, AChunkWhoseSlotsAreAllFreeIsGivenBackAndRefilledOnDemand) {
   EXPECT_EQ(jobs.capacity(), 3u * SlotPool<Job>::kChunk);
 }
 
+// After a burst, a few long-lived jobs keep a table sized for them, not for the burst, and
+// every one of them is still found.
+TEST(JobIndexTest, ShrinksToTheJobsItStillHoldsAndFindsThemAll) {
+  SlotPool<Job> jobs;
+  JobIndex index(jobs, 42);
+  std::vector<std::uint32_t> slots;
+  for (int i = 0; i < 100000; ++i) {
+    const std::uint32_t slot = jobs.Acquire();
+    jobs[slot].id = JobId::Random();
+    index.Insert(slot);
+    slots.push_back(slot);
+  }
+  EXPECT_FALSE(index.Shrink()) << "a full table is not shrunk";
+  std::vector<std::uint32_t> kept(slots.begin(), slots.begin() + 100);
+  for (std::size_t i = 100; i < slots.size(); ++i) index.Erase(jobs[slots[i]].id);
+  EXPECT_TRUE(index.Shrink());
+  EXPECT_FALSE(index.Shrink()) << "once is enough";
+  EXPECT_EQ(index.size(), 100u);
+  for (const std::uint32_t slot : kept) EXPECT_EQ(index.Find(jobs[slot].id), slot);
+  EXPECT_EQ(index.Find(jobs[slots[500]].id), kNone);
+  // It grows again as before.
+  for (std::size_t i = 100; i < 5000; ++i) index.Insert(slots[i]);
+  for (std::size_t i = 0; i < 5000; ++i) ASSERT_EQ(index.Find(jobs[slots[i]].id), slots[i]);
+}
+
+TEST(InFlightDeadlinesTest, ShrinksAfterABurstAndStillPopsInOrder) {
+  SlotPool<Job> jobs;
+  InFlightDeadlines heap(jobs);
+  std::vector<std::uint32_t> slots;
+  for (int i = 0; i < 20000; ++i) {
+    const std::uint32_t slot = jobs.Acquire();
+    jobs[slot].deadline_ms = static_cast<std::uint64_t>(20000 - i);
+    heap.Insert(slot);
+    slots.push_back(slot);
+  }
+  EXPECT_FALSE(heap.Shrink());
+  for (std::size_t i = 10; i < slots.size(); ++i) heap.Erase(slots[i]);
+  EXPECT_TRUE(heap.Shrink());
+  EXPECT_EQ(heap.size(), 10u);
+  std::uint64_t last = 0;
+  for (std::uint32_t slot = heap.PopExpired(1u << 20); slot != kNone; slot = heap.PopExpired(1u << 20)) {
+    EXPECT_GT(jobs[slot].deadline_ms, last);
+    last = jobs[slot].deadline_ms;
+  }
+  EXPECT_EQ(last, 20000u);
+}
+
 TEST(InFlightDeadlinesTest, PopsInDeadlineOrderAfterRandomErasures) {
   SlotPool<Job> jobs;
   InFlightDeadlines heap(jobs);

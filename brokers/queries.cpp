@@ -52,11 +52,13 @@ std::string Broker::BuildServicesReply() const {
   auto listed = [](const Service& service) {
     return service.live && (!service.workers.empty() || !service.queue.empty() || service.in_flight > 0);
   };
-  std::uint32_t count = 0;
-  for (const Service& service : services_) count += listed(service) ? 1 : 0;
-  packer.pack_array(count);
-  for (const Service& service : services_) {
-    if (!listed(service)) continue;
+  std::vector<std::uint32_t> rows;
+  for (std::uint32_t slot = 0; slot < services_.capacity(); ++slot) {
+    if (services_.IsLive(slot) && listed(services_[slot])) rows.push_back(slot);
+  }
+  packer.pack_array(static_cast<std::uint32_t>(rows.size()));
+  for (const std::uint32_t slot : rows) {
+    const Service& service = services_[slot];
     packer.pack_map(8);
     Field(packer, "name", service.name);
     Field(packer, "workers", service.workers.size());

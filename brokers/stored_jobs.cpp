@@ -232,8 +232,8 @@ void Broker::FinishRestore(std::uint64_t max_seq, const Now& now) {
     spdlog::info("restored {} stored job(s) ({} redelivered with attempt + 1)", counters_.restored_jobs,
                  counters_.redelivered);
   }
-  for (std::uint32_t service = 0; service < services_.size(); ++service) {
-    if (services_[service].live && !services_[service].queue.empty()) Dispatch(service, now);
+  for (std::uint32_t service = 0; service < services_.capacity(); ++service) {
+    if (services_.IsLive(service) && !services_[service].queue.empty()) Dispatch(service, now);
   }
 }
 
