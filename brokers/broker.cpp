@@ -77,6 +77,10 @@ constexpr std::size_t kMaxHeldLookahead = 16;
 constexpr std::size_t kJobOverheadBytes = 512;
 // Freed job bytes after which the next tick returns memory to the system (malloc_trim).
 constexpr std::size_t kTrimAfterBytes = 64u << 20;
+// What a pruned service frees: its slot, its name, its empty queue's first node.
+constexpr std::size_t kPrunedServiceBytes = 1024;
+// How often a quiet broker gives back what was freed since its last trim.
+constexpr auto kTrimTailInterval = std::chrono::seconds(5);
 // Freed job bytes worth a trim once the broker holds less than it freed (a burst is over).
 constexpr std::size_t kTrimQuietBytes = 8u << 20;
 
@@ -407,6 +411,11 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
     SendClientError(client, envelope.job_id, ErrorCode::kBusy, RefusalMessage(refusal));
     return;
   }
+  if (IsUnknownService(service, envelope.mode, now)) {
+    ++counters_.unknown_service;
+    SendClientError(client, envelope.job_id, ErrorCode::kNoSuchService, UnknownServiceMessage(service));
+    return;
+  }
   const std::uint32_t slot = jobs_.Acquire();
   Job& job = jobs_[slot];
   job.id = envelope.job_id;
@@ -617,6 +626,7 @@ void Broker::OnReady(std::span<zmq::message_t> frames, PeerKind kind, const Now&
   worker.last_dispatch = now.steady;
   worker_index_.emplace(worker.identity, slot);
   services_[service].workers.push_back(slot);
+  services_[service].served = true;
   spdlog::info("worker {} ready for '{}' ({}, capacity {}, weight {}{}{})", Printable(identity), name,
                courier ? "courier" : "mdp", worker.capacity, worker.weight,
                worker.info.host.empty() ? "" : ", host ", worker.info.host);
@@ -981,6 +991,9 @@ void Broker::CompleteJob(std::uint32_t slot) {
   owner.bytes -= std::min<std::size_t>(owner.bytes, job.bytes);
   held_bytes_ -= std::min<std::size_t>(held_bytes_, job.bytes);
   bytes_since_trim_ += job.bytes;
+  // For a trim once quiet: a small job whose frames were never copied may have pinned a
+  // whole libzmq receive buffer, which its release frees too.
+  freed_since_trim_ += job.owns_frames ? job.bytes : std::max<std::size_t>(job.bytes, kSharedBufferBytes);
   if (bytes_since_trim_ >= kTrimAfterBytes) {
     bytes_since_trim_ = 0;
     release_memory_ = true;  // large frees: give the memory back on the next tick
@@ -1158,21 +1171,57 @@ void Broker::ReportMetrics(const Now& now) {
   Dispatch(collector, now);
 }
 
+bool Broker::IsUnknownService(std::uint32_t service, ReplyMode mode, const Now& now) const {
+  // Enqueued jobs are work handed over for later: they wait for their service to appear.
+  // Built-in services are known by name: reports and dead letters wait for a late sink.
+  return !services_[service].served && mode != ReplyMode::kEnqueue &&
+         now.steady - started_ >= config_.UnknownServiceGrace() && !IsBuiltinService(services_[service].name);
+}
+
+std::string Broker::UnknownServiceMessage(std::uint32_t service) const {
+  return "no worker serves '" + services_[service].name + "' (none registered it since the broker started; " +
+         "`courier services` lists those that are served)";
+}
+
 void Broker::ExpireQueued(const Now& now) {
   for (std::uint32_t service = 0; service < services_.capacity(); ++service) {
     if (!services_.IsLive(service)) continue;
     auto& queue = services_[service].queue;
     if (queue.empty()) continue;
     std::vector<std::uint32_t> expired;
+    std::vector<std::uint32_t> unserved;
     std::erase_if(queue, [&](std::uint32_t slot) {
-      if (jobs_[slot].deadline_ms > now.unix_ms) return false;
-      expired.push_back(slot);
-      return true;
+      const Job& job = jobs_[slot];
+      if (job.deadline_ms <= now.unix_ms) {
+        expired.push_back(slot);
+        return true;
+      }
+      // Queued while the broker was starting up, for a service no worker came to serve.
+      if (job.client_kind == PeerKind::kCourier && IsUnknownService(service, job.mode, now)) {
+        unserved.push_back(slot);
+        return true;
+      }
+      return false;
     });
     for (const std::uint32_t slot : expired) {
       ++counters_.expired;
-      FailJob(slot, ErrorCode::kDeadlineExceeded, "deadline passed while queued");
+      FailUnattended(slot, ErrorCode::kDeadlineExceeded, "deadline passed while queued", now);
     }
+    for (const std::uint32_t slot : unserved) {
+      ++counters_.unknown_service;
+      FailUnattended(slot, ErrorCode::kNoSuchService, UnknownServiceMessage(service), now);
+    }
+  }
+}
+
+void Broker::FailUnattended(std::uint32_t slot, ErrorCode code, std::string_view message, const Now& now) {
+  // A sent or enqueued job has nobody waiting to be told: it is dead-lettered (sealed
+  // payload kept, replayable) like a job that ran out of attempts. Reports are not.
+  const Job& job = jobs_[slot];
+  if (job.client_kind != PeerKind::kInternal && job.mode != ReplyMode::kCall) {
+    DeadLetter(slot, code, message, now);
+  } else {
+    FailJob(slot, code, message);
   }
 }
 
@@ -1232,23 +1281,28 @@ void Broker::OnTick(const Now& now) {
   }
   // A burst that is over still leaves what it freed in the allocator's arenas (libzmq's I/O
   // thread allocates every received message in an arena of its own): job bytes freed below
-  // kTrimAfterBytes, and messages dropped as bad input, which no job counted. Once the
-  // broker is quiet again, give that back too; at most once a second.
-  // Peers that left since: libzmq frees their pipes and buffers when the connection
-  // closes, often after the trim that followed their burst. A few long-lived jobs must not
-  // keep a burst's index or deadline heap either.
+  // kTrimAfterBytes, messages dropped as bad input (no job counted them), what libzmq frees
+  // when peers leave, services pruned long after. Once the broker is quiet, give that back
+  // too: at once after a burst (at most once a second), and what trickles in after it every
+  // few seconds. A few long-lived jobs must not keep a burst's index or deadline heap either.
   if (now.steady - last_trim_ >= std::chrono::seconds(1)) {
     const std::uint64_t recent = messages_ - messages_at_last_check_;
     messages_at_last_check_ = messages_;
-    const bool busy_since_trim = bytes_since_trim_ >= kTrimQuietBytes || messages_ - messages_at_trim_ >= 100000 ||
-                                 disconnects_since_trim_ > 0;
-    if (busy_since_trim && recent < 10000 && held_bytes_ < kTrimQuietBytes) release_memory_ = true;
+    const bool quiet = recent < 10000 && held_bytes_ < kTrimQuietBytes;
+    // A second after the last close: libzmq tears a pipe down in steps, across both threads.
+    const bool peers_left = disconnects_since_trim_ > 0 && now.steady - last_disconnect_ >= std::chrono::seconds(1);
+    const bool burst_over =
+        freed_since_trim_ >= kTrimQuietBytes || messages_ - messages_at_trim_ >= 100000 || peers_left;
+    const bool tail = (freed_since_trim_ > 0 || messages_ > messages_at_trim_) &&
+                      now.steady - last_trim_ >= kTrimTailInterval;
+    if (quiet && (burst_over || tail)) release_memory_ = true;
     if (job_index_.Shrink()) release_memory_ = true;
     if (in_flight_deadlines_.Shrink()) release_memory_ = true;
   }
   if (release_memory_) {
     release_memory_ = false;
     bytes_since_trim_ = 0;
+    freed_since_trim_ = 0;
     disconnects_since_trim_ = 0;
     last_trim_ = now.steady;
     messages_at_trim_ = messages_;
@@ -1282,6 +1336,7 @@ void Broker::OnPeerDisconnected(const Now& now) {
   // A burst of closes (clients going away) shares one immediate probe; the delayed ones
   // start over from the latest close.
   ++disconnects_since_trim_;
+  last_disconnect_ = now.steady;
   probe_base_ = now.steady;
   probe_step_ = 0;
   if (now.steady - last_probe_ >= kMinProbeGap) ProbeWorkers(now);
@@ -1435,6 +1490,7 @@ void Broker::PruneServices(const Now& now) {
     if (now.steady - service.last_used < config_.service_grace) continue;
     service_index_.erase(service.name);
     services_.Release(slot);  // a chunk of pruned services is given back whole
+    freed_since_trim_ += kPrunedServiceBytes;
     --live_services_;
     ++counters_.services_pruned;
   }

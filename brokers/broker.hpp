@@ -67,6 +67,7 @@ struct Counters {
   std::uint64_t new_service_refusals = 0; // new service names refused (per-peer quota, table full)
   std::uint64_t bytes_rejections = 0;     // SUBMITs refused busy at max_queued_bytes / max_total_queued_bytes
   std::uint64_t deadline_rejections = 0;  // SUBMITs refused: deadline further ahead than max_deadline
+  std::uint64_t unknown_service = 0;      // jobs answered no_such_service (no worker ever registered it)
   std::uint64_t client_sends_full = 0;    // answers dropped: the client's pipe was at the high-water mark
   std::uint64_t store_refusals = 0;       // jobs refused because the store could not commit them
   std::uint64_t restored_jobs = 0;        // jobs loaded from the store at start
@@ -230,6 +231,12 @@ class Broker {
   void ChargeCrash(std::uint32_t job, std::string_view why, const Now& now);
   // Answers, in flight, the jobs whose deadline has passed (they stay charged to the worker).
   void ExpireInFlight(const Now& now);
+  // Returns: whether a job of `mode` for `service` is refused no_such_service: no worker has
+  // registered it and the broker is past its start-up grace.
+  bool IsUnknownService(std::uint32_t service, ReplyMode mode, const Now& now) const;
+  std::string UnknownServiceMessage(std::uint32_t service) const;
+  // Fails a job taken off its queue: dead-lettered when nobody waits for its answer.
+  void FailUnattended(std::uint32_t slot, ErrorCode code, std::string_view message, const Now& now);
   void DeadLetter(std::uint32_t job, ErrorCode code, std::string_view message, const Now& now);
   // Queues a broker-made, unsealed, fire-and-forget job. Returns: its slot, or kNone if
   // the service's queue is full.
@@ -315,10 +322,12 @@ class Broker {
   std::uint64_t connections_refused_ = 0;
   std::size_t held_bytes_ = 0;          // Job::bytes of every job held
   std::size_t bytes_since_trim_ = 0;    // bytes freed since memory was last given back
+  std::size_t freed_since_trim_ = 0;    // the same, counting the receive buffers jobs pinned
   SteadyTime last_trim_{};
   std::uint64_t messages_ = 0;               // messages handled (OnMessage)
   std::uint64_t messages_at_trim_ = 0;
   std::uint64_t disconnects_since_trim_ = 0;  // connections closed since the last trim
+  SteadyTime last_disconnect_{};
   std::uint64_t messages_at_last_check_ = 0;
   enum class Bound { kJobs, kServiceBytes, kTotalBytes } last_bound_ = Bound::kJobs;
   std::uint32_t prune_cursor_ = 0;

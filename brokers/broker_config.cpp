@@ -74,6 +74,8 @@ BrokerConfig BrokerConfig::Read(const ConfigSection& section, const std::filesys
       "max_connections", static_cast<std::int64_t>(config.max_connections), 1, 1'000'000));
   config.service_grace = section.GetDuration("service_grace", config.service_grace, milliseconds(100),
                                              milliseconds(3600000));
+  config.unknown_service_grace = section.GetDuration("unknown_service_grace", config.UnknownServiceGrace(),
+                                                     milliseconds(100), milliseconds(3600000));
   config.new_services_per_peer = static_cast<std::uint32_t>(
       section.GetInt("new_services_per_peer", config.new_services_per_peer, 1, 10000));
   config.new_services_window = section.GetDuration("new_services_window", config.new_services_window,

@@ -19,6 +19,10 @@
 //                                        # more are closed as they arrive, logged once a second
 //   service_grace = "10s"                # a service with no worker and no job is forgotten
 //                                        # after this long (100ms..1h)
+//   unknown_service_grace = "7500ms"     # calls and sends naming a service no worker has
+//                                        # registered are answered no_such_service once the
+//                                        # broker is up this long (default 3 heartbeats;
+//                                        # enqueued jobs wait for their service regardless)
 //   new_services_per_peer = 100          # services one client (connection, or CURVE key) may
 //   new_services_window = "10s"          # create per window; more are refused busy
 //   data_dir = ""                        # the job store's folder; "" = $XDG_STATE_HOME/courier/
@@ -100,6 +104,7 @@ struct BrokerConfig {
   std::chrono::milliseconds max_deadline{24LL * 3600 * 1000};
   std::size_t max_connections = 10000;
   std::chrono::milliseconds service_grace{10000};
+  std::chrono::milliseconds unknown_service_grace{0};  // 0: UnknownServiceGrace()'s default
   std::uint32_t new_services_per_peer = 100;
   std::chrono::milliseconds new_services_window{10000};
   std::filesystem::path data_dir;        // empty: DefaultDataDir(bind.front())
@@ -116,6 +121,11 @@ struct BrokerConfig {
   // durability "memory" for courier.metrics).
   ServicePolicy PolicyFor(std::string_view service) const;
   std::chrono::milliseconds expiry() const { return heartbeat_interval * heartbeat_liveness; }
+  // Returns: how long after start the broker waits for a service's first worker before it
+  // answers no_such_service (services starting up with it get that long to register).
+  std::chrono::milliseconds UnknownServiceGrace() const {
+    return unknown_service_grace.count() > 0 ? unknown_service_grace : 3 * heartbeat_interval;
+  }
 };
 
 }  // namespace courier::broker

@@ -90,6 +90,7 @@ struct Service {
   std::deque<std::uint32_t> queue;  // job slots, front first
   bool long_queue = false;          // past Broker's kOwnFramesAbove: queued jobs own their frames
   std::vector<std::uint32_t> workers;
+  bool served = false;              // a worker has registered it since this broker started
   std::size_t round_robin_cursor = 0;
   std::uint32_t in_flight = 0;
   std::uint64_t dispatched = 0;

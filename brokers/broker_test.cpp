@@ -158,6 +158,51 @@ TEST_F(BrokerTest, FullQueueAnswersBusyAtOnce) {
   EXPECT_EQ(broker_->QueueDepth("nobody"), 2u);
 }
 
+// A call or send naming a service no worker has registered is answered no_such_service at
+// once when the broker is past its start-up grace (3 heartbeats); jobs queued during the
+// grace are answered (calls) or dead-lettered (sends) when it ends. Enqueued jobs and
+// services that had a worker wait.
+TEST_F(BrokerTest, ACallToAServiceNobodyServesIsAnsweredNoSuchServiceAfterTheStartUpGrace) {
+  const JobId early_call = Submit("C1", "nosuch", ReplyMode::kCall);
+  const JobId early_send = Submit("C1", "nosuch", ReplyMode::kSend);
+  CourierReady("W1", "echo");
+  Deliver({"W1", "", "CRW01", "\x05"});  // W1 leaves: echo was served, so it is not unknown
+  Advance(2900ms);
+  for (const auto& message : outbox_.Take("C1")) EXPECT_NE(message[3], "\x04") << "answered inside the grace";
+  Advance(200ms);
+  const auto replies = outbox_.Take("C1");
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(ErrorOf(replies[0]).code, ErrorCode::kNoSuchService);
+  EXPECT_EQ(ErrorOf(replies[0]).job_id, early_call);
+  const auto letters = DeadLetters();
+  ASSERT_EQ(letters.size(), 1u) << "the accepted send is dead-lettered, not dropped";
+  EXPECT_EQ(letters[0].At("code").AsUint(), static_cast<std::uint64_t>(ErrorCode::kNoSuchService));
+  EXPECT_EQ(letters[0].At("job_id").AsBinary().bytes, std::string(early_send.View()));
+
+  const JobId late = Submit("C2", "nosuch2");
+  const auto at_once = outbox_.Take("C2");
+  ASSERT_EQ(at_once.size(), 1u) << "past the grace the answer comes at once";
+  EXPECT_EQ(ErrorOf(at_once[0]).code, ErrorCode::kNoSuchService);
+  EXPECT_EQ(ErrorOf(at_once[0]).job_id, late);
+  EXPECT_NE(ErrorOf(at_once[0]).message.find("nosuch2"), std::string::npos);
+  EXPECT_EQ(Query("stats").At("unknown_service").AsUint(), 3u);
+
+  Submit("C3", "echo");  // served before: waits for a worker
+  EXPECT_TRUE(outbox_.Take("C3").empty());
+  EXPECT_EQ(broker_->QueueDepth("echo"), 1u);
+}
+
+TEST_F(BrokerTest, AnExpiredSendIsDeadLetteredLikeAnyOther) {
+  CourierReady("W1", "busy");
+  Submit("C0", "busy");  // W1 (capacity 1) is busy with it
+  const JobId sent = Submit("C1", "busy", ReplyMode::kSend, 3, 500);
+  Advance(600ms);
+  const auto letters = DeadLetters();
+  ASSERT_EQ(letters.size(), 1u);
+  EXPECT_EQ(letters[0].At("code").AsUint(), static_cast<std::uint64_t>(ErrorCode::kDeadlineExceeded));
+  EXPECT_EQ(letters[0].At("job_id").AsBinary().bytes, std::string(sent.View()));
+}
+
 TEST_F(BrokerTest, QueuedJobPastItsDeadlineIsDroppedAndClientTold) {
   const JobId id = Submit("C1", "nobody", ReplyMode::kCall, 3, 500);
   Advance(499ms);

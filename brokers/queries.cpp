@@ -112,7 +112,7 @@ std::string Broker::BuildStatsReply(const Now& now) const {
   Packer packer(stream);
   packer.pack_array(2);
   packer.pack_uint8(0);
-  packer.pack_map(38);
+  packer.pack_map(39);
   Field(packer, "malformed", counters_.malformed);
   Field(packer, "unknown_command", counters_.unknown_command);
   Field(packer, "oversized", counters_.oversized);
@@ -140,6 +140,7 @@ std::string Broker::BuildStatsReply(const Now& now) const {
   Field(packer, "bytes_rejections", counters_.bytes_rejections);
   Field(packer, "deadline_rejections", counters_.deadline_rejections);
   Field(packer, "client_sends_full", counters_.client_sends_full);
+  Field(packer, "unknown_service", counters_.unknown_service);
   Field(packer, "store_refusals", counters_.store_refusals);
   Field(packer, "restored_jobs", counters_.restored_jobs);
   Field(packer, "lookups", counters_.lookups);

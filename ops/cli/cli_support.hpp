@@ -88,4 +88,8 @@ std::string ProgressLine(std::uint64_t done, std::uint64_t total, std::uint64_t 
 // Returns: milliseconds with three decimals, e.g. "0.421".
 std::string FormatMs(std::chrono::microseconds value);
 
+// Returns: the name in `known` closest to `name` by edit distance, if it is close enough to
+// be a likely misspelling (at most 2 edits, and at most half the name); "" otherwise.
+std::string NearestName(std::string_view name, const std::vector<std::string>& known);
+
 }  // namespace courier::cli

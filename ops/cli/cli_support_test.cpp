@@ -135,4 +135,17 @@ TEST(ProgressLineTest, FitsTheWidth) {
 }
 
 }  // namespace
+TEST(NearestNameTest, SuggestsALikelyMisspellingOnly) {
+  const std::vector<std::string> known{"echo", "textstats", "img.resize", "courier.errors"};
+  EXPECT_EQ(NearestName("ecoh", known), "echo");
+  EXPECT_EQ(NearestName("ech", known), "echo");
+  EXPECT_EQ(NearestName("textstat", known), "textstats");
+  EXPECT_EQ(NearestName("img.resise", known), "img.resize");
+  EXPECT_EQ(NearestName("nosuch", known), "");
+  EXPECT_EQ(NearestName("x", known), "");
+  EXPECT_EQ(NearestName("echo", known), "") << "an exact name is not a misspelling";
+  EXPECT_EQ(NearestName("ab", {"ac"}), "ac");
+  EXPECT_EQ(NearestName("ab", {"cd"}), "") << "two edits in two letters is a different name";
+}
+
 }  // namespace courier::cli

@@ -79,8 +79,7 @@ CallOptions BuildCallOptions(const SendFlags& flags, std::optional<std::uint64_t
   return call;
 }
 
-int RunSingle(ClientOptions options, const SendFlags& flags, const Value& request) {
-  Client client(std::move(options));
+int RunSingleJob(Client& client, const SendFlags& flags, const Value& request) {
   if (flags.enqueue) {
     // Stored: the id alone, for ID=$(courier send --enqueue ...) and `courier job $ID`.
     std::cout << client.Enqueue(flags.service, request, BuildCallOptions(flags, std::nullopt)).Hex() << "\n";
@@ -97,6 +96,29 @@ int RunSingle(ClientOptions options, const SendFlags& flags, const Value& reques
   const Value reply = client.Call(flags.service, request, BuildCallOptions(flags, std::nullopt));
   std::cout << ToJson(reply, flags.pretty ? 2 : -1) << "\n";
   return kExitOk;
+}
+
+// Returns: `error`, with the nearest served service's name when it names an unknown one.
+Error WithSuggestion(Client& client, const Error& error, const std::string& service) {
+  if (error.code() != ErrorCode::kNoSuchService) return error;
+  std::vector<std::string> served;
+  try {
+    for (const ServiceInfo& info : client.Services()) served.push_back(info.name);
+  } catch (const Error&) {
+    return error;  // the suggestion is a courtesy; the answer stands without it
+  }
+  const std::string nearest = NearestName(service, served);
+  if (nearest.empty()) return error;
+  return Error(error.code(), std::string(error.what()) + "; did you mean '" + nearest + "'?");
+}
+
+int RunSingle(ClientOptions options, const SendFlags& flags, const Value& request) {
+  Client client(std::move(options));
+  try {
+    return RunSingleJob(client, flags, request);
+  } catch (const Error& error) {
+    throw WithSuggestion(client, error, flags.service);
+  }
 }
 
 int RunLoad(ClientOptions options, const SendFlags& flags, const Value& request) {

@@ -121,6 +121,27 @@ TEST_F(ClientCliTest, ExitCodes) {
             3);
 }
 
+// A misspelt service: answered no_such_service once the broker's start-up grace (3
+// heartbeats, 7.5 s by default) is over, not after the 30 s deadline, with the nearest
+// served name; past the grace, at once.
+TEST_F(ClientCliTest, AMisspeltServiceIsAnsweredNoSuchServiceWithTheNearestName) {
+  StartWorker("echo", Echo());
+  const auto started = std::chrono::steady_clock::now();
+  const CliRun first = Courier({"send", "ecoh", "{}"});
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 20s) << "waited for the deadline";
+  EXPECT_EQ(first.exit_code, 1) << first.output;
+  EXPECT_NE(first.output.find("no_such_service"), std::string::npos) << first.output;
+  EXPECT_NE(first.output.find("did you mean 'echo'?"), std::string::npos) << first.output;
+
+  const auto again = std::chrono::steady_clock::now();
+  const CliRun second = Courier({"send", "nosuch", "{}", "--send"});
+  EXPECT_LT(std::chrono::steady_clock::now() - again, 5s) << "past the grace the answer comes at once";
+  EXPECT_EQ(second.exit_code, 1) << second.output;
+  EXPECT_NE(second.output.find("no_such_service"), std::string::npos) << second.output;
+  EXPECT_EQ(second.output.find("did you mean"), std::string::npos) << second.output;
+  EXPECT_EQ(Courier({"send", "echo", "{}"}).exit_code, 0);
+}
+
 TEST_F(ClientCliTest, ManyJobsPrintAJsonSummary) {
   StartWorker("echo", Echo());
   const CliRun run = Courier({"send", "echo", R"({"n":1})", "--count", "300", "--concurrency", "16", "--json"});

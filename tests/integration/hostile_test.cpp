@@ -193,7 +193,7 @@ std::size_t StatusKiB(pid_t pid, const std::string& field) {
 // peak RSS stays near the bound instead of growing by the gigabyte sent.
 TEST_F(HostileTest, BigJobsForAServiceWithoutWorkersAreRefusedPastTheByteBound) {
   if (kUnderAddressSanitizer) GTEST_SKIP() << "RSS bounds do not hold under ASan (shadow memory, quarantine)";
-  StartBroker("heartbeat_interval = \"200ms\"\n[defaults]\nmax_queued_bytes = 67108864\n");
+  StartBroker("heartbeat_interval = \"200ms\"\nunknown_service_grace = \"1h\"\n[defaults]\nmax_queued_bytes = 67108864\n");
   const std::size_t idle_kib = StatusKiB(broker_->pid(), "VmRSS");
   auto attacker = Peer();
   const std::string megabyte(1 << 20, 'm');
