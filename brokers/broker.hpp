@@ -68,7 +68,8 @@ struct Counters {
   std::uint64_t bytes_rejections = 0;     // SUBMITs refused busy at max_queued_bytes / max_total_queued_bytes
   std::uint64_t deadline_rejections = 0;  // SUBMITs refused: deadline further ahead than max_deadline
   std::uint64_t unknown_service = 0;      // jobs answered no_such_service (no worker ever registered it)
-  std::uint64_t client_sends_full = 0;    // answers dropped: the client's pipe was at the high-water mark
+  std::uint64_t client_sends_full = 0;
+  std::uint64_t slow_clients_dropped = 0;  // connections shut down past max_client_bytes    // answers dropped: the client's pipe was at the high-water mark
   std::uint64_t store_refusals = 0;       // jobs refused because the store could not commit them
   std::uint64_t restored_jobs = 0;        // jobs loaded from the store at start
   std::uint64_t lookups = 0;              // job and jobs queries and titanic.reply answered
@@ -153,6 +154,8 @@ class Broker {
     connections_ = live;
     connections_refused_ = refused;
   }
+  // The loop shut a client's connection down: more than max_client_bytes waited for it.
+  void OnSlowClientDropped() { ++counters_.slow_clients_dropped; }
   // Returns: jobs in flight whose deadline has not been answered yet.
   std::size_t UnexpiredInFlight() const { return in_flight_deadlines_.size(); }
 

@@ -64,6 +64,8 @@ BrokerConfig BrokerConfig::Read(const ConfigSection& section, const std::filesys
       "dead_letter_buffer", static_cast<std::int64_t>(config.dead_letter_buffer), 0, 10'000'000));
   config.socket_hwm = static_cast<int>(section.GetInt("socket_hwm", config.socket_hwm, 1000, 10'000'000));
   config.send_hwm = static_cast<int>(section.GetInt("send_hwm", config.send_hwm, 100, 10'000'000));
+  config.max_client_bytes = static_cast<std::size_t>(section.GetInt(
+      "max_client_bytes", static_cast<std::int64_t>(config.max_client_bytes), 0, 1LL << 40));
   config.drain_timeout = section.GetDuration("drain_timeout", config.drain_timeout, milliseconds(0),
                                              milliseconds(600000));
   config.max_total_queued_bytes = static_cast<std::size_t>(section.GetInt(

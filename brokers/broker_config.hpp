@@ -12,6 +12,8 @@
 //   send_hwm = 1000                      # ZeroMQ send high-water mark (per peer): at most this
 //                                        # many answers wait for a client that does not read;
 //                                        # more are dropped and counted (client_sends_full)
+//   max_client_bytes = 67108864         # answers a client's TCP connection has not taken yet;
+//                                        # past it the connection is shut down (0: no bound)
 //   drain_timeout = "5s"                 # SIGTERM: how long jobs in flight may finish
 //   max_total_queued_bytes = 1073741824  # bytes of jobs the whole broker holds
 //   max_deadline = "24h"                 # SUBMITs with a later deadline are refused bad_request
@@ -99,6 +101,7 @@ struct BrokerConfig {
   std::size_t dead_letter_buffer = 10000;
   int socket_hwm = 100000;
   int send_hwm = 1000;
+  std::size_t max_client_bytes = std::size_t{64} << 20;
   std::chrono::milliseconds drain_timeout{5000};
   std::size_t max_total_queued_bytes = std::size_t{1} << 30;  // all services together: 1 GiB
   std::chrono::milliseconds max_deadline{24LL * 3600 * 1000};

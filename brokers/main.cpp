@@ -20,10 +20,12 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <utility>
 #include <unordered_set>
 
 #include "broker.hpp"
 #include "broker_config.hpp"
+#include "client_backlog.hpp"
 #include "courier/curve.hpp"
 #include "courier/error.hpp"
 #include "job_store.hpp"
@@ -34,11 +36,27 @@ namespace {
 
 // Sends on the ROUTER. ROUTER_MANDATORY turns "no such peer" into EHOSTUNREACH instead of a
 // silent drop; a full pipe is EAGAIN (non-blocking send). Both become SendResult values.
+// A client past max_client_bytes (ClientBacklog) has its connection shut down here.
 class SocketOutbox final : public Outbox {
  public:
-  explicit SocketOutbox(zmq::socket_t& socket) : socket_(socket) {}
+  SocketOutbox(zmq::socket_t& socket, ClientBacklog& backlog) : socket_(socket), backlog_(backlog) {}
 
   SendResult Send(std::span<zmq::message_t> frames) override {
+    // Counted before libzmq takes (and empties) the frames.
+    const int slow = backlog_.OnSent(frames);
+    const SendResult result = SendAll(frames);
+    if (slow >= 0) {
+      ::shutdown(slow, SHUT_RDWR);  // libzmq then frees what waits for it, as for a peer that left
+      ++slow_clients_dropped_;
+    }
+    return result;
+  }
+
+  // Returns and resets: client connections shut down since the last call.
+  std::uint64_t TakeSlowClientsDropped() { return std::exchange(slow_clients_dropped_, 0); }
+
+ private:
+  SendResult SendAll(std::span<zmq::message_t> frames) {
     try {
       for (std::size_t i = 0; i < frames.size(); ++i) {
         const auto flags = i + 1 < frames.size() ? zmq::send_flags::sndmore | zmq::send_flags::dontwait
@@ -52,8 +70,9 @@ class SocketOutbox final : public Outbox {
     }
   }
 
- private:
   zmq::socket_t& socket_;
+  ClientBacklog& backlog_;
+  std::uint64_t slow_clients_dropped_ = 0;
 };
 
 constexpr std::size_t kMaxMessageSlack = 64 * 1024;
@@ -149,7 +168,7 @@ std::size_t EffectiveMaxConnections(std::size_t configured) {
 }
 
 // Reads every pending monitor event. Returns: whether one of them was a closed connection.
-bool DrainMonitor(zmq::socket_t& monitor, ConnectionGuard& guard) {
+bool DrainMonitor(zmq::socket_t& monitor, ConnectionGuard& guard, ClientBacklog& backlog) {
   bool closed = false;
   for (int batch = 0; batch < 1024; ++batch) {
     zmq::message_t event;
@@ -164,6 +183,7 @@ bool DrainMonitor(zmq::socket_t& monitor, ConnectionGuard& guard) {
       if (id == ZMQ_EVENT_DISCONNECTED || id == ZMQ_EVENT_CLOSED) {
         closed = true;
         guard.OnClosed(static_cast<int>(value));
+        backlog.OnClosed(static_cast<int>(value));
       } else if (id == ZMQ_EVENT_ACCEPTED) {
         guard.OnAccepted(static_cast<int>(value));
       } else if (id == ZMQ_EVENT_ACCEPT_FAILED) {
@@ -275,7 +295,8 @@ int Run(const BrokerConfig& config) {
   // Room for a burst of connection events (accept floods), read every loop turn.
   monitor.set(zmq::sockopt::rcvhwm, 100000);
   monitor.connect(kMonitorEndpoint);
-  SocketOutbox outbox(router);
+  ClientBacklog backlog(config.max_client_bytes, config.security.curve);
+  SocketOutbox outbox(router, backlog);
   Broker broker(config, outbox);
   // Accepted means stored: the jobs of the last run come back before any message is read.
   const std::filesystem::path data_dir = config.data_dir.empty() ? DefaultDataDir(config.bind.front()) : config.data_dir;
@@ -358,10 +379,15 @@ int Run(const BrokerConfig& config) {
             role = PeerRole::kClient;  // no metadata: grant the least, never the worker role
           }
         }
+        if (frames.size() > 2) {
+          const std::string_view header = frames[2].to_string_view();
+          backlog.OnReceived(frames[0].to_string_view(), zmq_msg_get(frames.back().handle(), ZMQ_SRCFD),
+                             header == "CRC01" || header == "MDPC01");
+        }
         broker.OnMessage(frames, Now::Real(), role, user_id);
       }
     }
-    if ((items[2].revents & ZMQ_POLLIN) && DrainMonitor(monitor, connections)) {
+    if ((items[2].revents & ZMQ_POLLIN) && DrainMonitor(monitor, connections, backlog)) {
       // Reading ZMQ_EVENTS makes the ROUTER process its pending commands, the closed pipe's
       // among them if it has arrived, so the probe's send can fail EHOSTUNREACH at once.
       (void)router.get(zmq::sockopt::events);
@@ -371,6 +397,13 @@ int Run(const BrokerConfig& config) {
     if (now >= next_tick || now >= broker.next_probe()) {
       connections.Sweep();
       broker.SetConnections(connections.open(), connections.refused());
+      backlog.Sweep(now);
+      if (const std::uint64_t dropped = outbox.TakeSlowClientsDropped(); dropped > 0) {
+        spdlog::warn("shut down {} client connection(s) holding more than {} bytes of unread answers "
+                     "(max_client_bytes)",
+                     dropped, config.max_client_bytes);
+        for (std::uint64_t i = 0; i < dropped; ++i) broker.OnSlowClientDropped();
+      }
       broker.OnTick(Now::Real());
       if (now >= next_tick) next_tick = std::chrono::steady_clock::now() + tick;
     }

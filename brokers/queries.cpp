@@ -112,7 +112,7 @@ std::string Broker::BuildStatsReply(const Now& now) const {
   Packer packer(stream);
   packer.pack_array(2);
   packer.pack_uint8(0);
-  packer.pack_map(39);
+  packer.pack_map(40);
   Field(packer, "malformed", counters_.malformed);
   Field(packer, "unknown_command", counters_.unknown_command);
   Field(packer, "oversized", counters_.oversized);
@@ -141,6 +141,7 @@ std::string Broker::BuildStatsReply(const Now& now) const {
   Field(packer, "deadline_rejections", counters_.deadline_rejections);
   Field(packer, "client_sends_full", counters_.client_sends_full);
   Field(packer, "unknown_service", counters_.unknown_service);
+  Field(packer, "slow_clients_dropped", counters_.slow_clients_dropped);
   Field(packer, "store_refusals", counters_.store_refusals);
   Field(packer, "restored_jobs", counters_.restored_jobs);
   Field(packer, "lookups", counters_.lookups);

@@ -216,12 +216,13 @@ TEST_F(HostileTest, BigJobsForAServiceWithoutWorkersAreRefusedPastTheByteBound) 
   EXPECT_NE(detail::DecodeErrorBody(refused->at(3)).message.find("max_deadline"), std::string::npos);
 }
 
-// A client that submits many 64 KiB jobs and never reads its replies: the answers waiting
-// for it are bounded by send_hwm (the rest dropped and counted), so the broker's RSS stays
-// bounded while an honest stream alongside is served.
+// A client that submits many 64 KiB jobs and never reads its replies: once more than
+// max_client_bytes (8 MiB here) of answers wait for its connection, the broker shuts the
+// connection down (logged, counted) and frees them, so its RSS stays bounded while an
+// honest stream alongside is served.
 TEST_F(HostileTest, AClientThatNeverReadsCannotGrowTheBroker) {
   if (kUnderAddressSanitizer) GTEST_SKIP() << "RSS bounds do not hold under ASan (shadow memory, quarantine)";
-  StartBroker("heartbeat_interval = \"200ms\"\n");
+  StartBroker("heartbeat_interval = \"200ms\"\nmax_client_bytes = 8388608\n");
   auto echo = StartWorker("echo", {"--service", "echo", "--protocol", "courier", "--capacity", "64", "--heartbeat-ms", "100"});
   ASSERT_TRUE(WaitForMmi("echo", "200", 5s));
   const std::size_t idle_kib = StatusKiB(broker_->pid(), "VmRSS");
@@ -253,12 +254,16 @@ TEST_F(HostileTest, AClientThatNeverReadsCannotGrowTheBroker) {
   ASSERT_TRUE(WaitFor([&] { return Stat(*observer, "jobs_live") == 0; }, 60s));
   const std::size_t rss_kib = StatusKiB(broker_->pid(), "VmRSS");
   const std::size_t peak_kib = StatusKiB(broker_->pid(), "VmHWM");
+  const std::uint64_t dropped = Stat(*observer, "slow_clients_dropped");
   std::cout << "broker RSS idle " << idle_kib / 1024 << " MiB, after " << rss_kib / 1024 << " MiB, peak "
-            << peak_kib / 1024 << " MiB; answers dropped " << Stat(*observer, "client_sends_full") << "\n";
+            << peak_kib / 1024 << " MiB; slow client connections shut down " << dropped << "\n";
   EXPECT_EQ(honest_ok, honest_sent);
-  EXPECT_GT(Stat(*observer, "client_sends_full"), 0u);
-  // send_hwm (1000) x 64 KiB = 64 MiB may wait for the attacker; the 1.28 GB sent may not.
-  EXPECT_LT(rss_kib, idle_kib + 200 * 1024);
+  EXPECT_GE(dropped, 1u);
+  EXPECT_TRUE(broker_->WaitForLog("max_client_bytes", 5s)) << broker_->Log();
+  // 8 MiB may wait for the attacker's connection (send_hwm alone let 64 MiB wait); the
+  // 320 MB it asked for may not.
+  EXPECT_LT(peak_kib, idle_kib + 96 * 1024);
+  EXPECT_LT(rss_kib, idle_kib + 48 * 1024);
 }
 
 // Returns: the CPU time (user + system) the process used so far.
