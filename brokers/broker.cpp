@@ -690,12 +690,7 @@ void Broker::OnWorkerReply(std::uint32_t worker_slot, std::span<zmq::message_t> 
       ProtocolError(worker.identity, worker.kind, "MDP REPLY without client address and delimiter", now);
       return;
     }
-    for (std::uint32_t i = 0; i < jobs_.capacity() && worker.in_flight > 0; ++i) {
-      if (jobs_.IsLive(i) && jobs_[i].worker == worker_slot) {
-        slot = i;
-        break;
-      }
-    }
+    if (worker.held_first != kNone && jobs_[worker.held_first].worker == worker_slot) slot = worker.held_first;
     body_begin = 6;
   }
   if (slot == kNone) {
@@ -913,7 +908,7 @@ void Broker::Dispatch(std::uint32_t service, const Now& now) {
     Worker& holder = workers_[worker];
     timings_.Record(service, entry.name, BrokerStage::kQueueWait, now.steady - job.enqueued_at);
     job.dispatched_at = now.steady;
-    job.worker = worker;
+    Hold(slot, worker);
     in_flight_deadlines_.Insert(slot);
     if (job.durability != Durability::kMemory) {
       StoreOp op;
@@ -985,6 +980,7 @@ void Broker::CompleteJob(std::uint32_t slot) {
     Worker& worker = workers_[job.worker];
     if (worker.in_flight > 0) --worker.in_flight;
     if (services_[job.service].in_flight > 0) --services_[job.service].in_flight;
+    Unhold(slot);
   }
   if (job.dead_letter && dead_letters_queued_ > 0) --dead_letters_queued_;
   Service& owner = services_[job.service];
@@ -1029,6 +1025,30 @@ void Broker::FailJob(std::uint32_t slot, ErrorCode code, std::string_view messag
   CompleteJob(slot);
 }
 
+void Broker::Hold(std::uint32_t slot, std::uint32_t worker) {
+  Job& job = jobs_[slot];
+  Worker& holder = workers_[worker];
+  job.worker = worker;
+  job.held_prev = kNone;
+  job.held_next = holder.held_first;
+  if (holder.held_first != kNone) jobs_[holder.held_first].held_prev = slot;
+  holder.held_first = slot;
+}
+
+void Broker::Unhold(std::uint32_t slot) {
+  Job& job = jobs_[slot];
+  if (job.worker == kNone) return;
+  if (job.held_prev != kNone) {
+    jobs_[job.held_prev].held_next = job.held_next;
+  } else {
+    workers_[job.worker].held_first = job.held_next;
+  }
+  if (job.held_next != kNone) jobs_[job.held_next].held_prev = job.held_prev;
+  job.held_prev = kNone;
+  job.held_next = kNone;
+  job.worker = kNone;
+}
+
 void Broker::Requeue(std::uint32_t slot, bool count_attempt, const Now& now, ErrorCode exhausted,
                      std::string_view why) {
   Job& job = jobs_[slot];
@@ -1037,7 +1057,7 @@ void Broker::Requeue(std::uint32_t slot, bool count_attempt, const Now& now, Err
     Worker& worker = workers_[job.worker];
     if (worker.in_flight > 0) --worker.in_flight;
     if (services_[service].in_flight > 0) --services_[service].in_flight;
-    job.worker = kNone;
+    Unhold(slot);
   }
   in_flight_deadlines_.Erase(slot);
   if (count_attempt) {
@@ -1507,11 +1527,8 @@ void Broker::RemoveWorker(std::uint32_t slot, bool send_disconnect, const Now& n
   services_[service].last_used = now.steady;  // its grace starts when its last worker leaves
   worker_index_.erase(worker.identity);
   std::vector<std::uint32_t> held;
-  if (worker.in_flight > 0) {
-    for (std::uint32_t job = 0; job < jobs_.capacity(); ++job) {
-      if (jobs_.IsLive(job) && jobs_[job].worker == slot) held.push_back(job);
-    }
-  }
+  for (std::uint32_t job = worker.held_first; job != kNone; job = jobs_[job].held_next) held.push_back(job);
+  std::reverse(held.begin(), held.end());  // the list is newest first: ties keep dispatch order
   // Each requeued job goes to the front: handled newest first, they queue oldest first.
   std::stable_sort(held.begin(), held.end(),
             [&](std::uint32_t a, std::uint32_t b) { return jobs_[a].dispatched_at < jobs_[b].dispatched_at; });

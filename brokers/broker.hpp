@@ -222,6 +222,10 @@ class Broker {
   // (enqueue: `state` failed, or dead for a dead letter).
   void FailJob(std::uint32_t job, ErrorCode code, std::string_view message,
                wire::JobState state = wire::JobState::kFailed);
+  // Marks the job held by `worker` (Job::worker, and the worker's list of held jobs).
+  void Hold(std::uint32_t slot, std::uint32_t worker);
+  // Takes the job off its worker's list; Job::worker becomes kNone.
+  void Unhold(std::uint32_t slot);
   // Puts a job back at the front of its queue, freeing its worker's credit. With
   // count_attempt, attempt + 1; past max_attempts it is dead-lettered with `exhausted` and
   // a message made of `why` (what happened) and the attempt count.

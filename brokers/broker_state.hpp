@@ -55,6 +55,8 @@ struct Job {  // fields ordered to pack tightly: a queued job's size counts (100
   bool awaiting_commit = false;     // its store commit is pending: not dispatched nor ACCEPTed yet
   Durability durability = Durability::kMemory;  // kMemory: not in the store (whatever the service says)
   std::uint32_t worker = kNone;     // slot of the worker holding it, or kNone while queued
+  std::uint32_t held_prev = kNone;  // the jobs its worker holds, a list through the jobs:
+  std::uint32_t held_next = kNone;  // found without a scan of the job table
   std::uint32_t rejected_by = 0;    // serial of the worker that last could not open it (0: none)
   std::uint32_t deadline_pos = kNone;  // its entry in InFlightDeadlines, or kNone
   std::uint32_t bytes = 0;          // what it is charged against max_queued_bytes (frames + overhead)
@@ -75,6 +77,7 @@ struct Worker {
   std::uint32_t weight = 1;
   std::int64_t current_weight = 0;  // smooth weighted round-robin state
   std::uint32_t in_flight = 0;
+  std::uint32_t held_first = kNone;  // first of the jobs it holds (Job::held_next links the rest)
   std::uint32_t stuck = 0;          // CREDIT frame 4: slots whose handler overran its deadline
   SteadyTime expiry{};
   SteadyTime last_sent{};

@@ -6,7 +6,10 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <initializer_list>
 #include <new>
+#include <string_view>
+#include <vector>
 
 #include "broker.hpp"
 #include "courier/keyring.hpp"
@@ -87,6 +90,25 @@ class DiscardOutbox final : public broker::Outbox {
   std::string last_request;
 };
 
+// Delivers a message of these frames to the core.
+void Deliver(broker::Broker& core, std::initializer_list<std::string_view> parts, const broker::Now& now) {
+  std::vector<zmq::message_t> frames;
+  for (const std::string_view part : parts) frames.emplace_back(part.data(), part.size());
+  core.OnMessage(frames, now);
+}
+
+// Queues `count` jobs for a service nobody serves: every per-message path must cost the
+// same whatever the broker holds (the state.range(0) of the routing benchmarks).
+void QueueBacklog(broker::Broker& core, std::int64_t count, const broker::Now& now) {
+  Envelope envelope = SampleEnvelope();
+  envelope.service = "backlog";
+  for (std::int64_t i = 0; i < count; ++i) {
+    envelope.job_id = JobId::Random();
+    const std::string bytes = detail::EncodeEnvelope(envelope);
+    Deliver(core, {"B1", "", "CRC01", std::string_view("\x01", 1), bytes, "queued"}, now);
+  }
+}
+
 // One job through the routing core: SUBMIT from a client, REQUEST to a worker, REPLY back,
 // REPLY to the client. Input frames are built per job as a socket would deliver them.
 void BM_RoutingCore(benchmark::State& state) {
@@ -94,6 +116,7 @@ void BM_RoutingCore(benchmark::State& state) {
   broker::BrokerConfig config;
   broker::Broker core(config, outbox, 1);
   const broker::Now now = broker::Now::Real();
+  QueueBacklog(core, state.range(0), now);
   detail::ReadyInfo info;
   info.capacity = 1000;
   const std::string ready = detail::EncodeReadyInfo(info);
@@ -142,9 +165,28 @@ void BM_RoutingCore(benchmark::State& state) {
   // built outside the count), per job.
   state.counters["allocs_per_job"] =
       benchmark::Counter(static_cast<double>(allocations), benchmark::Counter::kAvgIterations);
-  if (core.LiveJobs() != 0) state.SkipWithError("jobs left in the routing core");
+  if (core.LiveJobs() != static_cast<std::size_t>(state.range(0))) state.SkipWithError("jobs left in the routing core");
 }
-BENCHMARK(BM_RoutingCore);
+BENCHMARK(BM_RoutingCore)->Arg(10)->Arg(100000);
+
+// One plain Majordomo job through the routing core: an MDP client's request, the REQUEST to
+// an MDP worker (which holds one job at a time), its REPLY, the reply to the client.
+void BM_MdpRoutingCore(benchmark::State& state) {
+  DiscardOutbox outbox;
+  broker::BrokerConfig config;
+  broker::Broker core(config, outbox, 1);
+  const broker::Now now = broker::Now::Real();
+  QueueBacklog(core, state.range(0), now);
+  Deliver(core, {"W1", "", "MDPW01", std::string_view("\x01", 1), "echo"}, now);
+  const std::string body(1024, 'p');
+  for (auto _ : state) {
+    Deliver(core, {"C1", "", "MDPC01", "echo", body}, now);
+    Deliver(core, {"W1", "", "MDPW01", std::string_view("\x03", 1), "C1", "", body}, now);
+  }
+  state.SetItemsProcessed(state.iterations());
+  if (core.LiveJobs() != static_cast<std::size_t>(state.range(0))) state.SkipWithError("jobs left in the routing core");
+}
+BENCHMARK(BM_MdpRoutingCore)->Arg(10)->Arg(100000);
 
 }  // namespace
 
