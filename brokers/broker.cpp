@@ -1245,6 +1245,26 @@ void Broker::FailUnattended(std::uint32_t slot, ErrorCode code, std::string_view
   }
 }
 
+void Broker::OnSlowClientDropped(std::string_view client, const Now& now) {
+  ++counters_.slow_clients_dropped;
+  for (std::uint32_t service = 0; service < services_.capacity(); ++service) {
+    if (!services_.IsLive(service)) continue;
+    std::vector<std::uint32_t> abandoned;
+    std::erase_if(services_[service].queue, [&](std::uint32_t slot) {
+      const Job& job = jobs_[slot];
+      if (job.client_kind != PeerKind::kCourier || job.mode != ReplyMode::kCall || job.client != client) return false;
+      abandoned.push_back(slot);
+      return true;
+    });
+    for (const std::uint32_t slot : abandoned) {
+      RecordResult(jobs_[slot], wire::JobState::kFailed, ErrorCode::kUnavailable,
+                   "its client's connection was dropped (max_client_bytes)", {}, now.unix_ms);
+      ++services_[service].failed;
+      CompleteJob(slot);
+    }
+  }
+}
+
 void Broker::ExpireInFlight(const Now& now) {
   // Each job leaves the heap here, so a tick costs O(expired × log in-flight).
   for (std::uint32_t slot = in_flight_deadlines_.PopExpired(now.unix_ms); slot != kNone;

@@ -155,7 +155,9 @@ class Broker {
     connections_refused_ = refused;
   }
   // The loop shut a client's connection down: more than max_client_bytes waited for it.
-  void OnSlowClientDropped() { ++counters_.slow_clients_dropped; }
+  // Its calls still queued are dropped (nobody will read their answers); sent and
+  // enqueued jobs are accepted work and stay.
+  void OnSlowClientDropped(std::string_view client, const Now& now);
   // Returns: jobs in flight whose deadline has not been answered yet.
   std::size_t UnexpiredInFlight() const { return in_flight_deadlines_.size(); }
 

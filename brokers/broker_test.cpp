@@ -192,6 +192,22 @@ TEST_F(BrokerTest, ACallToAServiceNobodyServesIsAnsweredNoSuchServiceAfterTheSta
   EXPECT_EQ(broker_->QueueDepth("echo"), 1u);
 }
 
+// A client cut off at max_client_bytes will read no answer: its queued calls go, its sends
+// (accepted work) and other clients' jobs stay.
+TEST_F(BrokerTest, ADroppedSlowClientsQueuedCallsGoAndItsSendsStay) {
+  CourierReady("W1", "slow");
+  Submit("C0", "slow");  // W1 (capacity 1) is busy with it
+  Submit("C1", "slow");
+  Submit("C1", "slow");
+  Submit("C1", "slow", ReplyMode::kSend);
+  Submit("C2", "slow");
+  EXPECT_EQ(broker_->QueueDepth("slow"), 4u);
+  broker_->OnSlowClientDropped("C1", At());
+  EXPECT_EQ(broker_->QueueDepth("slow"), 2u);
+  EXPECT_EQ(Query("stats").At("slow_clients_dropped").AsUint(), 1u);
+  EXPECT_EQ(broker_->LiveJobs(), 3u);
+}
+
 TEST_F(BrokerTest, AnExpiredSendIsDeadLetteredLikeAnyOther) {
   CourierReady("W1", "busy");
   Submit("C0", "busy");  // W1 (capacity 1) is busy with it

@@ -20,7 +20,9 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 #include <unordered_set>
 
 #include "broker.hpp"
@@ -44,16 +46,14 @@ class SocketOutbox final : public Outbox {
   SendResult Send(std::span<zmq::message_t> frames) override {
     // Counted before libzmq takes (and empties) the frames.
     const int slow = backlog_.OnSent(frames);
+    if (slow >= 0) dropped_.emplace_back(frames[0].to_string_view());
     const SendResult result = SendAll(frames);
-    if (slow >= 0) {
-      ::shutdown(slow, SHUT_RDWR);  // libzmq then frees what waits for it, as for a peer that left
-      ++slow_clients_dropped_;
-    }
+    if (slow >= 0) ::shutdown(slow, SHUT_RDWR);  // libzmq then frees what waits for it, as for a peer that left
     return result;
   }
 
-  // Returns and resets: client connections shut down since the last call.
-  std::uint64_t TakeSlowClientsDropped() { return std::exchange(slow_clients_dropped_, 0); }
+  // Returns and forgets: the clients whose connections were shut down since the last call.
+  std::vector<std::string> TakeDroppedClients() { return std::exchange(dropped_, {}); }
 
  private:
   SendResult SendAll(std::span<zmq::message_t> frames) {
@@ -72,7 +72,7 @@ class SocketOutbox final : public Outbox {
 
   zmq::socket_t& socket_;
   ClientBacklog& backlog_;
-  std::uint64_t slow_clients_dropped_ = 0;
+  std::vector<std::string> dropped_;
 };
 
 constexpr std::size_t kMaxMessageSlack = 64 * 1024;
@@ -398,11 +398,11 @@ int Run(const BrokerConfig& config) {
       connections.Sweep();
       broker.SetConnections(connections.open(), connections.refused());
       backlog.Sweep(now);
-      if (const std::uint64_t dropped = outbox.TakeSlowClientsDropped(); dropped > 0) {
+      if (const std::vector<std::string> dropped = outbox.TakeDroppedClients(); !dropped.empty()) {
         spdlog::warn("shut down {} client connection(s) holding more than {} bytes of unread answers "
-                     "(max_client_bytes)",
-                     dropped, config.max_client_bytes);
-        for (std::uint64_t i = 0; i < dropped; ++i) broker.OnSlowClientDropped();
+                     "(max_client_bytes); their queued calls are dropped",
+                     dropped.size(), config.max_client_bytes);
+        for (const std::string& client : dropped) broker.OnSlowClientDropped(client, Now::Real());
       }
       broker.OnTick(Now::Real());
       if (now >= next_tick) next_tick = std::chrono::steady_clock::now() + tick;
