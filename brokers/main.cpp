@@ -28,6 +28,7 @@
 #include "broker.hpp"
 #include "broker_config.hpp"
 #include "client_backlog.hpp"
+#include "command_line.hpp"
 #include "courier/curve.hpp"
 #include "courier/error.hpp"
 #include "job_store.hpp"
@@ -425,6 +426,7 @@ int Run(const BrokerConfig& config) {
 
 int main(int argc, char** argv) {
   CLI::App app{"courier-broker: routes Courier and Majordomo jobs between clients and workers"};
+  courier::command_line::AddVersionFlag(app, "courier-broker");
   std::string config_file;
   std::vector<std::string> bind;
   std::string log_level;
@@ -432,8 +434,11 @@ int main(int argc, char** argv) {
   app.add_option("-b,--bind", bind, "endpoint to bind (repeatable; wins over the file)");
   std::string data_dir;
   app.add_option("--data-dir", data_dir, "the job store's folder (wins over data_dir in the file)");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  std::optional<std::string> log_format;
+  courier::command_line::AddLogFormatFlag(app, log_format);
+  if (const auto status = courier::command_line::Parse(app, argc, argv)) return *status;
   try {
     const courier::ConfigSection section = config_file.empty()
                                                ? courier::ConfigSection::Empty()
@@ -442,6 +447,7 @@ int main(int argc, char** argv) {
     if (!bind.empty()) config.bind = bind;
     if (!data_dir.empty()) config.data_dir = data_dir;
     if (!log_level.empty()) config.log.level = log_level;
+    if (log_format) config.log.format = *log_format;
     courier::ConfigureLogging(config.log);
     return courier::broker::Run(config);
   } catch (const courier::Error& error) {

@@ -1,28 +1,25 @@
-# `cmake --install build --prefix PREFIX` installs the runtime, the worker host, the example
-# plugins and a CMake package, so a plugin builds out of tree with
+# `cmake --install build --prefix PREFIX` installs a package that runs from that prefix.
+# Each area installs its own files beside its targets (runtime/, brokers/, services/*/,
+# ops/); this file adds what belongs to the package as a whole: the CMake package, so
 #   find_package(Courier REQUIRED)
-#   target_link_libraries(myplugin PRIVATE Courier::plugin)
-# Layout: include/courier/*.hpp, lib/libcourier.so*, lib/courier/libNAME.so (plugins),
-# bin/courier-worker, share/courier/schemas/services/*.toml, lib/cmake/Courier/.
+#   target_link_libraries(myplugin PRIVATE Courier::plugin)   # or Courier::courier
+# works out of tree. Layout:
+#   bin/            courier, courier-broker, courier-worker, courier-error-sink,
+#                   courier-metrics, courier-cluster (RUNPATH $ORIGIN/../lib)
+#   lib/            libcourier.so*, pkgconfig/courier.pc, cmake/Courier/
+#   lib/courier/    example plugins (libNAME.so)
+#   include/courier/  the public headers
+#   share/courier/  schemas/services/*.toml, systemd/ units, configs/ samples,
+#                   cluster.example.toml
+#   share/man/man1/ a page per program (when help2man is installed)
 include(CMakePackageConfigHelpers)
 
 set(COURIER_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/Courier)
 
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/runtime/include/courier
-  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.hpp")
-install(FILES ${PROJECT_BINARY_DIR}/include/courier/version.hpp
-  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/courier)
-
-install(TARGETS courier courier_plugin EXPORT CourierTargets
-  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
-  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-if(TARGET courier-worker)
-  install(TARGETS courier-worker RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-endif()
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/schemas/services/
-  DESTINATION ${CMAKE_INSTALL_DATADIR}/courier/schemas/services FILES_MATCHING PATTERN "*.toml")
+# The plugin ABI the installed headers speak, for find_package users (Courier_PLUGIN_ABI_VERSION).
+file(STRINGS ${PROJECT_SOURCE_DIR}/runtime/include/courier/plugin.hpp courier_abi_line
+  REGEX "^#define COURIER_PLUGIN_ABI_VERSION [0-9]+")
+string(REGEX REPLACE "^#define COURIER_PLUGIN_ABI_VERSION ([0-9]+).*" "\\1" COURIER_PLUGIN_ABI_VERSION "${courier_abi_line}")
 
 install(EXPORT CourierTargets NAMESPACE Courier:: DESTINATION ${COURIER_INSTALL_CMAKEDIR})
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/CourierConfig.cmake.in

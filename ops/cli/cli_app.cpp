@@ -2,6 +2,8 @@
 
 #include <iostream>
 
+#include <spdlog/spdlog.h>
+
 #include "cli_support.hpp"
 #include "courier/config.hpp"
 #include "courier/curve.hpp"
@@ -20,6 +22,7 @@ ClientOptions BuildOptions(const GlobalFlags& flags) {
     }
     options = ClientOptions::FromConfig(root);
   }
+  if (flags.log_format) log.format = *flags.log_format;
   ConfigureLogging(log);
   // One-shot commands do not report: the last report would add up to a second at exit.
   // Load runs (send --count) turn it back on.
@@ -41,6 +44,11 @@ ClientOptions BuildOptions(const GlobalFlags& flags) {
   } catch (const std::invalid_argument& error) {
     throw Error(ErrorCode::kConfig, error.what());
   }
+  // With --verbose: where this command goes, after flags, environment and file are applied.
+  std::string brokers;
+  for (const std::string& broker : options.brokers) brokers += (brokers.empty() ? "" : ", ") + broker;
+  spdlog::debug("brokers [{}], keyring {}, deadline {} ms", brokers,
+                options.keyring_path.empty() ? "(default)" : options.keyring_path.string(), options.deadline.count());
   return options;
 }
 

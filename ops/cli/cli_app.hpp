@@ -2,6 +2,7 @@
 // with the precedence flags > environment > file > defaults, and error printing.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@ struct GlobalFlags {
   std::string failover_timeout;
   std::string curve_server_key;  // the brokers' CURVE public key, or a file holding it
   std::string curve_key;         // this client's CURVE key pair file
+  std::optional<std::string> log_format;  // --log-format: wins over the file's [log] format
   bool verbose = false;
 };
 

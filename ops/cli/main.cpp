@@ -21,6 +21,7 @@
 
 #include "cli_app.hpp"
 #include "cli_support.hpp"
+#include "command_line.hpp"
 #include "errors_command.hpp"
 #include "jobs_command.hpp"
 #include "metrics_command.hpp"
@@ -410,6 +411,8 @@ int Main(int argc, char** argv) {
                  "turn CURVE on: the brokers' public key (Z85), or a file holding it");
   app.add_option("--curve-key", global.curve_key, "this client's CURVE key pair file (courier keygen --curve)");
   app.add_flag("-v,--verbose", global.verbose, "log debug messages to stderr");
+  command_line::AddLogFormatFlag(app, global.log_format);
+  command_line::AddVersionFlag(app, "courier");
 
   SendFlags send;
   CLI::App* send_cmd = app.add_subcommand("send", "send a job and print the reply as JSON (or many: --count)");
@@ -468,8 +471,7 @@ int Main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
-    const int code = app.exit(error);
-    return code == 0 ? kExitOk : kExitUsage;
+    return command_line::ExitStatus(app, error);
   }
 
   try {

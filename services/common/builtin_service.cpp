@@ -9,6 +9,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "command_line.hpp"
+
 namespace courier::builtin {
 
 CommonSettings ReadCommon(const ConfigSection& root, std::string_view log_name) {
@@ -31,6 +33,7 @@ void AddCommonFlags(CLI::App& app, CommonFlags& flags, std::string_view keyring_
   app.add_option("--threads,-t", flags.threads, "handler threads (default 2)")->check(CLI::Range(1u, 64u));
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error, critical, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  command_line::AddLogFormatFlag(app, flags.log_format);
   app.add_option("--curve-server-key", flags.curve_server_key,
                  "turn CURVE on: the brokers' public key (Z85), or a file holding it");
   app.add_option("--curve-key", flags.curve_key, "this service's CURVE key pair file (courier keygen --curve; mode 0600)");
@@ -41,6 +44,7 @@ void ApplyCommonFlags(const CommonFlags& flags, CommonSettings& settings) {
   if (flags.keyring) settings.keyring = *flags.keyring;
   if (flags.threads) settings.threads = *flags.threads;
   if (flags.log_level) settings.log.level = *flags.log_level;
+  if (flags.log_format) settings.log.format = *flags.log_format;
   if (flags.curve_server_key) settings.curve.server_public_key = ResolveCurvePublicKey(*flags.curve_server_key);
   if (flags.curve_key) {
     settings.curve.key_file = std::filesystem::absolute(*flags.curve_key);

@@ -38,11 +38,13 @@ struct CommonFlags {
   std::optional<std::string> keyring;
   std::optional<unsigned> threads;
   std::optional<std::string> log_level;
+  std::optional<std::string> log_format;
   std::optional<std::string> curve_server_key;
   std::optional<std::string> curve_key;
 };
 
-// Adds --broker, --keyring, --threads, --log-level, --curve-server-key and --curve-key.
+// Adds --broker, --keyring, --threads, --log-level, --log-format, --curve-server-key and
+// --curve-key.
 // `keyring_use` says what the service needs the keyring for.
 void AddCommonFlags(CLI::App& app, CommonFlags& flags, std::string_view keyring_use);
 // Flags win over the file. Throws: Error(kConfig) for an unreadable CURVE key.

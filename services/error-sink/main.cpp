@@ -6,7 +6,7 @@
 //   courier-error-sink --config /etc/courier/error-sink.toml
 //
 // Flags win over the file; the file over the defaults. Exit status: 0 after a clean drain
-// (SIGTERM/SIGINT), 1 if jobs were abandoned, 2 for a configuration error.
+// (SIGTERM/SIGINT), 1 if jobs were abandoned, 2 for a bad flag or a configuration error.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -18,11 +18,11 @@
 #include <spdlog/spdlog.h>
 
 #include "builtin_service.hpp"
+#include "command_line.hpp"
 #include "courier/config.hpp"
 #include "courier/curve.hpp"
 #include "courier/error.hpp"
 #include "courier/log.hpp"
-#include "courier/version.hpp"
 #include "courier/worker.hpp"
 #include "error_sink_service.hpp"
 
@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
   courier::builtin::BlockShutdownSignals();
 
   CLI::App app{"courier-error-sink: the courier.errors service (error reports and dead letters in SQLite)"};
-  app.set_version_flag("--version", std::string("courier-error-sink ") + COURIER_VERSION_STRING);
+  courier::command_line::AddVersionFlag(app, "courier-error-sink");
   std::optional<std::string> config;
   std::optional<std::string> db;
   courier::builtin::CommonFlags flags;
@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--db", db, "SQLite database (default $XDG_STATE_HOME/courier/errors.db or ~/.local/state/courier/errors.db)");
   courier::builtin::AddCommonFlags(app, flags, "sealed queries");
-  CLI11_PARSE(app, argc, argv);
+  if (const auto status = courier::command_line::Parse(app, argc, argv)) return *status;
 
   try {
     Settings settings = config ? ReadFile(fs::absolute(*config)) : Defaults();

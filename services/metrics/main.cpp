@@ -6,7 +6,7 @@
 //   courier-metrics --config /etc/courier/metrics.toml
 //
 // Flags win over the file; the file over the defaults. Exit status: 0 after a clean drain
-// (SIGTERM/SIGINT), 1 if jobs were abandoned, 2 for a configuration error.
+// (SIGTERM/SIGINT), 1 if jobs were abandoned, 2 for a bad flag or a configuration error.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -19,11 +19,11 @@
 #include <spdlog/spdlog.h>
 
 #include "builtin_service.hpp"
+#include "command_line.hpp"
 #include "courier/config.hpp"
 #include "courier/curve.hpp"
 #include "courier/error.hpp"
 #include "courier/log.hpp"
-#include "courier/version.hpp"
 #include "courier/worker.hpp"
 #include "metrics_service.hpp"
 
@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   courier::builtin::BlockShutdownSignals();
 
   CLI::App app{"courier-metrics: the courier.metrics service (stage latencies, /metrics, /metrics.json)"};
-  app.set_version_flag("--version", std::string("courier-metrics ") + COURIER_VERSION_STRING);
+  courier::command_line::AddVersionFlag(app, "courier-metrics");
   std::optional<std::string> config;
   std::optional<std::string> http;
   courier::builtin::CommonFlags flags;
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   app.add_option("--http", http, "HOST:PORT for GET /metrics and /metrics.json (default 127.0.0.1:9464; --http= turns it off)")
       ->expected(0, 1);  // so that "--http=" means "off" instead of taking the next argument
   courier::builtin::AddCommonFlags(app, flags, "sealed reports");
-  CLI11_PARSE(app, argc, argv);
+  if (const auto status = courier::command_line::Parse(app, argc, argv)) return *status;
 
   try {
     Settings settings = config ? ReadFile(fs::absolute(*config)) : Defaults();

@@ -7,7 +7,7 @@
 //
 // Flags win over the file (also when SIGHUP re-reads it). Exit status: 0 after a drain
 // (jobs still running at the end of the grace period are handed back to their brokers),
-// 2 for a configuration error.
+// 2 for a bad flag or a configuration error (--version prints the version and exits 0).
 #if __has_include(<malloc.h>)
 #include <malloc.h>
 #endif
@@ -23,11 +23,11 @@
 #include <spdlog/spdlog.h>
 
 #include "builtin_service.hpp"
+#include "command_line.hpp"
 #include "courier/config.hpp"
 #include "courier/curve.hpp"
 #include "courier/error.hpp"
 #include "courier/log.hpp"
-#include "courier/version.hpp"
 #include "courier/worker.hpp"
 
 namespace {
@@ -43,6 +43,7 @@ fs::path ExecutableDir() {
 struct Flags {
   std::optional<std::string> config;
   std::vector<std::string> plugins;
+  std::vector<std::string> schema_dirs;
   std::vector<std::string> brokers;
   std::optional<std::string> keyring;
   std::optional<unsigned> threads;
@@ -55,6 +56,13 @@ struct Flags {
 };
 
 void ApplyFlags(const Flags& flags, courier::WorkerOptions& options) {
+  // Schema folders: the flags' before the file's, the shipped ones (relative to this
+  // binary: PREFIX/share/courier/schemas/services, or the build tree's copy) last.
+  std::vector<fs::path> schema_dirs;
+  for (const std::string& dir : flags.schema_dirs) schema_dirs.push_back(fs::absolute(dir));
+  schema_dirs.insert(schema_dirs.end(), options.schema_dirs.begin(), options.schema_dirs.end());
+  schema_dirs.push_back((ExecutableDir() / COURIER_SCHEMA_RELDIR).lexically_normal());
+  options.schema_dirs = std::move(schema_dirs);
   if (!flags.brokers.empty()) options.brokers = flags.brokers;
   if (flags.keyring) options.keyring = *flags.keyring;
   if (flags.threads) options.threads = *flags.threads;
@@ -83,19 +91,23 @@ int main(int argc, char** argv) {
 #endif
 
   CLI::App app{"courier-worker: serves Courier services from plugins to one or more brokers"};
-  app.set_version_flag("--version", std::string("courier-worker ") + COURIER_VERSION_STRING);
+  courier::command_line::AddVersionFlag(app, "courier-worker");
   Flags flags;
   app.add_option("--config,-c", flags.config, "worker.toml: brokers, threads, [log], [services.NAME]")
       ->check(CLI::ExistingFile);
   app.add_option("--plugin,-p", flags.plugins,
                  "a plugin to serve: PATH.so, or NAME for lib/courier/libNAME.so (repeatable)");
+  app.add_option("--schema-dir", flags.schema_dirs,
+                 "a folder of payload schemas NAME.toml, searched first: before the config's schema_dirs, "
+                 "PREFIX/share/courier/schemas/services and the plugin's own folder (repeatable)")
+      ->check(CLI::ExistingDirectory);
   app.add_option("--broker,-b", flags.brokers, "broker endpoint (repeatable; default tcp://127.0.0.1:5555)");
   app.add_option("--keyring,-k", flags.keyring, "payload keyring file (default ~/.config/courier/keyring.toml, created if missing)");
   app.add_option("--threads,-t", flags.threads, "handler threads (default: hardware threads)")
       ->check(CLI::Range(1u, 1024u));
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error, critical, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-  app.add_option("--log-format", flags.log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  courier::command_line::AddLogFormatFlag(app, flags.log_format);
   app.add_option("--isolation", flags.isolation,
                  "where handlers run: thread (the host's threads) or process (supervised child processes: a "
                  "crash costs one job); services may override it in the config")
@@ -104,7 +116,7 @@ int main(int argc, char** argv) {
   app.add_option("--curve-server-key", flags.curve_server_key,
                  "turn CURVE on: the brokers' public key (Z85), or a file holding it");
   app.add_option("--curve-key", flags.curve_key, "this worker's CURVE key pair file (courier keygen --curve; mode 0600)");
-  CLI11_PARSE(app, argc, argv);
+  if (const auto status = courier::command_line::Parse(app, argc, argv)) return *status;
 
   int status = 0;
   try {
@@ -113,14 +125,12 @@ int main(int argc, char** argv) {
       const fs::path file = fs::absolute(*flags.config);
       options = courier::WorkerOptions::FromConfig(courier::ConfigSection::LoadFile(file), file);
     }
-    // Defaults that depend on where this binary lives: bare plugin names, shipped schemas.
+    // Defaults that depend on where this binary lives: bare plugin names.
     const fs::path exe_dir = ExecutableDir();
     if (options.plugin_dir.empty()) {
       const fs::path installed = exe_dir / COURIER_INSTALL_PLUGIN_RELDIR;
       options.plugin_dir = fs::is_directory(installed) ? installed : exe_dir / COURIER_BUILD_PLUGIN_RELDIR;
     }
-    options.schema_dirs.push_back(exe_dir / COURIER_INSTALL_SCHEMA_RELDIR);
-    options.schema_dirs.push_back(COURIER_SOURCE_SCHEMA_DIR);
     ApplyFlags(flags, options);
     options.overrides = [flags](courier::WorkerOptions& fresh) { ApplyFlags(flags, fresh); };
     courier::ConfigureLogging(options.log);

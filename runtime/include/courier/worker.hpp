@@ -95,8 +95,11 @@ struct ServiceSettings {
   // Accept jobs whose payload is not sealed (key id 0), and answer them unsealed.
   // Default false: such jobs get unauthenticated.
   bool allow_unsealed = false;
-  // Payload schema file (schemas/SCHEMA.md), relative to the config file. Default: NAME.toml
-  // in one of WorkerOptions::schema_dirs, else the schema the plugin embeds, else none.
+  // Payload schema file (schemas/SCHEMA.md), relative to the config file; a file named here
+  // but missing stops the host (Error(kConfig)). Default: the first NAME.toml found in
+  // WorkerOptions::schema_dirs, then beside the plugin's .so (DIR/NAME.toml, then
+  // DIR/../../share/courier/schemas/services/NAME.toml for a plugin in PREFIX/lib/courier),
+  // else the schema the plugin embeds, else none (logged as "schema none").
   std::string schema;
   // Duplicate suppression for non-idempotent services: how long and how many job ids
   // are remembered. Defaults 5 minutes and 10,000.
@@ -141,9 +144,11 @@ struct WorkerOptions {
   // With process isolation: how long past its deadline a job may run before its child is
   // killed and replaced (`kill_after`). Default 5 s.
   std::chrono::milliseconds kill_after{5000};
-  // Where payload schemas NAME.toml are looked up (`schema_dirs`), first match wins.
-  // Default: schemas/services (relative to the working directory).
-  std::vector<std::filesystem::path> schema_dirs = {"schemas/services"};
+  // Where payload schemas NAME.toml are looked up first (`schema_dirs`, relative to the
+  // config file), first match wins. Default: none (courier-worker adds --schema-dir flags
+  // and then PREFIX/share/courier/schemas/services, relative to its binary). Never the
+  // working directory.
+  std::vector<std::filesystem::path> schema_dirs;
   // Where bare plugin names resolve (`plugin_dir`). Default empty: names must be paths.
   std::filesystem::path plugin_dir;
   // CurveZMQ on every broker socket, the reporters' included (the `[security]` table:

@@ -29,6 +29,8 @@ target_link_libraries(courier_plugin INTERFACE courier)
 target_compile_features(courier_plugin INTERFACE cxx_std_20)  # concepts in courier/plugin.hpp
 set_target_properties(courier_plugin PROPERTIES EXPORT_NAME plugin)
 add_library(Courier::plugin ALIAS courier_plugin)
+install(TARGETS courier_plugin EXPORT CourierTargets)
+install(FILES ${COURIER_GENERATED_INCLUDE_DIR}/courier/version.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/courier)
 
 if(COURIER_BUILD_TESTS)
   # Two tiny plugins for the loader's tests: a well-formed one and one built for another ABI.

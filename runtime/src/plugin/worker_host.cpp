@@ -192,7 +192,9 @@ struct WorkerHost::Impl {
     return nullptr;
   }
 
-  void AddService(const CourierServiceV1& descriptor, const ConfigSection& config, std::string origin) {
+  // `plugin_file`: the shared object the service comes from (empty for Register<T>).
+  void AddService(const CourierServiceV1& descriptor, const ConfigSection& config, std::string origin,
+                  const std::filesystem::path& plugin_file = {}) {
     std::string name(descriptor.name, descriptor.name_size);
     if (const detail::ServiceRuntime* existing = Find(name)) {
       throw Error(ErrorCode::kConfig, "service " + name + " is registered twice (" + existing->origin +
@@ -212,19 +214,35 @@ struct WorkerHost::Impl {
     }
     config.RejectUnknownKeys();  // even if the service forgot to
 
-    // Schema: configured file > NAME.toml in a schema dir > embedded > none.
+    // Schema: configured file > NAME.toml in a schema dir > beside the plugin > embedded >
+    // none. Never the working directory: what a host checks must not depend on where it
+    // was started.
     if (!service->settings.schema.empty()) {
       std::filesystem::path file(service->settings.schema);
       if (file.is_relative() && !ConfigDir().empty()) file = ConfigDir() / file;
+      std::error_code ignored;
+      if (!std::filesystem::is_regular_file(file, ignored)) {
+        throw Error(ErrorCode::kConfig, "service " + name + ": schema file " + file.string() +
+                                            " (services." + name + ".schema) does not exist; the service "
+                                            "would run unchecked, so the host refuses to start");
+      }
       service->schema = detail::PayloadSchema::LoadFile(file);
       service->schema_origin = file.string();
     } else {
-      for (const auto& dir : options.schema_dirs) {
-        const std::filesystem::path file = dir / (name + ".toml");
+      std::vector<std::filesystem::path> candidates;
+      for (const auto& dir : options.schema_dirs) candidates.push_back(dir / (name + ".toml"));
+      if (!plugin_file.empty()) {
+        // Beside the .so, or in the share/ of the prefix it is installed in (lib/courier).
+        const std::filesystem::path dir = plugin_file.parent_path();
+        candidates.push_back(dir / (name + ".toml"));
+        candidates.push_back(dir / "../../share/courier/schemas/services" / (name + ".toml"));
+      }
+      for (const auto& file : candidates) {
         std::error_code ignored;
         if (std::filesystem::is_regular_file(file, ignored)) {
           service->schema = detail::PayloadSchema::LoadFile(file);
-          service->schema_origin = file.string();
+          service->schema_origin = std::filesystem::weakly_canonical(file, ignored).string();
+          if (service->schema_origin.empty()) service->schema_origin = file.string();
           break;
         }
       }
@@ -285,7 +303,7 @@ struct WorkerHost::Impl {
       if (const detail::ServiceRuntime* existing = Find(name); existing && existing->origin == path.string()) {
         continue;  // already loaded from this very file (config and --plugin both name it)
       }
-      AddService(descriptor, options.services.Section(name), path.string());
+      AddService(descriptor, options.services.Section(name), path.string(), path);
       registered.push_back(std::move(name));
     }
     for (const std::string& wanted : only) {
