@@ -306,5 +306,31 @@ TEST_F(Installed, TheWorkerUsesThePrefixsSchemasAndNotItsWorkingDirectory) {
   EXPECT_EQ(Trim(call.output), "{\"any\":1}");
 }
 
+// courier-cluster (ops/cluster, installed) runs the prefix's own binaries and plugins.
+TEST_F(Installed, TheClusterLauncherRunsThePrefixsBinaries) {
+  const int port = FreePort();
+  const fs::path config = home_->Write("cluster.toml", "[cluster]\nhost = \"127.0.0.1\"\n"
+                                                       "[brokers.b1]\nport = " + std::to_string(port) + "\n"
+                                                       "[error_sink]\nenabled = false\n[metrics]\nenabled = false\n"
+                                                       "[workers.echo]\ncount = 1\nthreads = 1\n"
+                                                       "[workers.echo.services.echo]\nplugin = \"echo\"\n");
+  const fs::path run = home() / "cluster-run";
+  // `down` whatever happens: the supervisor is a daemon of its own.
+  struct Down {
+    fs::path run;
+    ~Down() { (void)RunIn(home(), "courier-cluster down --run-dir '" + run.string() + "'", 120s); }
+  } down{run};
+  const Outcome up = RunIn(home(), "courier-cluster up --config '" + config.string() + "' --run-dir '" + run.string() + "'", 120s);
+  ASSERT_EQ(up.status, 0) << up.output;
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(port);
+  const Outcome call = RunIn(home(), "COURIER_KEYRING='" + (run / "keyring.toml").string() +
+                                         "' courier send echo '{\"via\": \"cluster\"}'", 60s, endpoint);
+  EXPECT_EQ(Trim(call.output), "{\"via\":\"cluster\"}");
+  const std::string supervisor = ReadText(run / "logs/supervisor.log");
+  EXPECT_THAT(supervisor, HasSubstr((prefix() / "bin/courier-broker").string()));
+  EXPECT_THAT(supervisor, HasSubstr((prefix() / "bin/courier-worker").string()));
+  EXPECT_THAT(ReadText(run / "conf/echo-1.toml"), HasSubstr((prefix() / "share/courier/schemas/services").string()));
+}
+
 }  // namespace
 }  // namespace courier::test
