@@ -109,12 +109,24 @@ ClusterView::ClusterView(ClientOptions client, const StageTable& table, millisec
   } catch (const courier::Error& e) {
     spdlog::warn("dashboard: no keyring ({}): error reports cannot be listed or replayed", e.what());
   }
+  if (client.curve.enabled() && client.curve.key_file.empty()) {
+    no_client_ = "with CURVE the dashboard needs an operator's key pair to ask the brokers and the error sink "
+                 "(courier-metrics --dashboard-curve-key FILE); only the collector's own figures are shown";
+    problem_ = no_client_;
+    return;
+  }
   client_ = std::make_unique<Client>(std::move(client));
+}
+
+Client& ClusterView::client() {
+  if (!client_) throw courier::Error(ErrorCode::kConfig, no_client_);
+  return *client_;
 }
 
 ClusterView::~ClusterView() = default;
 
 void ClusterView::Poll() {
+  if (!client_) return;
   const auto now = static_cast<std::int64_t>(NowUnixMs());
   std::map<std::string, Value> stats;
   std::vector<ServiceInfo> services;
@@ -155,7 +167,7 @@ Value ClusterView::Overview() const {
   const std::vector<SeriesView> rows = table_.Snapshot(now);
   const TableCounters counters = table_.counters(now);
   const std::size_t reporters = table_.Reporters(now).size();
-  const std::vector<BrokerStatus> health = client_->brokers();  // a snapshot: never waits
+  const std::vector<BrokerStatus> health = client_ ? client_->brokers() : std::vector<BrokerStatus>{};  // never waits
   std::lock_guard lock(mutex_);
   Value brokers = Value::Array{};
   for (const BrokerStatus& broker : health) {
@@ -226,7 +238,7 @@ Value ClusterView::Workers(const std::string& service) const {
 
 void ClusterView::RequireSink() {
   if (!keyring_) throw courier::Error(ErrorCode::kConfig, "the collector has no keyring: the error sink answers only sealed questions");
-  if (!client_->ServiceAvailable(kSink)) {
+  if (!client().ServiceAvailable(kSink)) {
     throw courier::Error(ErrorCode::kNoSuchService, "no error sink is registered with the brokers (start courier-error-sink)");
   }
 }
@@ -235,7 +247,7 @@ Value ClusterView::Ask(const Value& request, milliseconds deadline) {
   CallOptions call;
   call.deadline = deadline;
   call.max_retries = 0;
-  return client_->Call(kSink, request, call);
+  return client().Call(kSink, request, call);
 }
 
 Value ClusterView::Errors(const ErrorFilter& filter, bool groups) {
@@ -351,9 +363,9 @@ Value ClusterView::Replay(std::int64_t id, milliseconds wait) {
   CallOptions call;
   call.deadline = wait;
   if (send_mode) {
-    client_->Send(service, std::move(*request), deliver, call);
+    client().Send(service, std::move(*request), deliver, call);
   } else {
-    client_->Submit(service, std::move(*request), deliver, call);
+    client().Submit(service, std::move(*request), deliver, call);
   }
   const Result result = answered.get();
   std::string outcome;
@@ -409,7 +421,7 @@ Value ClusterView::ReplayGroup(const std::string& fingerprint, std::size_t limit
 Value ClusterView::Job(const std::string& id_hex, bool reveal) {
   const auto id = JobId::FromHex(id_hex);
   if (!id) throw courier::Error(ErrorCode::kBadRequest, "not a job id: \"" + id_hex + "\" (32 hex digits)");
-  const JobStatus status = client_->Job(*id);
+  const JobStatus status = client().Job(*id);
   Value out = JobValue(status);
   if (status.result) {
     out.Set("has_result", Value(true));
@@ -427,7 +439,7 @@ Value ClusterView::Jobs(const std::string& service, const std::string& state, st
     if (!filter.state) throw courier::Error(ErrorCode::kBadRequest, "unknown state \"" + state + "\" (queued, running, done, failed, dead)");
   }
   Value out = Value::Array{};
-  for (const JobStatus& job : client_->Jobs(filter)) out.Append(JobValue(job));
+  for (const JobStatus& job : client().Jobs(filter)) out.Append(JobValue(job));
   return out;
 }
 

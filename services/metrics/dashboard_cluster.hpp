@@ -59,7 +59,8 @@ struct ErrorFilter {
 class ClusterView {
  public:
   // `client` says where the brokers are and which keyring seals questions to the error sink
-  // (its report flag is forced off). `table` must outlive the view.
+  // (its report flag is forced off). With CURVE but no key file of its own, the view asks
+  // nobody: every question fails with Error(kConfig) saying so. `table` must outlive the view.
   ClusterView(ClientOptions client, const StageTable& table,
               std::chrono::milliseconds call_deadline = std::chrono::seconds(10));
   ~ClusterView();
@@ -96,13 +97,16 @@ class ClusterView {
 
  private:
   Value Ask(const Value& request, std::chrono::milliseconds deadline);
+  // Throws: Error(kConfig) when the view asks nobody.
+  Client& client();
   void RequireSink();
   std::optional<Value> OpenPayload(const std::string& envelope, const std::string& payload, std::string& why) const;
 
   const StageTable& table_;
   const std::chrono::milliseconds call_deadline_;
   std::shared_ptr<const Keyring> keyring_;  // null if none could be loaded
-  std::unique_ptr<Client> client_;
+  std::unique_ptr<Client> client_;  // null: asks nobody (no_client_ says why)
+  std::string no_client_;
 
   mutable std::mutex mutex_;
   std::int64_t updated_ms_ = 0;

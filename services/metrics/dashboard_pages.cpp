@@ -177,7 +177,9 @@ std::string OverviewPage(const PageContext& context, const Value& overview) {
   for (const Value& row : Rows(overview, "services")) {
     const std::string name = Str(row, "name");
     const double errors = Num(row, "error_ratio").value_or(0);
-    auto count = [&](std::string_view key) { return Num(row, key) ? Number(*Num(row, key)) : std::string("-"); };
+    auto count = [&](std::string_view key) {
+      return Num(row, key) ? "<span class=\"num\">" + Str(row, key) + "</span>" : std::string("-");
+    };
     auto latency = [&](std::string_view key) {
       const auto ns = Num(row, key);
       return ns ? "<span class=\"num\" title=\"" + EscapeHtml(Str(row, "latency_stage")) + ", last minute\">" +
@@ -236,10 +238,10 @@ std::string ServicePage(const PageContext& context, const std::string& service, 
   }
   std::string main = "<h1>Service <span id=\"service-name\">" + EscapeHtml(service) + "</span></h1>";
   main +=
-      "<section class=\"charts\"><div class=\"chart-card\"><h2>Stage latency, mean</h2><div class=\"chart\" "
-      "id=\"chart-mean\"></div></div><div class=\"chart-card\"><h2>Stage latency, p99</h2><div class=\"chart\" "
-      "id=\"chart-p99\"></div></div><div class=\"chart-card\"><h2>Throughput (jobs/s)</h2><div class=\"chart\" "
-      "id=\"chart-rate\"></div></div><div class=\"chart-card\"><h2>Error rate</h2><div class=\"chart\" "
+      "<section class=\"charts\"><div class=\"chart-card wide\"><h2>Stage latency, mean per second</h2><div class=\"chart\" "
+      "id=\"chart-mean\"></div></div><div class=\"chart-card wide\"><h2>Stage latency, p99 per second</h2><div class=\"chart\" "
+      "id=\"chart-p99\"></div></div><div class=\"chart-card\"><h2>Throughput (jobs/s, 3 s average)</h2><div class=\"chart\" "
+      "id=\"chart-rate\"></div></div><div class=\"chart-card\"><h2>Error rate (3 s average)</h2><div class=\"chart\" "
       "id=\"chart-errors\"></div></div><noscript><p>The charts need JavaScript; the tables below do "
       "not.</p></noscript></section>";
   main += "<section><h2>Workers</h2>" +

@@ -166,7 +166,8 @@ DashboardOptions ReadDashboardOptions(const ConfigSection& config) {
   if (const auto server_key = config.GetOptionalString("dashboard_curve_server_key"); server_key && !server_key->empty()) {
     options.client.curve.server_public_key = *server_key;
     options.client.curve.key_file = config.GetString("dashboard_curve_key_file", "");
-    options.client.curve = options.client.curve.Resolved();
+    // Without a key of its own the dashboard asks nobody (ClusterView says why).
+    if (!options.client.curve.key_file.empty()) options.client.curve = options.client.curve.Resolved();
   } else {
     config.GetString("dashboard_curve_key_file", "");  // read, so that it is not an unknown key
   }
@@ -200,7 +201,8 @@ std::string DashboardTable(bool enabled, const std::string& http, const std::str
   toml += "]\n";
   if (curve.enabled()) {
     toml += "dashboard_curve_server_key = " + Quoted(curve.server_public_key) + "\n";
-    toml += "dashboard_curve_key_file = " + Quoted(curve_key_file.empty() ? curve.key_file.string() : curve_key_file) + "\n";
+    // The collector's own key is a worker's: the brokers would not answer it as a client.
+    toml += "dashboard_curve_key_file = " + Quoted(curve_key_file) + "\n";
   }
   return toml;
 }

@@ -69,8 +69,8 @@ DashboardOptions ReadDashboardOptions(const ConfigSection& config);
 
 // Returns: the keys above as TOML lines, for courier-metrics to add to the service's table:
 // the dashboard asks the brokers the collector serves, seals with its keyring, and with
-// CURVE uses `curve_key_file` (else the collector's own key, which the error sink's
-// queries refuse unless it is an operator's).
+// CURVE uses `curve_key_file` (an operator's key pair; without one it asks nobody and
+// says so: the collector's own key is a worker's).
 std::string DashboardTable(bool enabled, const std::string& http, const std::string& dir, const std::string& token_file,
                            const std::string& curve_key_file, const std::vector<std::string>& brokers,
                            const std::string& keyring, const CurveOptions& curve);

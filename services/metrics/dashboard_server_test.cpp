@@ -201,3 +201,30 @@ TEST(DashboardOptionsTest, DashboardTableRoundTrips) {
 
 }  // namespace
 }  // namespace courier::metrics
+
+namespace courier::metrics {
+namespace {
+
+TEST(DashboardOptionsTest, WithCurveButNoKeyOfItsOwnTheDashboardAsksNobody) {
+  CurveOptions curve;
+  curve.server_public_key = std::string(40, 'a');
+  curve.key_file = "/collector/worker.key";  // the collector's: a worker's key, never used here
+  const std::string toml = DashboardTable(true, "", "", "", "", {"tcp://127.0.0.1:1"}, "", curve);
+  EXPECT_EQ(toml.find("worker.key"), std::string::npos) << toml;
+  DashboardOptions options = ReadDashboardOptions(ConfigSection::Parse(toml, "test"));
+  EXPECT_TRUE(options.client.curve.enabled());
+  options.client.keyring = std::make_shared<const Keyring>(Keyring::Generate());
+  const StageTable table;
+  ClusterView view(options.client, table);
+  view.Poll();
+  EXPECT_NE(view.Overview().At("problem").AsString().find("--dashboard-curve-key"), std::string::npos);
+  try {
+    view.Errors(ErrorFilter{}, false);
+    FAIL() << "asked the error sink without a key";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kConfig);
+  }
+}
+
+}  // namespace
+}  // namespace courier::metrics

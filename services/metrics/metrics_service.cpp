@@ -114,7 +114,8 @@ MetricsService::MetricsService(const ConfigSection& config) {
   config.RejectUnknownKeys();
   table_ = std::make_unique<StageTable>(max_series);
   const bool dashboard_own_address = !dashboard.http.empty();
-  if (dashboard.enabled) dashboard_ = std::make_unique<Dashboard>(std::move(dashboard), *table_);
+  // Nowhere to serve it, no dashboard (and no questions to the brokers).
+  if (dashboard.enabled && (dashboard_own_address || !http.empty())) dashboard_ = std::make_unique<Dashboard>(std::move(dashboard), *table_);
   if (dashboard_ && dashboard_own_address) {
     dashboard_address_ = dashboard_->Listen();
     spdlog::info("metrics: dashboard at http://{}/", dashboard_address_);

@@ -75,18 +75,23 @@ try {
       && document.querySelector(`#${id} canvas`)), null, { timeout: 20000 });
   const points = await page.evaluate(() => Number(document.getElementById('chart-rate').dataset.points));
   if (!(points > 0)) throw new Error('the throughput chart has no data points');
-  // Several seconds of history make a line rather than a dot.
-  await page.waitForFunction(() => Number(document.getElementById('chart-mean').dataset.points) >= 8, null, { timeout: 20000 });
+  // Ten seconds of history make lines rather than dots.
+  await page.waitForFunction(() => Number(document.getElementById('chart-rate').dataset.points) >= 20, null, { timeout: 30000 });
   if ((await page.locator('#workers tbody tr:not(.empty)').count()) < 1) throw new Error('no worker row on the service page');
   await page.screenshot({ path: join(args.out, 'service.png'), fullPage: true });
 
-  // 3. Errors: the provoked dead letter is listed.
+  // 3. Errors: the provoked failures are listed, grouped and one by one; the dead letter
+  // (older than the stream of schema failures) through the service filter.
   step('errors page');
   await page.goto(args.url + '/errors');
-  const dead = page.locator('#reports tbody tr', { hasText: args['dead-service'] }).filter({ hasText: 'attempts_exhausted' });
-  await dead.first().waitFor({ timeout: 15000 });
+  await page.locator('#reports tbody tr', { hasText: 'invalid_payload' }).first().waitFor({ timeout: 15000 });
   await page.locator('#groups tbody tr', { hasText: args['dead-service'] }).first().waitFor({ timeout: 5000 });
   await page.screenshot({ path: join(args.out, 'errors.png'), fullPage: true });
+  await page.fill('input[name="service"]', args['dead-service']);
+  await page.click('form.filters button[type="submit"]');
+  await page.waitForURL(/service=/);
+  const dead = page.locator('#reports tbody tr', { hasText: args['dead-service'] }).filter({ hasText: 'attempts_exhausted' });
+  await dead.first().waitFor({ timeout: 15000 });
 
   // 4. Its detail, and a replay confirmed in the dialog.
   step('replay');

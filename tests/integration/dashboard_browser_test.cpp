@@ -54,8 +54,10 @@ TEST_F(DashboardBrowserTest, EveryPageShowsTheClusterAndAReplayRunsOnTheWorker) 
   ASSERT_TRUE(Process("metrics").WaitForLog("dashboard at http://" + http, 10s)) << Log("metrics");
   const auto worker_config = dir_.Write("worker.toml", "brokers = [\"" + endpoint_ + "\"]\nheartbeat_interval = \"200ms\"\n");
   Start("worker", BinaryPath("courier-worker"),
-        {"--config", worker_config.string(), "--plugin", PluginPath("echo").string(), "--instance", "browser-test"});
+        {"--config", worker_config.string(), "--plugin", PluginPath("echo").string(), "--plugin",
+         PluginPath("textstats").string(), "--instance", "browser-test"});
   ASSERT_TRUE(WaitForService("echo")) << Log("worker");
+  ASSERT_TRUE(WaitForService("textstats")) << Log("worker");
 
   ClientOptions options;
   options.brokers = {endpoint_};
@@ -94,6 +96,11 @@ TEST_F(DashboardBrowserTest, EveryPageShowsTheClusterAndAReplayRunsOnTheWorker) 
     for (int i = 0; i < 100000 && !stop && std::chrono::steady_clock::now() < until; ++i) {
       std::vector<std::future<Value>> batch;
       for (int j = 0; j < 20; ++j) batch.push_back(client.Submit("echo", Value::Object({{"n", i * 20 + j}})));
+      // textstats: mostly good, one in five breaking its schema (invalid_payload).
+      for (int j = 0; j < 5; ++j) {
+        batch.push_back(j == 0 ? client.Submit("textstats", Value::Object({{"words", "no text field"}}))
+                               : client.Submit("textstats", Value::Object({{"text", "to be or not to be"}, {"top", 2}})));
+      }
       for (auto& reply : batch) reply.wait();
       // Not a sleep to synchronise: it paces the traffic to ~200 jobs/s.
       std::this_thread::sleep_for(100ms);

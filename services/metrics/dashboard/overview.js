@@ -25,7 +25,7 @@ function render(overview) {
   ]), 4, 'no broker answered yet');
 
   fill(document.querySelector('#services tbody'), overview.services.map((service) => {
-    const count = (key) => (service[key] != null ? num(rate(service[key])) : '-');
+    const count = (key) => (service[key] != null ? num(String(service[key])) : '-');
     const latency = (key) => (service[key] != null
       ? el('span', { class: 'num', title: `${service.latency_stage}, last minute` }, nanos(service[key]))
       : '-');

@@ -18,8 +18,20 @@ try {
 
 const charts = new Map();  // element id → { plot, key }
 
+// Latency charts show the stages a job goes through by default; the client's own encode,
+// seal, open and decode are one click away in the legend.
+const shownByDefault = (label) => !/^client (encode|seal|open|decode)$/.test(label);
+
+// Powers of ten between min and max: a log axis with a grid line per decade.
+function decades(u, axis, min, max) {
+  const out = [];
+  for (let v = 10 ** Math.floor(Math.log10(Math.max(min, 1))); v <= max * 1.0001; v *= 10) if (v >= min * 0.9999) out.push(v);
+  return out;
+}
+
 // Draws (or redraws) chart `id` with x = seconds and `lines` = [{label, values}].
-function draw(id, times, lines, format, { log = false } = {}) {
+// `floor`: the y range's least top (so a flat zero line is not stretched over nothing).
+function draw(id, times, lines, format, { log = false, floor = 1 } = {}) {
   const box = document.getElementById(id);
   const points = lines.reduce((n, line) => n + line.values.filter((v) => v != null).length, 0);
   box.dataset.points = String(points);
@@ -42,10 +54,13 @@ function draw(id, times, lines, format, { log = false } = {}) {
   const plot = new uPlot({
     width: Math.max(300, box.clientWidth),
     height: 240,
-    scales: { x: { time: true }, y: log ? { distr: 3 } : { range: (u, min, max) => [0, Math.max(max, 1e-9) * 1.1] } },
-    axes: [{}, { values: (u, splits) => splits.map(format), size: 64 }],
+    scales: { x: { time: true }, y: log ? { distr: 3 } : { range: (u, min, max) => [0, Math.max(max * 1.1, floor)] } },
+    // uPlot hands null for the labels it leaves out where they would crowd.
+    axes: [{ space: 80 }, { values: (u, splits) => splits.map((v) => (v == null ? '' : format(v))), size: 64,
+      ...(log ? { splits: decades } : {}) }],
     series: [{}, ...lines.map((line, i) => ({
-      label: line.label, stroke: palette[i % palette.length], width: 1.5, spanGaps: false, value: (u, v) => format(v),
+      label: line.label, stroke: palette[i % palette.length], width: 1.5, spanGaps: false,
+      show: !log || shownByDefault(line.label), value: (u, v) => (v == null ? '-' : format(v)),
     }))],
     legend: { live: true },
   }, data, box);
@@ -69,14 +84,21 @@ function render(answer) {
   // A job is counted where the broker answered it (dispatch), else where a worker opened it.
   const find = (process, stage) => history.series.find((s) => s.process === process && s.stage === stage);
   const basis = find('broker', 'dispatch') ?? find('worker', 'open') ?? history.series[0];
-  const jobs = times.map((_, i) => (basis ? (basis.count[i] ?? 0) + (basis.errors[i] ?? 0) : null));
-  const failed = times.map((_, i) => history.series
+  // Reports count in the second they arrive, so a reporter's second can fall into the
+  // next one: rates are averaged over three seconds, which keeps a late report from
+  // drawing a dip to zero and a spike.
+  const smooth = (values) => values.map((v, i) => {
+    const window = values.slice(Math.max(0, i - 2), i + 1).filter((x) => x != null);
+    return window.length ? window.reduce((a, b) => a + b, 0) / window.length : null;
+  });
+  const jobs = smooth(times.map((_, i) => (basis ? (basis.count[i] ?? 0) + (basis.errors[i] ?? 0) : null)));
+  const failed = smooth(times.map((_, i) => history.series
     .filter((s) => s.process === 'worker' || s === basis)
-    .reduce((n, s) => n + (s.errors[i] ?? 0), 0));
-  draw('chart-rate', times, [{ label: 'jobs/s', values: jobs }, { label: 'failed/s', values: failed }], rate);
+    .reduce((n, s) => n + (s.errors[i] ?? 0), 0)));
+  draw('chart-rate', times, [{ label: 'jobs/s', values: jobs }, { label: 'failed/s', values: failed }], rate, { floor: 1 });
   draw('chart-errors', times, [{
     label: 'error rate', values: jobs.map((n, i) => (n > 0 ? Math.min(1, failed[i] / n) : (basis ? 0 : null))),
-  }], percent);
+  }], percent, { floor: 0.05 });
 
   fillTable('workers', answer.workers.map((w) => [
     w.host ? `${w.host}${w.instance ? ` (${w.instance})` : ''}` : '-', String(w.pid), String(w.capacity), String(w.in_flight),
