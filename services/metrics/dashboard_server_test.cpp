@@ -6,6 +6,8 @@
 #include <httplib.h>
 #include <unistd.h>
 
+#include <fstream>
+
 #include "courier/error.hpp"
 #include "courier/plugin.hpp"
 #include "dashboard_pages.hpp"
@@ -224,6 +226,58 @@ TEST(DashboardOptionsTest, WithCurveButNoKeyOfItsOwnTheDashboardAsksNobody) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kConfig);
   }
+}
+
+}  // namespace
+}  // namespace courier::metrics
+
+namespace courier::metrics {
+namespace {
+
+TEST(DashboardLoginTest, WithATokenFilePagesNeedTheLoginCookie) {
+  const fs::path dir = fs::temp_directory_path() / ("courier-dashboard-login-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path token = dir / "token";
+  std::ofstream(token) << "a-long-enough-secret-42\n";
+  fs::permissions(token, fs::perms::owner_read | fs::perms::owner_write);
+  {
+    MetricsService service(ConfigSection::Parse(
+        "http = \"127.0.0.1:0\"\ndashboard = true\ndashboard_dir = \"" +
+            (fs::path(__FILE__).parent_path() / "dashboard").string() + "\"\ndashboard_token_file = \"" + token.string() +
+            "\"\nbrokers = [\"tcp://127.0.0.1:1\"]\nkeyring = \"" + (dir / "keyring.toml").string() + "\"\n",
+        "test"));
+    const std::string address = service.http_address();
+    httplib::Client client(address.substr(0, address.rfind(':')), std::stoi(address.substr(address.rfind(':') + 1)));
+    client.set_read_timeout(10, 0);
+    const auto anonymous = client.Get("/");
+    ASSERT_TRUE(anonymous);
+    EXPECT_EQ(anonymous->status, 303);
+    EXPECT_EQ(anonymous->get_header_value("Location"), "/login");
+    const auto api = client.Get("/api/overview");
+    ASSERT_TRUE(api);
+    EXPECT_EQ(api->status, 401);
+    const auto css = client.Get("/static/dashboard.css");  // the login page needs its style
+    ASSERT_TRUE(css);
+    EXPECT_EQ(css->status, 200);
+
+    const auto wrong = client.Post("/login", "token=guess", "application/x-www-form-urlencoded");
+    ASSERT_TRUE(wrong);
+    EXPECT_EQ(wrong->status, 401);
+    EXPECT_FALSE(wrong->has_header("Set-Cookie"));
+    const auto right = client.Post("/login", "token=a-long-enough-secret-42", "application/x-www-form-urlencoded");
+    ASSERT_TRUE(right);
+    EXPECT_EQ(right->status, 303);
+    const std::string cookie = right->get_header_value("Set-Cookie");
+    EXPECT_NE(cookie.find("HttpOnly"), std::string::npos);
+    EXPECT_NE(cookie.find("SameSite=Strict"), std::string::npos);
+    const auto page = client.Get("/", httplib::Headers{{"Cookie", cookie.substr(0, cookie.find(';'))}});
+    ASSERT_TRUE(page);
+    EXPECT_EQ(page->status, 200);
+    const auto bearer = client.Get("/api/overview", httplib::Headers{{"Authorization", "Bearer a-long-enough-secret-42"}});
+    ASSERT_TRUE(bearer);
+    EXPECT_EQ(bearer->status, 200);
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace
