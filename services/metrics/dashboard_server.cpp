@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include <spdlog/spdlog.h>
 
@@ -64,7 +65,9 @@ int StatusFor(ErrorCode code) {
 
 void SendError(httplib::Response& response, const std::exception& e) {
   const auto* error = dynamic_cast<const courier::Error*>(&e);
-  const ErrorCode code = error != nullptr ? error->code() : ErrorCode::kInternal;
+  // A malformed number in the query (std::stoll) is the asker's mistake, not ours.
+  const bool bad_argument = dynamic_cast<const std::logic_error*>(&e) != nullptr;
+  const ErrorCode code = error != nullptr ? error->code() : bad_argument ? ErrorCode::kBadRequest : ErrorCode::kInternal;
   SendJson(response, Value::Object({{"error", Value(std::string(e.what()))}, {"code", Value(std::string(ToString(code)))}}),
            StatusFor(code));
 }

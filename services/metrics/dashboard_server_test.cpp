@@ -168,6 +168,9 @@ TEST_F(DashboardServerTest, AReplayNeedsTheTokenAndTheSameOrigin) {
   ASSERT_TRUE(allowed);
   EXPECT_EQ(allowed->status, 503) << allowed->body;
   EXPECT_TRUE(FromJson(allowed->body).Find("error") != nullptr);
+  const auto malformed = client_->Get("/api/error?id=x");
+  ASSERT_TRUE(malformed);
+  EXPECT_EQ(malformed->status, 400);
   // A payload is a secret: revealing one is treated as a write.
   const auto reveal = client_->Get("/api/error?id=1&reveal=1");
   ASSERT_TRUE(reveal);
