@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "dashboard_server.hpp"
 #include "exposition.hpp"
 #include "reporting/report_codec.hpp"
 
@@ -109,8 +110,16 @@ MetricsService::MetricsService(const ConfigSection& config) {
       config.GetInt("http_max_connections", static_cast<std::int64_t>(kDefaultHttpMaxConnections), 2, 100000));
   const std::chrono::milliseconds timeout =
       config.GetDuration("http_timeout", kDefaultHttpTimeout, std::chrono::milliseconds(100), std::chrono::minutes(10));
+  DashboardOptions dashboard = ReadDashboardOptions(config);
   config.RejectUnknownKeys();
   table_ = std::make_unique<StageTable>(max_series);
+  const bool dashboard_own_address = !dashboard.http.empty();
+  // Nowhere to serve it, no dashboard (and no questions to the brokers).
+  if (dashboard.enabled && (dashboard_own_address || !http.empty())) dashboard_ = std::make_unique<Dashboard>(std::move(dashboard), *table_);
+  if (dashboard_ && dashboard_own_address) {
+    dashboard_address_ = dashboard_->Listen();
+    spdlog::info("metrics: dashboard at http://{}/", dashboard_address_);
+  }
   if (http.empty()) {
     spdlog::info("metrics: HTTP is off");
     return;
@@ -130,6 +139,7 @@ MetricsService::MetricsService(const ConfigSection& config) {
   server_->Get("/metrics.json", [table](const httplib::Request&, httplib::Response& response) {
     response.set_content(ToJson(StatsValue(*table, Clock::now()), 2) + "\n", "application/json");
   });
+  if (dashboard_ && dashboard_address_.empty()) dashboard_->Mount(*server_, address.host);
   int port = address.port;
   if (port == 0) {
     port = server_->bind_to_any_port(address.host);
@@ -146,6 +156,10 @@ MetricsService::MetricsService(const ConfigSection& config) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (!server_->is_running() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
   spdlog::info("metrics: serving http://{}/metrics and /metrics.json", http_address_);
+  if (dashboard_ && dashboard_address_.empty()) {
+    dashboard_address_ = http_address_;
+    spdlog::info("metrics: dashboard at http://{}/", dashboard_address_);
+  }
 }
 
 MetricsService::~MetricsService() {

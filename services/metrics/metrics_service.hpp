@@ -25,6 +25,7 @@
 //   max_series = 2000         (service, process, stage) series held at most (1..1000000)
 //   http_max_connections = 256  HTTP connections served at once (2..100000), one thread
 //                             each, started on demand and kept; more wait in order
+//   dashboard = false         the web dashboard (dashboard_server.hpp, its other keys there)
 //   http_timeout = "2s"       read and write timeout per socket operation, and the
 //                             keep-alive idle timeout (100ms..10min); at most 100 requests
 //                             per keep-alive connection, request bodies at most 64 KiB
@@ -54,6 +55,8 @@ class Server;
 
 namespace courier::metrics {
 
+class Dashboard;
+
 class MetricsService {
  public:
   static constexpr std::string_view kName = "courier.metrics";
@@ -71,6 +74,8 @@ class MetricsService {
   StageTable& table() { return *table_; }
   // Returns: "HOST:PORT" the HTTP server listens on, or "" when HTTP is off.
   const std::string& http_address() const { return http_address_; }
+  // Returns: "HOST:PORT" the dashboard is served on, or "" when it is off.
+  const std::string& dashboard_address() const { return dashboard_address_; }
 
  private:
   std::unique_ptr<StageTable> table_;
@@ -78,6 +83,8 @@ class MetricsService {
   std::unique_ptr<httplib::Server> server_;
   std::thread server_thread_;
   std::string http_address_;
+  std::unique_ptr<Dashboard> dashboard_;  // destroyed before the table, after the server stopped
+  std::string dashboard_address_;
 };
 
 }  // namespace courier::metrics
