@@ -1596,18 +1596,37 @@ std::string Broker::WorkerName(const Worker& worker) const {
 void Broker::CheckKeyFingerprints(std::uint32_t slot) {
   const Worker& worker = workers_[slot];
   if (worker.info.keys.empty()) return;
+  auto ids = [](const Worker& holder) {
+    std::string text;
+    for (const detail::KeyFingerprint& key : holder.info.keys) text += (text.empty() ? "" : ", ") + std::to_string(key.id);
+    return text;
+  };
   for (const std::uint32_t other_slot : services_[worker.service].workers) {
     if (other_slot == slot) continue;
     const Worker& other = workers_[other_slot];
+    if (other.info.keys.empty()) continue;  // plain MDP, or a host that announces none
+    bool shared = false;
     for (const detail::KeyFingerprint& key : worker.info.keys) {
       for (const detail::KeyFingerprint& theirs : other.info.keys) {
-        if (theirs.id != key.id || theirs.fingerprint == key.fingerprint) continue;
+        if (theirs.id != key.id) continue;
+        shared = true;
+        if (theirs.fingerprint == key.fingerprint) continue;
         ++counters_.key_mismatches;
         if (key_log_.Allow()) {
           spdlog::warn("workers {} and {} of service '{}' hold different keys under id {}: their jobs will fail "
                        "to open on one of them",
                        WorkerName(other), WorkerName(worker), services_[worker.service].name, key.id);
         }
+      }
+    }
+    // Key ids are random per keyring: two keyrings made apart share none. A worker holding
+    // more keys than another (a rotation under way) still shares the older one.
+    if (!shared) {
+      ++counters_.key_mismatches;
+      if (key_log_.Allow()) {
+        spdlog::warn("workers {} (key ids {}) and {} (key ids {}) of service '{}' hold no key in common: a job "
+                     "sealed for one fails unknown_key on the other (give them the same keyring)",
+                     WorkerName(other), ids(other), WorkerName(worker), ids(worker), services_[worker.service].name);
       }
     }
   }

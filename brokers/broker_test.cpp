@@ -1104,9 +1104,27 @@ TEST_F(BrokerTest, DifferentFingerprintsUnderOneKeyIdAreWarnedAbout) {
   EXPECT_EQ(broker_->counters().key_mismatches, 0u);
   CourierReady("W4", "work", 1, 1, {{2, std::string(8, 'c')}});
   spdlog::set_default_logger(previous);
-  EXPECT_EQ(broker_->counters().key_mismatches, 1u);
+  EXPECT_EQ(broker_->counters().key_mismatches, 2u) << "W4 differs from W1 under id 2, and shares no key with W2";
   EXPECT_NE(log.str().find("workers W1 (pid 0) and W4 (pid 0) of service 'work' hold different keys under id 2: "
                            "their jobs will fail to open on one of them"),
+            std::string::npos)
+      << log.str();
+}
+
+// Keyrings made apart have random key ids, so they share none: that is a mismatch too.
+TEST_F(BrokerTest, WorkersOfOneServiceWithNoKeyInCommonAreWarnedAbout) {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  CourierReady("W1", "work", 1, 1, {{123456, std::string(8, 'a')}});
+  CourierReady("W2", "work", 1, 1, {{123456, std::string(8, 'a')}, {123457, std::string(8, 'b')}});  // rotating
+  EXPECT_EQ(broker_->counters().key_mismatches, 0u);
+  CourierReady("W3", "work", 1, 1, {{987654, std::string(8, 'z')}});
+  spdlog::set_default_logger(previous);
+  EXPECT_EQ(broker_->counters().key_mismatches, 2u) << "W3 shares no key with W1, nor with W2";
+  EXPECT_NE(log.str().find("workers W1 (pid 0) (key ids 123456) and W3 (pid 0) (key ids 987654) of service 'work' "
+                           "hold no key in common"),
             std::string::npos)
       << log.str();
 }

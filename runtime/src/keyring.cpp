@@ -77,20 +77,27 @@ std::string KeyFileText(std::uint32_t active, const std::map<std::uint32_t, std:
   return text;
 }
 
-constexpr std::uint32_t kFirstKeyId = 1;
-
-// Creates `path` holding one fresh key (id 1, active) unless a file is already there, even
-// if other processes race to create it. Returns: whether this call created it.
-// Throws: Error(kIo).
-bool CreateFreshKeyFile(const fs::path& path) {
+// Returns: the id of a new keyring's first key: random, so keyrings made apart never share
+// an id (a job sealed with another keyring's key fails unknown_key naming it, not
+// unauthenticated under a shared "key 1"), below 2^31 so rotations (id + 1) have room.
+std::uint32_t FirstKeyId() {
   detail::EnsureSodium();
+  return randombytes_uniform(0x7fffffffU) + 1;
+}
+
+// Creates `path` holding one fresh key (FirstKeyId, active) unless a file is already there,
+// even if other processes race to create it. Returns: the new key's id, or 0 when the file
+// was there already. Throws: Error(kIo).
+std::uint32_t CreateFreshKeyFile(const fs::path& path) {
+  detail::EnsureSodium();
+  const std::uint32_t id = FirstKeyId();
   std::map<std::uint32_t, std::string> keys;
-  std::string& secret = keys[kFirstKeyId];
+  std::string& secret = keys[id];
   const WipeOnExit wipe_secret(secret);
   secret = RandomSecret();
-  std::string text = KeyFileText(kFirstKeyId, keys);
+  std::string text = KeyFileText(id, keys);
   const WipeOnExit wipe_text(text);
-  return detail::CreatePrivateFile(path, text);
+  return detail::CreatePrivateFile(path, text) ? id : 0;
 }
 
 // Creates the missing directories of `dir` with mode 0700; leaves existing ones alone.
@@ -121,8 +128,9 @@ Keyring::~Keyring() {
 Keyring Keyring::Generate() {
   detail::EnsureSodium();
   Keyring keyring;
-  keyring.AddKey(kFirstKeyId, RandomSecret());
-  keyring.SetActive(kFirstKeyId);
+  const std::uint32_t id = FirstKeyId();
+  keyring.AddKey(id, RandomSecret());
+  keyring.SetActive(id);
   return keyring;
 }
 
@@ -181,7 +189,7 @@ Keyring Keyring::Load(const fs::path& path) {
 Keyring Keyring::LoadOrCreate(const fs::path& path) {
   if (!fs::exists(path)) {
     CreatePrivateDirectories(path.parent_path());
-    // False when another process created it first: its file wins. Either way what is
+    // 0 when another process created it first: its file wins. Either way what is
     // returned is what is on disk, never a key that exists only in this process.
     CreateFreshKeyFile(path);
   }
@@ -320,10 +328,9 @@ std::string Keyring::Open(std::string_view envelope_bytes, std::string_view ciph
 }
 
 std::uint32_t GenerateKeyFile(const fs::path& path) {
-  if (!CreateFreshKeyFile(path)) {
-    throw Error(ErrorCode::kIo, path.string() + " already exists; refusing to overwrite a key file");
-  }
-  return kFirstKeyId;
+  const std::uint32_t id = CreateFreshKeyFile(path);
+  if (id == 0) throw Error(ErrorCode::kIo, path.string() + " already exists; refusing to overwrite a key file");
+  return id;
 }
 
 }  // namespace courier

@@ -112,31 +112,47 @@ TEST(KeyringTest, PayloadReplayedUnderAnotherEnvelopeIsRejected) {
 TEST(KeyringTest, UnknownKeyIdIsReported) {
   const Keyring sender = Keyring::Generate();
   Keyring receiver = Keyring::Generate();
+  const std::uint32_t first = receiver.active_key_id();
   receiver.Rotate();
-  ASSERT_TRUE(receiver.RemoveKey(1));
+  ASSERT_TRUE(receiver.RemoveKey(first));
   const auto sealed = sender.Seal(MakeEnvelope(), "x");
   EXPECT_EQ(OpenFailure(receiver, sealed.envelope, sealed.payload), ErrorCode::kUnknownKey);
 }
 
 TEST(KeyringTest, SameIdDifferentSecretFailsAuthentication) {
-  const auto sealed = Keyring::Generate().Seal(MakeEnvelope(), "x");
-  EXPECT_EQ(OpenFailure(Keyring::Generate(), sealed.envelope, sealed.payload), ErrorCode::kUnauthenticated);
+  const Keyring sender = Keyring::Generate();
+  const auto sealed = sender.Seal(MakeEnvelope(), "x");
+  Keyring other;
+  other.AddKey(sender.active_key_id(), std::string(32, 'o'));
+  other.SetActive(sender.active_key_id());
+  EXPECT_EQ(OpenFailure(other, sealed.envelope, sealed.payload), ErrorCode::kUnauthenticated);
+}
+
+// Two keyrings made apart: their key ids differ, so a job sealed with one is "unknown key
+// N" to the other, which names what is missing.
+TEST(KeyringTest, KeyringsMadeApartShareNoKeyId) {
+  const Keyring first = Keyring::Generate();
+  const Keyring second = Keyring::Generate();
+  EXPECT_NE(first.active_key_id(), second.active_key_id());
+  const auto sealed = first.Seal(MakeEnvelope(), "x");
+  EXPECT_EQ(OpenFailure(second, sealed.envelope, sealed.payload), ErrorCode::kUnknownKey);
 }
 
 TEST(KeyringTest, RotationKeepsOldKeysOpening) {
   TempDir dir;
   const fs::path file = dir.path() / "keys.toml";
   Keyring keyring = Keyring::Generate();
+  const std::uint32_t first = keyring.active_key_id();
   const auto before = keyring.Seal(MakeEnvelope(), "old");
-  EXPECT_EQ(keyring.Rotate(), 2u);
+  EXPECT_EQ(keyring.Rotate(), first + 1);
   const auto after = keyring.Seal(MakeEnvelope(), "new");
-  EXPECT_EQ(detail::DecodeEnvelope(after.envelope).key_id, 2u);
+  EXPECT_EQ(detail::DecodeEnvelope(after.envelope).key_id, first + 1);
   keyring.Save(file);
   const Keyring reloaded = Keyring::Load(file);
-  EXPECT_EQ(reloaded.active_key_id(), 2u);
+  EXPECT_EQ(reloaded.active_key_id(), first + 1);
   EXPECT_EQ(reloaded.Open(before.envelope, before.payload), "old");
   EXPECT_EQ(reloaded.Open(after.envelope, after.payload), "new");
-  EXPECT_THROW(keyring.RemoveKey(2), Error);
+  EXPECT_THROW(keyring.RemoveKey(first + 1), Error);
 }
 
 TEST(KeyringTest, UnsealedEnvelopeCannotBeOpened) {
@@ -149,11 +165,14 @@ TEST(KeyringTest, UnsealedEnvelopeCannotBeOpened) {
 TEST(KeyFileTest, GeneratedFileIsPrivateAndLoads) {
   TempDir dir;
   const fs::path file = dir.path() / "keyring.toml";
-  EXPECT_EQ(GenerateKeyFile(file), 1u);
+  const std::uint32_t id = GenerateKeyFile(file);
+  EXPECT_GE(id, 1u);
+  EXPECT_LT(id, 1u << 31);
   struct stat info {};
   ASSERT_EQ(::stat(file.c_str(), &info), 0);
   EXPECT_EQ(info.st_mode & 0777, 0600u);
   EXPECT_EQ(Keyring::Load(file).size(), 1u);
+  EXPECT_EQ(Keyring::Load(file).active_key_id(), id);
   EXPECT_THROW(GenerateKeyFile(file), Error);  // never overwrites
 }
 
@@ -189,14 +208,15 @@ TEST(KeyFileTest, LoadOrCreateReturnsAnExistingFileUnchanged) {
   TempDir dir;
   const fs::path file = dir.path() / "keyring.toml";
   Keyring original = Keyring::Generate();
-  original.Rotate();  // two keys, id 2 active: nothing LoadOrCreate would make itself
+  const std::uint32_t first = original.active_key_id();
+  original.Rotate();  // two keys, the second active: nothing LoadOrCreate would make itself
   original.Save(file);
   const std::string before = ReadFile(file);
   const Keyring loaded = Keyring::LoadOrCreate(file);
-  EXPECT_EQ(loaded.active_key_id(), 2u);
-  EXPECT_EQ(loaded.ids(), (std::vector<std::uint32_t>{1, 2}));
-  EXPECT_EQ(loaded.Fingerprint(1), original.Fingerprint(1));
-  EXPECT_EQ(loaded.Fingerprint(2), original.Fingerprint(2));
+  EXPECT_EQ(loaded.active_key_id(), first + 1);
+  EXPECT_EQ(loaded.ids(), (std::vector<std::uint32_t>{first, first + 1}));
+  EXPECT_EQ(loaded.Fingerprint(first), original.Fingerprint(first));
+  EXPECT_EQ(loaded.Fingerprint(first + 1), original.Fingerprint(first + 1));
   EXPECT_EQ(ReadFile(file), before);
   EXPECT_EQ(Entries(dir.path()), std::set<std::string>{"keyring.toml"});
 }
@@ -205,18 +225,18 @@ TEST(KeyFileTest, LoadOrCreateMakesAPrivateFileAndDirectoriesAndNoTempFiles) {
   TempDir dir;
   const fs::path file = dir.path() / "config" / "courier" / "keyring.toml";
   const Keyring created = Keyring::LoadOrCreate(file);
-  EXPECT_EQ(created.active_key_id(), 1u);
+  EXPECT_EQ(created.size(), 1u);
   EXPECT_EQ(Mode(file), 0600u);
   EXPECT_EQ(Mode(file.parent_path()), 0700u);
   EXPECT_EQ(Mode(file.parent_path().parent_path()), 0700u);
-  EXPECT_EQ(Keyring::Load(file).Fingerprint(1), created.Fingerprint(1));
+  EXPECT_EQ(Keyring::Load(file).Fingerprint(created.active_key_id()), created.Fingerprint(created.active_key_id()));
   EXPECT_EQ(Entries(file.parent_path()), std::set<std::string>{"keyring.toml"});
 }
 
 TEST(KeyFileTest, GenerateKeyFileRefusesAnExistingFile) {
   TempDir dir;
   const fs::path file = dir.path() / "keyring.toml";
-  ASSERT_EQ(GenerateKeyFile(file), 1u);
+  ASSERT_NE(GenerateKeyFile(file), 0u);
   const std::string before = ReadFile(file);
   try {
     GenerateKeyFile(file);
@@ -255,11 +275,11 @@ TEST(KeyFileTest, FailuresLeaveNoTempFilesBehind) {
 TEST(KeyFileTest, SaveReplacesAtomicallyWithAPrivateFile) {
   TempDir dir;
   const fs::path file = dir.path() / "keyring.toml";
-  ASSERT_EQ(GenerateKeyFile(file), 1u);
+  const std::uint32_t first = GenerateKeyFile(file);
   Keyring keyring = Keyring::Load(file);
   keyring.Rotate();
   keyring.Save(file);
-  EXPECT_EQ(Keyring::Load(file).active_key_id(), 2u);
+  EXPECT_EQ(Keyring::Load(file).active_key_id(), first + 1);
   EXPECT_EQ(Mode(file), 0600u);
   EXPECT_EQ(Entries(dir.path()), std::set<std::string>{"keyring.toml"});
 }
@@ -271,7 +291,7 @@ TEST(KeyFileTest, ConcurrentSavesAndLoadsOnlyEverSeeWholeFiles) {
   std::set<std::string> fingerprints;
   for (int i = 0; i < 3; ++i) {
     keyrings.push_back(Keyring::Generate());
-    fingerprints.insert(keyrings.back().Fingerprint(1));
+    fingerprints.insert(keyrings.back().Fingerprint(keyrings.back().active_key_id()));
   }
   keyrings[0].Save(file);
   std::atomic<int> failures{0};
@@ -290,7 +310,8 @@ TEST(KeyFileTest, ConcurrentSavesAndLoadsOnlyEverSeeWholeFiles) {
   threads.emplace_back([&] {
     for (int i = 0; i < 150; ++i) {
       try {
-        if (fingerprints.count(Keyring::Load(file).Fingerprint(1)) == 0) ++failures;
+        const Keyring loaded = Keyring::Load(file);
+        if (fingerprints.count(loaded.Fingerprint(loaded.active_key_id())) == 0) ++failures;
       } catch (const Error&) {
         ++failures;  // a partial or mixed file
       }
@@ -298,7 +319,8 @@ TEST(KeyFileTest, ConcurrentSavesAndLoadsOnlyEverSeeWholeFiles) {
   });
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(failures.load(), 0);
-  EXPECT_EQ(fingerprints.count(Keyring::Load(file).Fingerprint(1)), 1u);
+  const Keyring last = Keyring::Load(file);
+  EXPECT_EQ(fingerprints.count(last.Fingerprint(last.active_key_id())), 1u);
   EXPECT_EQ(Entries(dir.path()), std::set<std::string>{"keyring.toml"});
 }
 

@@ -45,7 +45,7 @@ struct Report {
   std::uint8_t ok = 0;                // the call returned (1) or threw (0)
   std::uint16_t error_code = 0;       // courier::ErrorCode when it threw a courier::Error
   std::uint32_t active = 0;           // the active key id it got
-  char fingerprint[8] = {};           // Fingerprint(1) of the keyring it got
+  char fingerprint[8] = {};           // Fingerprint of the active key of the keyring it got
   char error[160] = {};               // what() when it threw
 };
 static_assert(sizeof(Report) < PIPE_BUF);
@@ -200,7 +200,7 @@ std::string LoadOrCreateRace() {
   std::string problem = Race(
       [&](Report& report) {
         const Keyring keyring = Keyring::LoadOrCreate(file);
-        const std::string fingerprint = keyring.Fingerprint(1);
+        const std::string fingerprint = keyring.Fingerprint(keyring.active_key_id());
         std::memcpy(report.fingerprint, fingerprint.data(), sizeof report.fingerprint);
         report.active = keyring.active_key_id();
       },
@@ -210,8 +210,11 @@ std::string LoadOrCreateRace() {
     if (report.ok == 0) return "child " + std::to_string(report.index) + " failed: " + report.error;
   }
   std::string on_disk;
+  std::uint32_t active_on_disk = 0;
   try {
-    on_disk = Keyring::Load(file).Fingerprint(1);
+    const Keyring loaded = Keyring::Load(file);
+    active_on_disk = loaded.active_key_id();
+    on_disk = loaded.Fingerprint(active_on_disk);
   } catch (const std::exception& error) {
     return std::string("loading the file afterwards failed: ") + error.what();
   }
@@ -220,7 +223,7 @@ std::string LoadOrCreateRace() {
   for (const Report& report : reports) {
     const std::string fingerprint(report.fingerprint, sizeof report.fingerprint);
     seen += " " + Hex(fingerprint) + "(active " + std::to_string(report.active) + ")";
-    agree = agree && fingerprint == on_disk && report.active == 1;
+    agree = agree && fingerprint == on_disk && report.active == active_on_disk;
   }
   if (!agree) return "children got" + seen + "; the file holds " + Hex(on_disk);
   if (const auto stray = StrayFiles(file.parent_path(), "keyring.toml"); !stray.empty()) {
@@ -239,7 +242,8 @@ std::string GenerateKeyFileRace() {
         report.active = GenerateKeyFile(file);
         // The winner reads back what it wrote at once: a later overwrite by a loser would
         // make the file differ from this when the parent looks after everyone exited.
-        const std::string fingerprint = Keyring::Load(file).Fingerprint(1);
+        const Keyring written = Keyring::Load(file);
+        const std::string fingerprint = written.Fingerprint(written.active_key_id());
         std::memcpy(report.fingerprint, fingerprint.data(), sizeof report.fingerprint);
       },
       reports);
@@ -256,13 +260,16 @@ std::string GenerateKeyFileRace() {
   }
   if (winners != 1) return std::to_string(winners) + " of " + std::to_string(kProcesses) + " keygens succeeded";
   std::string on_disk;
+  std::uint32_t active_on_disk = 0;
   try {
-    on_disk = Keyring::Load(file).Fingerprint(1);
+    const Keyring loaded = Keyring::Load(file);
+    active_on_disk = loaded.active_key_id();
+    on_disk = loaded.Fingerprint(active_on_disk);
   } catch (const std::exception& error) {
     return std::string("loading the file afterwards failed: ") + error.what();
   }
   const std::string won(winner->fingerprint, sizeof winner->fingerprint);
-  if (won != on_disk || winner->active != 1) {
+  if (won != on_disk || winner->active != active_on_disk) {
     return "the winner wrote " + Hex(won) + " but the file holds " + Hex(on_disk);
   }
   if (const auto stray = StrayFiles(dir.path(), "keyring.toml"); !stray.empty()) {

@@ -36,7 +36,8 @@ class Keyring {
   Keyring& operator=(Keyring&&) noexcept = default;
   ~Keyring();
 
-  // Returns: a keyring with one fresh random key (id 1), active.
+  // Returns: a keyring with one fresh random key, active, under a random id (below 2^31):
+  // keyrings made apart never share an id.
   static Keyring Generate();
   // Returns: the keyring in `path`. Throws: Error(kConfig) naming the file and the reason
   // (missing, readable by others, malformed, no active key...).

@@ -193,7 +193,7 @@ TEST(JobRunnerKeysTest, AKeyFileThatChangedIsReadAgainBeforeRejecting) {
   const std::vector<JobOutput> outputs = runner.Run(service, job);
   ASSERT_EQ(outputs.size(), 1u);
   EXPECT_EQ(outputs[0].command, WorkerCommand::kReply);
-  EXPECT_EQ(keys->Current()->Fingerprint(1), winner.Fingerprint(1));
+  EXPECT_EQ(keys->Current()->Fingerprint(winner.active_key_id()), winner.Fingerprint(winner.active_key_id()));
   std::filesystem::remove_all(dir);
 }
 
