@@ -196,8 +196,12 @@ TEST_F(StagesIntegrationTest, AReplyThatBreaksItsSchemaIsInvalidReplyAndEverySta
   // One error report built per failure (bad reply, bad request, two throws).
   EXPECT_EQ(Count(stats, {"testkit", "worker", "error_capture"}), 4u);
   for (const Value& entry : stats.At("stages").AsArray()) {
-    if (entry.At("stage").AsString() == "reply_verify") EXPECT_EQ(entry.At("group").AsString(), "response");
-    if (entry.At("stage").AsString() == "lb_monitor") EXPECT_EQ(entry.At("group").AsString(), "load_balancing");
+    if (entry.At("stage").AsString() == "reply_verify") {
+      EXPECT_EQ(entry.At("group").AsString(), "response");
+    }
+    if (entry.At("stage").AsString() == "lb_monitor") {
+      EXPECT_EQ(entry.At("group").AsString(), "load_balancing");
+    }
   }
 
   // ...and in the collector's Prometheus text.
