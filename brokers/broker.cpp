@@ -888,7 +888,10 @@ void Broker::Dispatch(std::uint32_t service, const Now& now) {
     bool avoided = false;
     const auto pick_start = std::chrono::steady_clock::now();  // measured, not the injected clock
     const std::uint32_t worker = PickWorker(service, jobs_[slot].rejected_by, avoided);
-    timings_.Record(service, entry.name, BrokerStage::kLbStrategy, std::chrono::steady_clock::now() - pick_start);
+    // Per dispatch: a service nobody serves (a hostile peer's, say) gets no timings kept.
+    if (worker != kNone) {
+      timings_.Record(service, entry.name, BrokerStage::kLbStrategy, std::chrono::steady_clock::now() - pick_start);
+    }
     if (worker == kNone) {
       if (avoided && held < kMaxHeldLookahead) {
         ++held;

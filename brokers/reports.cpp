@@ -69,7 +69,11 @@ void Add(StageTotals& totals, std::chrono::steady_clock::duration duration) {
   totals.max_ns = std::max(totals.max_ns, ns);
   ++totals.count;
   totals.sum_ns += ns;
-  ++totals.buckets[detail::LatencyBucket(ns)];
+  // Only as long as the slowest sample needs: a series of sub-microsecond picks holds ~30
+  // buckets, not 252 (a broker with thousands of services keeps thousands of series).
+  const std::size_t bucket = detail::LatencyBucket(ns);
+  if (bucket >= totals.buckets.size()) totals.buckets.resize(bucket + 1);
+  ++totals.buckets[bucket];
 }
 
 }  // namespace
@@ -77,11 +81,10 @@ void Add(StageTotals& totals, std::chrono::steady_clock::duration duration) {
 StageTotals& BrokerTimings::At(std::uint32_t service, std::string_view name, BrokerStage stage) {
   if (service >= totals_.size()) totals_.resize(service + 1);
   StageTotals& totals = totals_[service][static_cast<std::size_t>(stage)];
-  if (totals.buckets.empty() || totals.service != name) {  // a pruned service's slot reused
+  if (totals.stage.empty() || totals.service != name) {  // new, or a pruned service's slot reused
     totals = StageTotals{};
     totals.service = std::string(name);
     totals.stage = std::string(ToString(stage));
-    totals.buckets.resize(detail::kLatencyBuckets);
   }
   return totals;
 }
@@ -92,10 +95,9 @@ void BrokerTimings::Record(std::uint32_t service, std::string_view name, BrokerS
 }
 
 void BrokerTimings::RecordMonitor(std::chrono::steady_clock::duration duration) {
-  if (monitor_.buckets.empty()) {
+  if (monitor_.stage.empty()) {
     monitor_.service = std::string(kAllServices);
     monitor_.stage = "lb_monitor";
-    monitor_.buckets.resize(detail::kLatencyBuckets);
   }
   Add(monitor_, duration);
 }

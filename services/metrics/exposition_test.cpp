@@ -168,7 +168,8 @@ TEST(ExpositionTest, EveryStageCarriesTheDesignsGroup) {
   EXPECT_NE(text.find("courier_stage_group_info{process=\"worker\",stage=\"made_up\",group=\"other\"} 1\n"),
             std::string::npos);
   std::map<std::string, std::string> groups;
-  for (const Value& row : StatsValue(table, start + 1s).At("stages").AsArray()) {
+  const Value stats = StatsValue(table, start + 1s);
+  for (const Value& row : stats.At("stages").AsArray()) {
     groups[row.At("stage").AsString()] = row.At("group").AsString();
   }
   EXPECT_EQ(groups["reply_verify"], "response");

@@ -352,11 +352,9 @@ struct WorkerHost::Impl {
       }
     }
     const std::filesystem::path key_file = options.keyring.empty() ? Keyring::DefaultPath() : options.keyring;
-    const Clock::time_point load_start = Clock::now();
+    // Not timed as "key": an idle host reports nothing (a job's key stage includes a reload).
     if (options.keyring.empty()) (void)Keyring::LoadOrCreate(key_file);  // creates it on first use
     keys = detail::KeySource::FromFile(key_file);
-    // Every service uses the keys: each one's "key" stage counts their load.
-    for (const auto& service : services) stats.Record(service->stats_index, Stage::kKey, Clock::now() - load_start);
     spdlog::info("payload keys from {}: {}", key_file.string(), DescribeKeys(*keys->Current()));
     // The zygote of the handler processes is forked now, while this process has one thread.
     std::unique_ptr<detail::Zygote> zygote;

@@ -47,7 +47,7 @@ inline constexpr std::array<StageInfo, 22> kStages{{
     {"broker", "lb_strategy", StageGroup::kLoadBalancing, "choosing a worker under the service's strategy"},
     {"broker", "dispatch", StageGroup::kLoadBalancing, "dispatched until the worker answered"},
     {"broker", "lb_monitor", StageGroup::kLoadBalancing, "one heartbeat and expiry pass (service \"*\")"},
-    {"worker", "key", StageGroup::kCrypto, "the job's key lookup; loading the key file when it changed"},
+    {"worker", "key", StageGroup::kCrypto, "the job's key lookup; reloading the key file after a rotation"},
     {"worker", "open", StageGroup::kCrypto, "opening the request"},
     {"worker", "parse", StageGroup::kRequest, "request MessagePack to a value"},
     {"worker", "verify", StageGroup::kRequest, "the request against the [request] schema"},
