@@ -886,7 +886,12 @@ void Broker::Dispatch(std::uint32_t service, const Now& now) {
       continue;
     }
     bool avoided = false;
+    const auto pick_start = std::chrono::steady_clock::now();  // measured, not the injected clock
     const std::uint32_t worker = PickWorker(service, jobs_[slot].rejected_by, avoided);
+    // Per dispatch: a service nobody serves (a hostile peer's, say) gets no timings kept.
+    if (worker != kNone) {
+      timings_.Record(service, entry.name, BrokerStage::kLbStrategy, std::chrono::steady_clock::now() - pick_start);
+    }
     if (worker == kNone) {
       if (avoided && held < kMaxHeldLookahead) {
         ++held;
@@ -1287,6 +1292,7 @@ void Broker::ExpireInFlight(const Now& now) {
 void Broker::OnTick(const Now& now) {
   unix_now_ms_ = now.unix_ms;
   if (!waiters_.empty()) ExpireWaiters(now);
+  const auto monitor_start = std::chrono::steady_clock::now();  // lb_monitor: measured, not injected
   for (std::uint32_t slot = 0; slot < workers_.capacity(); ++slot) {
     Worker& worker = workers_[slot];
     if (!worker.live) continue;
@@ -1314,6 +1320,7 @@ void Broker::OnTick(const Now& now) {
     ExpireInFlight(now);
     next_deadline_scan_ = now.steady + std::chrono::milliseconds(100);
   }
+  timings_.RecordMonitor(std::chrono::steady_clock::now() - monitor_start);
   PruneServices(now);
   if (now.steady >= next_metrics_) {
     ReportMetrics(now);

@@ -639,11 +639,14 @@ TEST_F(BrokerTest, ReportsItsStageTimingsToTheCollectorOnceASecond) {
   EXPECT_EQ(report.At("process").AsString(), "broker");
   std::map<std::string, std::uint64_t> counts;
   for (const Value& stage : report.At("stages").AsArray()) {
-    EXPECT_EQ(stage.At("service").AsString(), "echo");
+    // lb_monitor covers every service at once: it is reported under "*".
+    EXPECT_EQ(stage.At("service").AsString(), stage.At("stage").AsString() == "lb_monitor" ? "*" : "echo");
     counts[stage.At("stage").AsString()] = stage.At("count").AsUint();
   }
   EXPECT_EQ(counts["queue_wait"], 5u);
   EXPECT_EQ(counts["dispatch"], 5u);
+  EXPECT_EQ(counts["lb_strategy"], 5u);  // one pick per dispatch
+  EXPECT_GE(counts["lb_monitor"], 2u);   // every tick's heartbeat and expiry pass
 }
 
 TEST_F(BrokerTest, MdpClientJobServedByCourierWorkerGetsPayloadBack) {

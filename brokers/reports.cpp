@@ -51,28 +51,55 @@ std::string EncodeQueryFailure(ErrorCode code, std::string_view message) {
   return out;
 }
 
-StageTotals& BrokerTimings::At(std::uint32_t service, std::string_view name, BrokerStage stage) {
-  if (service >= totals_.size()) totals_.resize(service + 1);
-  StageTotals& totals = totals_[service][static_cast<std::size_t>(stage)];
-  if (totals.buckets.empty() || totals.service != name) {  // a pruned service's slot reused
-    totals = StageTotals{};
-    totals.service = std::string(name);
-    totals.stage = stage == BrokerStage::kQueueWait ? "queue_wait" : "dispatch";
-    totals.buckets.resize(detail::kLatencyBuckets);
+std::string_view ToString(BrokerStage stage) noexcept {
+  switch (stage) {
+    case BrokerStage::kQueueWait: return "queue_wait";
+    case BrokerStage::kDispatch: return "dispatch";
+    case BrokerStage::kLbStrategy: return "lb_strategy";
   }
-  return totals;
+  return "unknown";
 }
 
-void BrokerTimings::Record(std::uint32_t service, std::string_view name, BrokerStage stage,
-                           std::chrono::steady_clock::duration duration) {
-  StageTotals& totals = At(service, name, stage);
+namespace {
+
+void Add(StageTotals& totals, std::chrono::steady_clock::duration duration) {
   const auto ns = static_cast<std::uint64_t>(
       std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count()));
   totals.min_ns = totals.count == 0 ? ns : std::min(totals.min_ns, ns);
   totals.max_ns = std::max(totals.max_ns, ns);
   ++totals.count;
   totals.sum_ns += ns;
-  ++totals.buckets[detail::LatencyBucket(ns)];
+  // Only as long as the slowest sample needs: a series of sub-microsecond picks holds ~30
+  // buckets, not 252 (a broker with thousands of services keeps thousands of series).
+  const std::size_t bucket = detail::LatencyBucket(ns);
+  if (bucket >= totals.buckets.size()) totals.buckets.resize(bucket + 1);
+  ++totals.buckets[bucket];
+}
+
+}  // namespace
+
+StageTotals& BrokerTimings::At(std::uint32_t service, std::string_view name, BrokerStage stage) {
+  if (service >= totals_.size()) totals_.resize(service + 1);
+  StageTotals& totals = totals_[service][static_cast<std::size_t>(stage)];
+  if (totals.stage.empty() || totals.service != name) {  // new, or a pruned service's slot reused
+    totals = StageTotals{};
+    totals.service = std::string(name);
+    totals.stage = std::string(ToString(stage));
+  }
+  return totals;
+}
+
+void BrokerTimings::Record(std::uint32_t service, std::string_view name, BrokerStage stage,
+                           std::chrono::steady_clock::duration duration) {
+  Add(At(service, name, stage), duration);
+}
+
+void BrokerTimings::RecordMonitor(std::chrono::steady_clock::duration duration) {
+  if (monitor_.stage.empty()) {
+    monitor_.service = std::string(kAllServices);
+    monitor_.stage = "lb_monitor";
+  }
+  Add(monitor_, duration);
 }
 
 void BrokerTimings::RecordError(std::uint32_t service, std::string_view name, BrokerStage stage) {
@@ -86,6 +113,7 @@ std::string BrokerTimings::BuildReport(std::string_view instance, std::uint64_t 
       if (totals.count + totals.errors > 0) pending_.push_back(totals);
     }
   }
+  if (monitor_.count > 0) pending_.push_back(monitor_);
   detail::MetricsReport report;
   report.stages = delta_.Compute(pending_);
   if (report.stages.empty()) return {};

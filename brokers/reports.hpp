@@ -1,6 +1,8 @@
 // reports.hpp — what the broker itself tells courier.errors and courier.metrics, built on
 // the runtime's report codec (schemas/PROTOCOL.md §10): dead letters, and its own stage
-// timings (queue_wait: queued → dispatched; dispatch: dispatched → answered by the worker).
+// timings (wire/stages.hpp; queue_wait: queued → dispatched; lb_strategy: choosing a worker;
+// dispatch: dispatched → answered by the worker; lb_monitor: one heartbeat and expiry pass,
+// reported under service "*" since it covers them all).
 // Single-threaded, like the broker loop that owns it.
 #pragma once
 
@@ -42,8 +44,12 @@ std::string EncodeDeadLetter(const DeadLetterInput& input, std::string_view inst
 // Returns: a QUERY_REPLY body [code, message] for a failed query.
 std::string EncodeQueryFailure(ErrorCode code, std::string_view message);
 
-enum class BrokerStage : std::uint8_t { kQueueWait, kDispatch };
-inline constexpr std::size_t kBrokerStages = 2;
+enum class BrokerStage : std::uint8_t { kQueueWait, kDispatch, kLbStrategy };
+inline constexpr std::size_t kBrokerStages = 3;
+// Returns: the stage's wire name ("queue_wait", "dispatch", "lb_strategy").
+std::string_view ToString(BrokerStage stage) noexcept;
+// The service name lb_monitor is reported under.
+inline constexpr std::string_view kAllServices = "*";
 
 // Cumulative timings per service and broker stage; becomes one metrics report a second.
 class BrokerTimings {
@@ -52,6 +58,8 @@ class BrokerTimings {
   void Record(std::uint32_t service, std::string_view name, BrokerStage stage,
               std::chrono::steady_clock::duration duration);
   void RecordError(std::uint32_t service, std::string_view name, BrokerStage stage);
+  // Records one heartbeat and expiry pass (lb_monitor).
+  void RecordMonitor(std::chrono::steady_clock::duration duration);
   // Returns: the report of what changed since the last Commit, or "" if nothing did.
   std::string BuildReport(std::string_view instance, std::uint64_t interval_ms);
   // Makes the totals BuildReport saw the new baseline (call once the report is queued).
@@ -61,6 +69,7 @@ class BrokerTimings {
   StageTotals& At(std::uint32_t service, std::string_view name, BrokerStage stage);
 
   std::vector<std::array<StageTotals, kBrokerStages>> totals_;
+  StageTotals monitor_;
   detail::StageDelta delta_;
   std::vector<StageTotals> pending_;
 };

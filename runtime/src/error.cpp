@@ -7,7 +7,7 @@
 namespace courier {
 namespace {
 
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 20> kNames{{
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 21> kNames{{
     {ErrorCode::kBadRequest, "bad_request"},
     {ErrorCode::kUnauthenticated, "unauthenticated"},
     {ErrorCode::kNoSuchService, "no_such_service"},
@@ -26,6 +26,7 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 20> kNames{{
     {ErrorCode::kUnauthorized, "unauthorized"},
     {ErrorCode::kWorkerCrashed, "worker_crashed"},
     {ErrorCode::kNotFound, "not_found"},
+    {ErrorCode::kInvalidReply, "invalid_reply"},
     {ErrorCode::kConfig, "config"},
     {ErrorCode::kIo, "io"},
 }};
@@ -49,7 +50,7 @@ std::optional<ErrorCode> ParseErrorCode(std::string_view text) noexcept {
   return std::nullopt;
 }
 
-bool IsWireCode(std::uint32_t number) noexcept { return number >= 1 && number <= 18; }
+bool IsWireCode(std::uint32_t number) noexcept { return number >= 1 && number <= 19; }
 
 bool IsRetryable(ErrorCode code) noexcept {
   switch (code) {

@@ -6,7 +6,7 @@ namespace courier {
 namespace {
 
 TEST(ErrorCodeTest, NamesRoundTripForEveryCode) {
-  for (std::uint32_t number = 1; number <= 18; ++number) {
+  for (std::uint32_t number = 1; number <= 19; ++number) {
     const auto code = ParseErrorCode(std::to_string(number));
     ASSERT_TRUE(code.has_value()) << number;
     EXPECT_TRUE(IsWireCode(number));
@@ -15,7 +15,8 @@ TEST(ErrorCodeTest, NamesRoundTripForEveryCode) {
   }
   EXPECT_EQ(ParseErrorCode("busy"), ErrorCode::kBusy);
   EXPECT_FALSE(ParseErrorCode("no-such-code").has_value());
-  EXPECT_FALSE(ParseErrorCode("19").has_value());
+  EXPECT_EQ(ParseErrorCode("19"), ErrorCode::kInvalidReply);
+  EXPECT_FALSE(ParseErrorCode("20").has_value());
   EXPECT_FALSE(IsWireCode(0));
   EXPECT_FALSE(IsWireCode(static_cast<std::uint32_t>(ErrorCode::kConfig)));
 }

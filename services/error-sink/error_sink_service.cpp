@@ -203,7 +203,9 @@ Value ErrorSinkService::Store(const Value& request, const JobContext& job) {
                    verdict.clamped, job.job_id().Hex(), verdict.problem, *held);
     }
   }
+  const auto handle_start = std::chrono::steady_clock::now();
   const ErrorStore::InsertResult result = store_->Insert(job.job_id(), batch, NowUnixMs());
+  timings_.Record(kName, "error_handle", std::chrono::steady_clock::now() - handle_start);
   if (batch.dropped > 0 && !result.duplicate) {
     spdlog::warn("error sink: a reporter ({} {} pid {}) lost {} reports to buffer overflow",
                  batch.reporter.empty() ? "?" : batch.reporter, batch.host, batch.pid, batch.dropped);

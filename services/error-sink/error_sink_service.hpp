@@ -59,6 +59,7 @@
 #include "courier/value.hpp"
 #include "error_store.hpp"
 #include "reporting/report_codec.hpp"
+#include "reporting/stage_recorder.hpp"
 
 namespace courier::sink {
 
@@ -72,6 +73,9 @@ class ErrorSinkService {
   Value Handle(const Value& request, const JobContext& job);
 
   ErrorStore& store() { return *store_; }
+  // Returns: the cumulative "error_handle" timings (storing and grouping each batch), for
+  // WorkerHost::AddStageSource. Thread-safe.
+  std::vector<StageTotals> StageTimings() const { return timings_.Totals(); }
 
  private:
   Value Store(const Value& request, const JobContext& job);
@@ -90,6 +94,8 @@ class ErrorSinkService {
   std::atomic<std::uint64_t> rejected_batches_{0};
   std::atomic<std::uint64_t> clamped_reports_{0};
   detail::ReportLogGate log_gate_;
+  // Recorded where the store already serialises the batches, never on a client's job path.
+  detail::StageRecorder timings_;
 };
 
 // Returns: the row as the service answers it (also what `courier errors list --json` prints).

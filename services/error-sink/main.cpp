@@ -111,8 +111,9 @@ int main(int argc, char** argv) {
     courier::WorkerOptions options = courier::builtin::HostOptions(settings.common);
     options.report_errors = false;  // a failure of the sink must never feed back into it
     courier::WorkerHost host(options);
-    host.Register<courier::sink::ErrorSinkService>(
+    courier::sink::ErrorSinkService& sink = host.Register<courier::sink::ErrorSinkService>(
         courier::ConfigSection::Parse(ServiceTable(settings), "courier-error-sink settings"));
+    host.AddStageSource([&sink] { return sink.StageTimings(); });  // error_handle
     return courier::builtin::RunHost(host);
   } catch (const std::exception& e) {
     std::cerr << "courier-error-sink: " << e.what() << std::endl;

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <set>
+#include <utility>
 
 namespace courier::metrics {
 namespace {
@@ -164,6 +166,18 @@ std::string PrometheusText(const StageTable& table, Clock::time_point now) {
     }
   }
 
+  w.Family("courier_stage_group_info", "gauge",
+           "The design's group of each (process, stage) the collector holds (request, response, error, crypto, "
+           "load_balancing; other for stages it does not know): always 1, for joins and sums by group.");
+  std::set<std::pair<std::string, std::string>> grouped;
+  for (const SeriesView& s : series) {
+    if (!grouped.emplace(s.process, s.stage).second) continue;
+    w.Sample("courier_stage_group_info",
+             "{process=\"" + EscapeLabel(s.process) + "\",stage=\"" + EscapeLabel(s.stage) + "\",group=\"" +
+                 std::string(GroupName(s.process, s.stage)) + "\"}",
+             "1");
+  }
+
   w.Family("courier_metrics_reports_total", "counter", "Metrics reports the collector added.");
   w.Sample("courier_metrics_reports_total", "", std::to_string(counters.reports));
   w.Family("courier_metrics_duplicate_reports_total", "counter", "Metrics reports dropped as duplicates.");
@@ -204,6 +218,7 @@ Value StatsValue(const StageTable& table, Clock::time_point now) {
     stages.Append(Value::Object({{"service", Value(series.service)},
                                  {"process", Value(series.process)},
                                  {"stage", Value(series.stage)},
+                                 {"group", Value(std::string(GroupName(series.process, series.stage)))},
                                  {"windows", std::move(windows)}}));
   }
   return Value::Object({{"uptime_ms", Value(static_cast<std::uint64_t>(counters.uptime.count()))},

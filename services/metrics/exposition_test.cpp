@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -149,6 +150,31 @@ TEST(ExpositionTest, AClientAndAWorkerSealOfOneServiceAreSeparateSeries) {
   EXPECT_EQ(rows.at(1).At("process").AsString(), "worker");
   EXPECT_EQ(rows.at(1).At("stage").AsString(), "seal");
   EXPECT_EQ(rows.at(1).At("windows").At("all").At("count").AsUint(), 30u);
+}
+
+TEST(ExpositionTest, EveryStageCarriesTheDesignsGroup) {
+  const Clock::time_point start{};
+  StageTable table(100, start);
+  table.Add(JobId::Random(), OneStage("echo", "reply_verify", 3, 1000), start + 500ms);
+  table.Add(JobId::Random(), OneStage("*", "lb_monitor", 2, 1000, 0, "broker"), start + 500ms);
+  table.Add(JobId::Random(), OneStage("echo", "made_up", 1, 1000), start + 500ms);
+  const std::string text = PrometheusText(table, start + 1s);
+  ExpectValidExposition(text);
+  EXPECT_NE(text.find("courier_stage_group_info{process=\"worker\",stage=\"reply_verify\",group=\"response\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("courier_stage_group_info{process=\"broker\",stage=\"lb_monitor\",group=\"load_balancing\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("courier_stage_group_info{process=\"worker\",stage=\"made_up\",group=\"other\"} 1\n"),
+            std::string::npos);
+  std::map<std::string, std::string> groups;
+  const Value stats = StatsValue(table, start + 1s);
+  for (const Value& row : stats.At("stages").AsArray()) {
+    groups[row.At("stage").AsString()] = row.At("group").AsString();
+  }
+  EXPECT_EQ(groups["reply_verify"], "response");
+  EXPECT_EQ(groups["lb_monitor"], "load_balancing");
+  EXPECT_EQ(groups["made_up"], "other");
 }
 
 TEST(MetricsServiceTest, ServesHttpAndQueries) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "wire/stages.hpp"
+
 namespace courier::metrics {
 namespace {
 
@@ -41,29 +43,13 @@ std::optional<double> WindowStats::quantile_ns(double q) const {
   return detail::EstimateQuantile(buckets, q, min_ns, max_ns);
 }
 
-int ProcessOrder(std::string_view process) {
-  static constexpr std::string_view kOrder[] = {"client", "broker", "worker"};
-  for (std::size_t i = 0; i < std::size(kOrder); ++i) {
-    if (kOrder[i] == process) return static_cast<int>(i);
-  }
-  return static_cast<int>(std::size(kOrder));
-}
+int ProcessOrder(std::string_view process) { return wire::ProcessOrder(process); }
 
-int StageOrder(std::string_view process, std::string_view stage) {
-  static constexpr std::string_view kClient[] = {"encode", "seal", "round_trip", "open", "decode"};
-  static constexpr std::string_view kBroker[] = {"queue_wait", "dispatch"};
-  static constexpr std::string_view kWorker[] = {"open", "parse", "verify", "handle", "convert", "seal", "send"};
-  static constexpr std::size_t kUnknown = std::size(kWorker);  // the longest list
-  auto position = [stage](auto& order) {
-    for (std::size_t i = 0; i < std::size(order); ++i) {
-      if (order[i] == stage) return static_cast<int>(i);
-    }
-    return static_cast<int>(kUnknown);
-  };
-  if (process == "client") return position(kClient);
-  if (process == "broker") return position(kBroker);
-  if (process == "worker") return position(kWorker);
-  return static_cast<int>(kUnknown);
+int StageOrder(std::string_view process, std::string_view stage) { return wire::StageOrder(process, stage); }
+
+std::string_view GroupName(std::string_view process, std::string_view stage) {
+  const std::optional<wire::StageGroup> group = wire::GroupOf(process, stage);
+  return group ? wire::ToString(*group) : std::string_view("other");
 }
 
 bool SeriesBefore(const SeriesView& a, const SeriesView& b) {

@@ -145,16 +145,19 @@ class StageTable {
   std::uint64_t rejected_stages_ = 0;
 };
 
+// The order and groups come from the stage vocabulary (wire/stages.hpp, PROTOCOL.md §10.2).
 // Returns: the position of `process` in the order a job meets them: client 0, broker 1,
 // worker 2; any other process 3 (callers sort those alphabetically).
 int ProcessOrder(std::string_view process);
 
 // Returns: the position of `stage` among `process`'s stages in the order a job goes
-// through them (PROTOCOL.md §10.2) — client encode, seal, round_trip, open, decode; broker
-// queue_wait, dispatch; worker open, parse, verify, handle, convert, seal, send — or, for
-// a stage the process is not known to time, a position after all of them (callers sort
-// those alphabetically).
+// through them, or, for a stage the process is not known to time, a position after all of
+// them (callers sort those alphabetically).
 int StageOrder(std::string_view process, std::string_view stage);
+
+// Returns: the design's group of the stage ("request", "response", "error", "crypto",
+// "load_balancing"), or "other" for a stage the vocabulary does not know.
+std::string_view GroupName(std::string_view process, std::string_view stage);
 
 // Returns: whether series `a` sorts before `b`: by service, then ProcessOrder, then
 // StageOrder, with unknown processes and stages alphabetically after the known ones.

@@ -12,7 +12,8 @@
 //                                                    a MessagePack Value, sealed, its reply
 //                                                    opened, decoded and checked
 // Client options: --mode sync|pipelined, --size BYTES, --count N, --window N, --warmup N,
-// --service S; courier-client also --keyring FILE, --api callback|future, --send
+// --service S; courier-client also --keyring FILE, --api callback|future, --send,
+// --request echo|textstats (the request's shape; textstats: {"text": SIZE bytes of words})
 // (fire-and-forget), --connect repeated for several brokers, --wait-workers N.
 //
 // Sync mode keeps one job in flight and reports p50/p99/p999 latency; pipelined keeps
@@ -54,6 +55,7 @@ struct ClientOptions {
   std::size_t window = 1000;
   std::size_t warmup = 100;
   std::string service = "echo";
+  std::string request = "echo";       // courier-client: the request's shape, echo or textstats
   std::string keyring;
   std::string api = "callback";
   std::size_t wait_workers = 1;
@@ -312,7 +314,32 @@ int RawCourierClient(const ClientOptions& options) {
 // ---- the SDK client ------------------------------------------------------------------------
 
 // Returns: "" if `reply` echoes job `index`'s request, else what is wrong.
-std::string CheckReply(const courier::Value& reply, std::size_t index, std::size_t size) {
+// textstats' request instead: {"text": <size bytes of words>}.
+courier::Value Request(const ClientOptions& options, std::size_t index, const std::string& data) {
+  if (options.request == "textstats") return courier::Value::Object({{"text", courier::Value(data)}});
+  return Request(index, data);
+}
+
+// Returns: `size` bytes of text for the request kind (words for textstats, else 'x's).
+std::string RequestData(const ClientOptions& options) {
+  if (options.request != "textstats") return std::string(options.size, 'x');
+  static constexpr std::string_view kWords[] = {"courier ", "routes ", "sealed ", "jobs ", "between ",
+                                                "clients ", "and ", "workers ", "quickly "};
+  std::string text;
+  for (std::size_t i = 0; text.size() < options.size; ++i) text += kWords[i % std::size(kWords)];
+  text.resize(options.size);
+  return text;
+}
+
+std::string CheckReply(const ClientOptions& options, const courier::Value& reply, std::size_t index, std::size_t size) {
+  if (options.request == "textstats") {
+    const courier::Value* words = reply.Find("words");
+    const courier::Value* sha = reply.Find("sha256");
+    if (words == nullptr || !words->IsInteger() || words->AsUint() == 0 || sha == nullptr) {
+      return "reply " + std::to_string(index) + " is not a textstats reply";
+    }
+    return {};
+  }
   const courier::Value* seq = reply.Find("seq");
   const courier::Value* data = reply.Find("data");
   if (seq == nullptr || data == nullptr || !seq->IsInteger() || seq->AsUint() != index || data->size() != size) {
@@ -354,12 +381,12 @@ int SdkClient(const ClientOptions& options) {
   courier::Client client(client_options);
   if (!WaitForWorkers(client, options)) return 1;
 
-  const std::string data(options.size, 'x');
+  const std::string data = RequestData(options);
   const std::size_t total = options.warmup + options.count;
   const std::size_t window = options.Window();
   Measured m;
   // What the broker holds per job: the plaintext plus the AEAD tag.
-  m.payload_frame_bytes = courier::EncodeValue(Request(options.warmup + options.count / 2, data)).size() + 16;
+  m.payload_frame_bytes = courier::EncodeValue(Request(options, options.warmup + options.count / 2, data)).size() + 16;
   Clock::time_point start{};
   double cpu_start = 0;
   auto begin_timing = [&] {
@@ -378,9 +405,9 @@ int SdkClient(const ClientOptions& options) {
       if (i == options.warmup) begin_timing();
       const auto sent = Clock::now();
       try {
-        const courier::Value reply = client.Call(options.service, Request(i, data));
+        const courier::Value reply = client.Call(options.service, Request(options, i, data));
         const double us = std::chrono::duration<double, std::micro>(Clock::now() - sent).count();
-        if (std::string wrong = CheckReply(reply, i, options.size); !wrong.empty()) throw std::runtime_error(wrong);
+        if (std::string wrong = CheckReply(options, reply, i, options.size); !wrong.empty()) throw std::runtime_error(wrong);
         if (i >= options.warmup) {
           m.latencies_us.push_back(us);
           ++m.done;
@@ -403,7 +430,7 @@ int SdkClient(const ClientOptions& options) {
       pending.pop_front();
       try {
         const courier::Value reply = future.get();
-        if (std::string wrong = CheckReply(reply, index, options.size); !wrong.empty()) throw std::runtime_error(wrong);
+        if (std::string wrong = CheckReply(options, reply, index, options.size); !wrong.empty()) throw std::runtime_error(wrong);
         if (index >= options.warmup) ++m.done;
       } catch (const std::exception& error) {
         ++m.failed;
@@ -416,7 +443,7 @@ int SdkClient(const ClientOptions& options) {
         begin_timing();
       }
       while (pending.size() >= window) settle_one();
-      pending.emplace_back(i, client.Submit(options.service, Request(i, data)));
+      pending.emplace_back(i, client.Submit(options.service, Request(options, i, data)));
     }
     while (!pending.empty()) settle_one();
     end_timing();
@@ -435,7 +462,7 @@ int SdkClient(const ClientOptions& options) {
     if (!result.ok()) {
       wrong = result.error()->what();
     } else if (!options.fire_and_forget) {
-      wrong = CheckReply(result.value(), index, options.size);
+      wrong = CheckReply(options, result.value(), index, options.size);
     }
     std::lock_guard lock(mutex);
     if (wrong.empty()) {
@@ -465,9 +492,9 @@ int SdkClient(const ClientOptions& options) {
     ++submitted;
     auto callback = [&on_done, i](courier::Result result) { on_done(i, std::move(result)); };
     if (options.fire_and_forget) {
-      client.Send(options.service, Request(i, data), std::move(callback));
+      client.Send(options.service, Request(options, i, data), std::move(callback));
     } else {
-      client.Submit(options.service, Request(i, data), std::move(callback));
+      client.Submit(options.service, Request(options, i, data), std::move(callback));
     }
   }
   {
@@ -540,6 +567,8 @@ int main(int argc, char** argv) {
   auto* sdk_client = app.add_subcommand("courier-client", "the courier::Client SDK end to end");
   add_client(sdk_client);
   sdk_client->add_option("--service", options.service);
+  sdk_client->add_option("--request", options.request, "request shape: echo (default) or textstats ({text})")
+      ->check(CLI::IsMember({"echo", "textstats"}));
   sdk_client->add_option("--keyring", options.keyring, "key file (default: the user keyring, created if missing)");
   sdk_client->add_option("--api", options.api, "pipelined completions: callback or future")
       ->check(CLI::IsMember({"callback", "future"}));

@@ -33,6 +33,7 @@ enum class ErrorCode : std::uint16_t {
   kUnauthorized = 16,       // the transport key is not on the allow-list for this role
   kWorkerCrashed = 17,      // the process running the handler died (signal, abort, exit)
   kNotFound = 18,           // no job under this id here (never accepted, or its result expired)
+  kInvalidReply = 19,       // the handler's reply does not satisfy the service's [reply] schema
   kConfig = 100,            // local only: a configuration or key file is invalid
   kIo = 101,                // local only: a file or socket operation failed
 };

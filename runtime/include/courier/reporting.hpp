@@ -116,6 +116,10 @@ struct ReporterOptions {
   std::chrono::milliseconds metrics_deadline{60000};
   // How long destruction keeps trying to deliver what is buffered. Default 1 s.
   std::chrono::milliseconds stop_timeout{1000};
+  // ErrorReportSender only: called on its thread for every report in a batch a broker
+  // accepted, with the report's service and the time from Report() to that ACCEPT (the
+  // error path's "error_send" stage). Must be quick and must not throw. Default none.
+  std::function<void(std::string_view service, std::chrono::nanoseconds waited)> delivered;
 };
 
 // What a reporter did so far (all totals since construction, except buffered).

@@ -17,7 +17,7 @@
 // CREDIT sharing each service's capacity among the brokers (ServiceSettings::capacity),
 // heartbeats, reconnection with exponential backoff and jitter
 // when a broker goes silent or says DISCONNECT. Jobs run on a fixed thread pool through
-// open → parse → verify → handle → convert → seal, and go back to the I/O thread over
+// key → open → parse → verify → handle → convert → reply_verify → seal, and go back to the I/O thread over
 // inproc to be sent. Each stage is timed per service (StageSnapshot()).
 //
 // Signals (when WorkerOptions::handle_signals, the default): SIGTERM and SIGINT drain —
@@ -49,6 +49,7 @@
 #include "courier/curve.hpp"
 #include "courier/log.hpp"
 #include "courier/plugin.hpp"
+#include "courier/reporting.hpp"
 
 namespace courier {
 
@@ -107,6 +108,9 @@ struct ServiceSettings {
   std::size_t dedup_entries = 10000;
   // `isolation = "thread" | "process"`. Default: the host's (WorkerOptions::isolation).
   std::optional<Isolation> isolation;
+  // `verify_replies = true | false`: check each reply against the schema's [reply] before
+  // sealing it. Default: the host's (WorkerOptions::verify_replies).
+  std::optional<bool> verify_replies;
 
   // Reads the host's keys (above) from a [services.NAME] table; other keys are the
   // plugin's. Throws: Error(kConfig).
@@ -149,6 +153,12 @@ struct WorkerOptions {
   // and then PREFIX/share/courier/schemas/services, relative to its binary). Never the
   // working directory.
   std::vector<std::filesystem::path> schema_dirs;
+  // Check every reply against its service's [reply] schema before sealing it
+  // (`verify_replies`; a service's own key wins). A reply that does not conform never
+  // reaches the client: it gets ERROR invalid_reply naming the first offending field, and
+  // the error sink a record (stage reply_verify). Services whose schema has no [reply]
+  // are not affected. Default true.
+  bool verify_replies = true;
   // Where bare plugin names resolve (`plugin_dir`). Default empty: names must be paths.
   std::filesystem::path plugin_dir;
   // CurveZMQ on every broker socket, the reporters' included (the `[security]` table:
@@ -160,10 +170,12 @@ struct WorkerOptions {
   std::string instance;
   // Largest request or reply payload, in bytes (`max_message_bytes`). Default 16 MiB.
   std::size_t max_message_bytes = 16 * 1024 * 1024;
-  // Send failed jobs to courier.errors and stage timings to courier.metrics through the
-  // brokers (`report = true`). Default true; the error sink itself turns it off so a
-  // failure of its own never feeds back into it.
+  // Send failed jobs to courier.errors (report_errors) and stage timings to
+  // courier.metrics (report_metrics) through the brokers (`report = true` sets both).
+  // Default true; the error sink itself turns report_errors off so a failure of its own
+  // never feeds back into it (its timings, error_handle among them, still go out).
   bool report_errors = true;
+  bool report_metrics = true;
   // Install SIGTERM/SIGINT/SIGHUP handling (signalfd). Default true.
   bool handle_signals = true;
   // The file SIGHUP re-reads. Default empty: SIGHUP only logs that there is nothing to read.
@@ -181,10 +193,16 @@ struct WorkerOptions {
   static WorkerOptions FromConfig(const ConfigSection& root, const std::filesystem::path& file = {});
 };
 
-// The stages every job goes through, in order.
-enum class Stage : std::uint8_t { kOpen, kParse, kVerify, kHandle, kConvert, kSeal, kSend };
-inline constexpr std::size_t kStageCount = 7;
-// Returns: "open", "parse", ...
+// The stages the worker host times (PROTOCOL.md §10.2): those every sealed job goes
+// through, in order (kKey and kOpen only for sealed jobs; kReplyVerify only when the
+// service's schema has a [reply] and verify_replies is on), then those of the error path:
+// kErrorCapture (a failure until its error report is built) and kErrorSend (the report
+// handed to the reporter until a broker accepted it for courier.errors).
+enum class Stage : std::uint8_t {
+  kKey, kOpen, kParse, kVerify, kHandle, kConvert, kReplyVerify, kSeal, kSend, kErrorCapture, kErrorSend
+};
+inline constexpr std::size_t kStageCount = 11;
+// Returns: "key", "open", "parse", ... "reply_verify", ... "error_send".
 std::string_view ToString(Stage stage) noexcept;
 
 // Cumulative timings of one stage of one service since the host started.
@@ -214,14 +232,16 @@ class WorkerHost {
   // (an empty table if absent). Throws: Error(kConfig) from the settings or S's
   // constructor, or if a service of that name is already registered.
   template <Service S>
-  void Register() {
-    Register<S>(options_services().Section(S::kName));
+  S& Register() {
+    return Register<S>(options_services().Section(S::kName));
   }
   // Registers service S configured by `config` (ServiceSettings keys + S's own keys).
+  // Returns: the instance the host serves, owned by the host (valid until it is destroyed).
   template <Service S>
-  void Register(const ConfigSection& config) {
+  S& Register(const ConfigSection& config) {
     static constexpr CourierServiceV1 kDescriptor = detail::DescribeService<S>();
     AddService(kDescriptor, config, "registered in code");
+    return static_cast<detail::ServiceModel<S>&>(Instance(S::kName)).service();
   }
 
   // Loads the plugin at `path` (dlopen) and registers its services, or only those named
@@ -254,8 +274,15 @@ class WorkerHost {
   // Returns: the cumulative stage timings of every service. Thread-safe.
   std::vector<StageSummary> StageSnapshot() const;
 
+  // Adds cumulative timings of stages the host cannot see to what it reports to
+  // courier.metrics: a service registered in code that times work of its own (the error
+  // sink's error_handle). `source` runs on the metrics reporter's thread, once a second;
+  // it must be thread-safe. Call before Run().
+  void AddStageSource(StageSnapshotFn source);
+
  private:
   const ConfigSection& options_services() const;
+  detail::ServiceInstance& Instance(std::string_view name);
   void AddService(const CourierServiceV1& descriptor, const ConfigSection& config,
                   std::string origin);
 

@@ -555,14 +555,17 @@ void Client::Impl::SubmitJob(std::string_view service, std::string plaintext, na
   envelope.mode = mode;
   Keyring::Sealed sealed;
   try {
+    // key: the keyring is fixed for the client's life, so a job's key work is finding the
+    // active key it seals with
+    const SteadyTime key_start = SteadyClock::now();
+    if (!keyring_->Holds(keyring_->active_key_id())) throw Error(ErrorCode::kConfig, "the keyring has no active key");
     const SteadyTime seal_start = SteadyClock::now();
     sealed = keyring_->Seal(std::move(envelope), plaintext);
-    timings_.Record(service, detail::TimedStage::kSeal, SteadyClock::now() - seal_start);
+    timings_.RecordSubmit(service, encode_time, seal_start - key_start, SteadyClock::now() - seal_start);
   } catch (const Error& error) {
     permit.reset();
     return fail(error.code(), error.what());
   }
-  timings_.Record(service, detail::TimedStage::kEncode, encode_time);
 
   detail::JobRequest job;
   job.id = id;

@@ -36,6 +36,7 @@ namespace {
 std::string_view StageName(TimedStage stage) {
   switch (stage) {
     case TimedStage::kEncode: return "encode";
+    case TimedStage::kKey: return "key";
     case TimedStage::kSeal: return "seal";
     case TimedStage::kRoundTrip: return "round_trip";
     case TimedStage::kOpen: return "open";
@@ -47,15 +48,28 @@ std::string_view StageName(TimedStage stage) {
 
 void TimingTable::Record(std::string_view service, TimedStage stage, std::chrono::nanoseconds time) {
   recorder_.Record(service, StageName(stage), time);
+  if (stage == TimedStage::kKey) return;
   std::lock_guard lock(mutex_);
   ServiceTimings& row = Row(service);
   switch (stage) {
+    case TimedStage::kKey: break;
     case TimedStage::kEncode: row.encode.Add(time); break;
     case TimedStage::kSeal: row.seal.Add(time); break;
     case TimedStage::kRoundTrip: row.round_trip.Add(time); break;
     case TimedStage::kOpen: row.open.Add(time); break;
     case TimedStage::kDecode: row.decode.Add(time); break;
   }
+}
+
+void TimingTable::RecordSubmit(std::string_view service, std::chrono::nanoseconds encode, std::chrono::nanoseconds key,
+                               std::chrono::nanoseconds seal) {
+  recorder_.Record(service, {{StageName(TimedStage::kEncode), encode},
+                             {StageName(TimedStage::kKey), key},
+                             {StageName(TimedStage::kSeal), seal}});
+  std::lock_guard lock(mutex_);
+  ServiceTimings& row = Row(service);
+  row.encode.Add(encode);
+  row.seal.Add(seal);
 }
 
 void TimingTable::RecordOutcome(std::string_view service, bool ok) {

@@ -16,7 +16,8 @@
 
 namespace courier::detail {
 
-enum class TimedStage : std::uint8_t { kEncode, kSeal, kRoundTrip, kOpen, kDecode };
+// The client's stages (wire/stages.hpp); kKey has no column in ServiceTimings.
+enum class TimedStage : std::uint8_t { kEncode, kKey, kSeal, kRoundTrip, kOpen, kDecode };
 
 class TimingTable {
  public:
@@ -24,6 +25,10 @@ class TimingTable {
   static constexpr std::string_view kOther = "(other)";
 
   void Record(std::string_view service, TimedStage stage, std::chrono::nanoseconds time);
+  // Records a submitted job's encode, key and seal times at once (one lock of each table,
+  // not three).
+  void RecordSubmit(std::string_view service, std::chrono::nanoseconds encode, std::chrono::nanoseconds key,
+                    std::chrono::nanoseconds seal);
   void RecordOutcome(std::string_view service, bool ok);
   // Returns: one row per service, sorted by name.
   std::vector<ServiceTimings> Snapshot() const;

@@ -85,14 +85,38 @@ JobOutput JobRunner::MakeReply(std::uint64_t seq, const Envelope& request,
   return output;
 }
 
-std::string JobRunner::Open(const JobInput& job) const {
+std::shared_ptr<const Keyring> JobRunner::KeyFor(const JobInput& job, StageTimer& timer) const {
+  std::shared_ptr<const Keyring> keyring = keys_.Current();
+  // A key id this host lacks may be a rotation it has not seen yet: read the file again.
+  if (!keyring->Holds(job.envelope.key_id) && keys_.ReloadIfChanged()) keyring = keys_.Current();
+  timer.Lap(Stage::kKey);
+  return keyring;
+}
+
+std::string JobRunner::Open(const JobInput& job, std::shared_ptr<const Keyring> keyring, StageTimer& timer) const {
   try {
-    return keys_.Current()->Open(job.envelope_bytes, job.Payload());
+    return keyring->Open(job.envelope_bytes, job.Payload());
   } catch (const Error& e) {
-    const bool keys_may_be_stale = e.code() == ErrorCode::kUnknownKey || e.code() == ErrorCode::kUnauthenticated;
-    if (!keys_may_be_stale || !keys_.ReloadIfChanged()) throw;
+    // A key id it holds that does not authenticate: the file may hold another key under
+    // that id now (unknown_key was handled by KeyFor).
+    if (e.code() != ErrorCode::kUnauthenticated || !keys_.ReloadIfChanged()) throw;
   }
+  timer.Lap(Stage::kKey);  // the failed attempt and the reload
   return keys_.Current()->Open(job.envelope_bytes, job.Payload());  // with what is on disk now
+}
+
+void JobRunner::VerifyReply(const PayloadSchema& schema, std::string_view reply) const {
+  Value value;
+  try {
+    value = DecodeValue(reply, limits_);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kInvalidReply, std::string("reply: not a MessagePack document within the limits: ") + e.what());
+  }
+  try {
+    (void)schema.ValidateReply(value);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kInvalidReply, e.what());
+  }
 }
 
 std::vector<JobOutput> JobRunner::Run(ServiceRuntime& service, JobInput& job) const {
@@ -113,7 +137,7 @@ std::vector<JobOutput> JobRunner::Run(ServiceRuntime& service, JobInput& job) co
                       " ms before a worker thread took it");
     }
 
-    // open
+    // key, open (failures in either count as open: the own-keys rule below needs that)
     std::string opened;
     std::string_view plaintext;
     if (envelope.key_id == kUnsealedKeyId) {
@@ -123,7 +147,7 @@ std::vector<JobOutput> JobRunner::Run(ServiceRuntime& service, JobInput& job) co
       }
       plaintext = job.Payload();
     } else {
-      opened = Open(job);
+      opened = Open(job, KeyFor(job, timer), timer);
       plaintext = opened;
     }
     timer.Lap(Stage::kOpen);
@@ -183,6 +207,13 @@ std::vector<JobOutput> JobRunner::Run(ServiceRuntime& service, JobInput& job) co
     }
     timer.Lap(Stage::kConvert);
 
+    // reply_verify: before the reply is remembered for duplicates or sealed
+    if (service.verify_replies) {
+      stage = Stage::kReplyVerify;
+      VerifyReply(*service.schema, reply);
+      timer.Lap(Stage::kReplyVerify);
+    }
+
     if (claimed) {
       waiters = service.cache->Complete(envelope.job_id, HandlerOutcome{true, reply, ErrorCode::kInternal, {}});
       claimed = false;
@@ -210,6 +241,8 @@ std::vector<JobOutput> JobRunner::Run(ServiceRuntime& service, JobInput& job) co
     failure = Failure{ErrorCode::kInternal, "unknown failure"};
   }
 
+  // error_capture: from here (the failure caught) until its record is built
+  const auto failed_at = std::chrono::steady_clock::now();
   timer.Fail(stage);
   const bool own_keys = stage == Stage::kOpen && envelope.key_id != kUnsealedKeyId &&
                         (failure->code == ErrorCode::kUnknownKey || failure->code == ErrorCode::kUnauthenticated);
@@ -228,6 +261,7 @@ std::vector<JobOutput> JobRunner::Run(ServiceRuntime& service, JobInput& job) co
   record.message = failure->message;
   record.at_ms = NowUnixMs();
   if (own_keys) record.message += " (rejected back to the broker: this host's keys may be at fault)";
+  stats_.Record(service.stats_index, Stage::kErrorCapture, std::chrono::steady_clock::now() - failed_at);
   reporter_.Report(record);
   outputs.clear();
   if (own_keys) {

@@ -1,8 +1,11 @@
 // job_runner.hpp — one job's path through the worker host, without sockets:
-// open (decrypt) → parse (decode) → verify (schema) → handle → convert (encode) → seal,
-// each stage timed into StageStats, every failure turned into an ERROR body with the
-// right code and a record to the ErrorReporter. Nothing a client sends reaches the
-// handler unless it opened, decoded and verified; nothing a handler throws escapes.
+// key (lookup) → open (decrypt) → parse (decode) → verify (schema) → handle → convert
+// (encode) → reply_verify (the [reply] schema) → seal, each stage timed into StageStats,
+// every failure turned into an ERROR body with the right code and a record to the
+// ErrorReporter (the time from the failure to the record built is timed as
+// error_capture). Nothing a client sends reaches the handler unless it opened, decoded
+// and verified; nothing a handler throws escapes; no reply that breaks the service's
+// [reply] schema reaches the client (invalid_reply).
 //
 // The I/O thread decodes the envelope and hands the job here on a pool thread; the
 // outputs go back to the I/O thread, which sends them ("send" is timed there).
@@ -49,6 +52,7 @@ struct ServiceRuntime {
   bool idempotent = true;
   std::optional<PayloadSchema> schema;
   std::string schema_origin;  // file, "embedded" or "none"
+  bool verify_replies = false;  // effective: a [reply] in the schema and verify_replies on
   std::unique_ptr<ServiceInstance> instance;
   std::unique_ptr<ReplyCache<DuplicateWaiter>> cache;  // non-idempotent services only
   std::atomic<std::uint32_t> capacity{1};              // effective (settings 0 → threads)
@@ -104,8 +108,15 @@ class JobRunner {
                              std::string_view message);
 
  private:
-  // Opens the payload; on a key failure re-reads a changed key file and tries once more.
-  std::string Open(const JobInput& job) const;
+  // Finds the keyring holding the job's key (re-reading a changed key file when the one
+  // in use lacks it), timed as the "key" stage.
+  std::shared_ptr<const Keyring> KeyFor(const JobInput& job, StageTimer& timer) const;
+  // Opens the payload with `keyring`; on an authentication failure re-reads a changed key
+  // file and tries once more (that reload is timed as "key" too).
+  std::string Open(const JobInput& job, std::shared_ptr<const Keyring> keyring, StageTimer& timer) const;
+  // Throws: Error(kInvalidReply) naming the first field of `reply` that breaks the
+  // schema's [reply] (or saying it does not decode).
+  void VerifyReply(const PayloadSchema& schema, std::string_view reply) const;
 
   std::unique_ptr<KeySource> owned_keys_;  // the fixed keyring's source
   KeySource& keys_;

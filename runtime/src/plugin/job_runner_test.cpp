@@ -234,6 +234,41 @@ TEST_F(JobRunnerTest, HandlerExceptionsBecomeHandlerErrors) {
   EXPECT_EQ(reporter_.records[0].message, "boom");
 }
 
+TEST_F(JobRunnerTest, ReplyBreakingItsSchemaIsInvalidReplyAndNeverSent) {
+  service_.schema = PayloadSchema::Parse(
+      "[request]\ntype = \"map\"\n[reply]\ntype = \"map\"\n[reply.fields.x]\ntype = \"integer\"\nmin = 0\n",
+      "probe.toml");
+  service_.verify_replies = true;
+  EXPECT_EQ(OpenReply(RunOne(Sealed(Value::Object({{"action", "echo"}, {"x", 3}})))).At("x").AsInt(), 3);
+  const ErrorBody body =
+      ExpectError(RunOne(Sealed(Value::Object({{"action", "echo"}, {"x", -3}}))), ErrorCode::kInvalidReply);
+  EXPECT_EQ(body.message, "reply.x: expected an integer >= 0, got -3");
+  EXPECT_EQ(g_calls, 2);  // the handler ran; its reply did not leave
+  EXPECT_EQ(Count(Stage::kReplyVerify), 1u);
+  EXPECT_EQ(Count(Stage::kReplyVerify, true), 1u);
+  EXPECT_EQ(Count(Stage::kErrorCapture), 1u);
+  ASSERT_EQ(reporter_.records.size(), 1u);
+  EXPECT_EQ(reporter_.records[0].stage, Stage::kReplyVerify);
+  EXPECT_EQ(reporter_.records[0].code, ErrorCode::kInvalidReply);
+  EXPECT_THAT(reporter_.records[0].message, HasSubstr("reply.x"));
+
+  service_.verify_replies = false;  // verify_replies = false: the host sends what it got
+  EXPECT_EQ(OpenReply(RunOne(Sealed(Value::Object({{"action", "echo"}, {"x", -3}})))).At("x").AsInt(), -3);
+  EXPECT_EQ(Count(Stage::kReplyVerify), 1u);
+}
+
+TEST_F(JobRunnerTest, SealedJobsTimeTheirKeyLookupAndFailuresTheirCapture) {
+  RunOne(Sealed(Value::Object({{"action", "echo"}})));
+  RunOne(Sealed(Value::Object({{"action", "echo"}})));
+  EXPECT_EQ(Count(Stage::kKey), 2u);
+  service_.settings.allow_unsealed = true;
+  RunOne(Unsealed(EncodeValue(Value::Object({{"action", "echo"}}))));
+  EXPECT_EQ(Count(Stage::kKey), 2u);  // nothing to look up
+  EXPECT_EQ(Count(Stage::kErrorCapture), 0u);
+  ExpectError(RunOne(Sealed(Value::Object({{"action", "throw"}}))), ErrorCode::kHandlerError);
+  EXPECT_EQ(Count(Stage::kErrorCapture), 1u);
+}
+
 TEST_F(JobRunnerTest, ExpiredJobsAreNotRun) {
   ExpectError(RunOne(Sealed(Value::Object({{"action", "echo"}}), keyring_, MakeEnvelope(NowUnixMs() - 1))),
               ErrorCode::kDeadlineExceeded);

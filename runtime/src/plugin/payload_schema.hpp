@@ -64,6 +64,8 @@ class PayloadSchema {
   // Returns: whether the schema describes the reply at all.
   bool ValidateReply(const Value& reply) const;
 
+  // Returns: whether the schema has a [reply] node.
+  bool has_reply() const { return reply_.has_value(); }
   const std::string& source() const { return source_; }
   const std::string& service() const { return service_; }
 

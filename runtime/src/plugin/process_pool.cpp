@@ -557,6 +557,7 @@ struct ProcessPool::State {
   }
 
   void AnswerLostJob(Child& child) {
+    const Clock::time_point failed_at = Clock::now();  // error_capture: the loss seen → its record built
     const JobInput& job = child.jobs.front();
     std::string lines;
     if (!child.partial_line.empty()) child.last_lines.push_back(child.partial_line);
@@ -581,6 +582,7 @@ struct ProcessPool::State {
     }
     record.message = answer + (lines.empty() ? "" : "; its last log lines:" + lines);
     if (record.message.size() > 4000) record.message.resize(4000);
+    stats.Record(job.service, Stage::kErrorCapture, Clock::now() - failed_at);
     reporter.Report(record);
     stats.RecordError(job.service, Stage::kHandle);
     if (!child.killed_for_deadline) {

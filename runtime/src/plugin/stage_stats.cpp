@@ -1,50 +1,94 @@
 #include "stage_stats.hpp"
 
+#include <algorithm>
 #include <cstdio>
+
+#include "wire/stages.hpp"
 
 namespace courier {
 
 std::string_view ToString(Stage stage) noexcept {
-  switch (stage) {
-    case Stage::kOpen: return "open";
-    case Stage::kParse: return "parse";
-    case Stage::kVerify: return "verify";
-    case Stage::kHandle: return "handle";
-    case Stage::kConvert: return "convert";
-    case Stage::kSeal: return "seal";
-    case Stage::kSend: return "send";
-  }
-  return "unknown";
+  // The worker's entries of the stage vocabulary, in the enum's order.
+  static const std::array<std::string_view, kStageCount> kNames = [] {
+    std::array<std::string_view, kStageCount> names{};
+    std::size_t next = 0;
+    for (const wire::StageInfo& info : wire::kStages) {
+      if (info.process == "worker" && next < names.size()) names[next++] = info.name;
+    }
+    return names;
+  }();
+  const auto index = static_cast<std::size_t>(stage);
+  return index < kNames.size() ? kNames[index] : "unknown";
 }
 
 namespace detail {
+namespace {
+
+std::atomic<std::uint64_t> next_stats_id{1};
+
+// The shard this thread used last, and whose stats it belongs to.
+struct LocalShardCache {
+  std::uint64_t owner = 0;
+  void* shard = nullptr;
+  std::size_t services = 0;
+};
+thread_local LocalShardCache local_shard;
+
+}  // namespace
 
 void StageAggregate::Record(std::chrono::nanoseconds duration) noexcept {
   const auto ns = static_cast<std::uint64_t>(duration.count() < 0 ? 0 : duration.count());
-  count_.fetch_add(1, std::memory_order_relaxed);
-  sum_.fetch_add(ns, std::memory_order_relaxed);
-  std::uint64_t seen = min_.load(std::memory_order_relaxed);
-  while (ns < seen && !min_.compare_exchange_weak(seen, ns, std::memory_order_relaxed)) {
-  }
-  seen = max_.load(std::memory_order_relaxed);
-  while (ns > seen && !max_.compare_exchange_weak(seen, ns, std::memory_order_relaxed)) {
-  }
-  buckets_[LatencyBucket(ns)].fetch_add(1, std::memory_order_relaxed);
+  Bump(count_, 1);
+  Bump(sum_, ns);
+  if (ns < min_.load(std::memory_order_relaxed)) min_.store(ns, std::memory_order_relaxed);
+  if (ns > max_.load(std::memory_order_relaxed)) max_.store(ns, std::memory_order_relaxed);
+  Bump(buckets_[LatencyBucket(ns)], 1);
 }
 
-StageSummary StageAggregate::Summary() const {
-  StageSummary summary;
-  summary.count = count_.load(std::memory_order_relaxed);
-  summary.errors = errors_.load(std::memory_order_relaxed);
-  summary.sum = std::chrono::nanoseconds(sum_.load(std::memory_order_relaxed));
+void StageAggregate::MergeInto(StageSummary& into) const {
+  const std::uint64_t count = count_.load(std::memory_order_relaxed);
+  into.errors += errors_.load(std::memory_order_relaxed);
+  if (count == 0) return;
   const std::uint64_t min = min_.load(std::memory_order_relaxed);
-  summary.min = std::chrono::nanoseconds(min == UINT64_MAX ? 0 : min);
-  summary.max = std::chrono::nanoseconds(max_.load(std::memory_order_relaxed));
-  summary.buckets.resize(kLatencyBuckets);
-  for (std::size_t i = 0; i < kLatencyBuckets; ++i) {
-    summary.buckets[i] = buckets_[i].load(std::memory_order_relaxed);
+  const std::uint64_t max = max_.load(std::memory_order_relaxed);
+  into.min = std::chrono::nanoseconds(into.count == 0 ? min : std::min<std::uint64_t>(into.min.count(), min));
+  into.max = std::chrono::nanoseconds(std::max<std::uint64_t>(into.max.count(), max));
+  into.count += count;
+  into.sum += std::chrono::nanoseconds(sum_.load(std::memory_order_relaxed));
+  for (std::size_t i = 0; i < kLatencyBuckets; ++i) into.buckets[i] += buckets_[i].load(std::memory_order_relaxed);
+}
+
+StageStats::StageStats() : id_(next_stats_id.fetch_add(1, std::memory_order_relaxed)) {}
+
+StageStats::Shard* StageStats::LocalShard(std::size_t service) noexcept {
+  if (local_shard.owner == id_ && service < local_shard.services) return static_cast<Shard*>(local_shard.shard);
+  return FindOrMakeShard(service);
+}
+
+StageStats::Shard* StageStats::FindOrMakeShard(std::size_t service) noexcept {
+  if (service >= names_.size()) return nullptr;
+  const std::thread::id self = std::this_thread::get_id();
+  try {
+    std::lock_guard lock(shards_mutex_);
+    Shard* found = nullptr;
+    for (Shard& shard : shards_) {
+      // A shard of a thread that ended may be taken over by a new thread with its id: it
+      // still has one writer at a time.
+      if (shard.owner == self && service < shard.services) found = &shard;
+    }
+    if (found == nullptr) {
+      Shard fresh;
+      fresh.owner = self;
+      fresh.services = names_.size();
+      fresh.cells = std::make_unique<StageAggregate[]>(fresh.services * kStageCount);
+      shards_.push_back(std::move(fresh));
+      found = &shards_.back();
+    }
+    local_shard = LocalShardCache{id_, found, found->services};
+    return found;
+  } catch (...) {
+    return nullptr;
   }
-  return summary;
 }
 
 void StageStats::Journal(std::size_t service, Stage stage, bool error, std::chrono::nanoseconds duration) noexcept {
@@ -57,41 +101,43 @@ void StageStats::Journal(std::size_t service, Stage stage, bool error, std::chro
 }
 
 void StageStats::Replay(const StageSample& sample) noexcept {
-  if (sample.service >= services_.size() || static_cast<std::size_t>(sample.stage) >= kStageCount) return;
+  if (sample.service >= names_.size() || static_cast<std::size_t>(sample.stage) >= kStageCount) return;
+  StageAggregate* cell = Cell(sample.service, sample.stage);
+  if (cell == nullptr) return;
   if (sample.error) {
-    At(sample.service, sample.stage).RecordError();
+    cell->RecordError();
   } else {
-    At(sample.service, sample.stage).Record(std::chrono::nanoseconds(sample.ns));
+    cell->Record(std::chrono::nanoseconds(sample.ns));
   }
 }
 
 std::size_t StageStats::AddService(std::string name) {
-  services_.emplace_back();
-  services_.back().name = std::move(name);
-  return services_.size() - 1;
+  names_.push_back(std::move(name));
+  return names_.size() - 1;
 }
 
 std::vector<StageSummary> StageStats::Snapshot() const {
-  std::vector<StageSummary> out;
-  out.reserve(services_.size() * kStageCount);
-  for (const ServiceStages& service : services_) {
-    for (std::size_t i = 0; i < kStageCount; ++i) {
-      StageSummary summary = service.stages[i].Summary();
-      summary.service = service.name;
-      summary.stage = static_cast<Stage>(i);
-      out.push_back(std::move(summary));
-    }
+  std::vector<StageSummary> out(names_.size() * kStageCount);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    out[i].service = names_[i / kStageCount];
+    out[i].stage = static_cast<Stage>(i % kStageCount);
+    out[i].buckets.assign(kLatencyBuckets, 0);
+  }
+  std::lock_guard lock(shards_mutex_);
+  for (const Shard& shard : shards_) {
+    for (std::size_t i = 0; i < shard.services * kStageCount && i < out.size(); ++i) shard.cells[i].MergeInto(out[i]);
   }
   return out;
 }
 
 std::vector<std::string> StageStats::Describe() const {
+  const std::vector<StageSummary> summaries = Snapshot();
   std::vector<std::string> lines;
-  for (const ServiceStages& service : services_) {
-    std::string line = service.name + ":";
+  for (std::size_t index = 0; index < names_.size(); ++index) {
+    std::string line = names_[index] + ":";
     bool any = false;
     for (std::size_t i = 0; i < kStageCount; ++i) {
-      const StageSummary s = service.stages[i].Summary();
+      const StageSummary& s = summaries[index * kStageCount + i];
       if (s.count == 0 && s.errors == 0) continue;
       any = true;
       const double mean_us = s.count == 0 ? 0.0 : static_cast<double>(s.sum.count()) / static_cast<double>(s.count) / 1000.0;

@@ -1,12 +1,15 @@
 // stage_stats.hpp — per-(service, stage) timing aggregates of the worker host: count, sum,
 // min, max and a log-bucket histogram of durations in nanoseconds, plus an error count.
 //
-// Writers are the pool threads (and the I/O thread for "send"); every field is a relaxed
-// atomic, so recording is lock-free and never blocks the job path. Readers (the metrics
-// flush once a second, the shutdown summary) take a Snapshot(): each field is read
-// atomically, the set of fields is not (a snapshot may see a count without its sum for a
-// job recorded at that instant; good enough for monitoring).
-// Thread-safety: Record*/Snapshot from any thread. Services are added before Run().
+// Writers are the pool threads, the I/O thread ("send", replayed child samples) and the
+// error reporter's thread ("error_send"). Each writing thread records into a shard of its
+// own (found through a thread_local cache, made on its first record), so recording touches
+// no cache line another thread writes and takes no lock: every field is a relaxed atomic
+// with a single writer. Readers (the metrics flush once a second, the shutdown summary)
+// take a Snapshot(), which merges the shards: each field is read atomically, the set of
+// fields is not (a snapshot may see a count without its sum for a job recorded at that
+// instant; good enough for monitoring).
+// Thread-safety: Record*/Snapshot from any thread. Services are added before recording.
 #pragma once
 
 #include <array>
@@ -14,7 +17,10 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "courier/worker.hpp"
@@ -22,14 +28,19 @@
 
 namespace courier::detail {
 
-
+// One (service, stage) of one thread's shard: written by that thread only.
 class StageAggregate {
  public:
   void Record(std::chrono::nanoseconds duration) noexcept;
-  void RecordError() noexcept { errors_.fetch_add(1, std::memory_order_relaxed); }
-  StageSummary Summary() const;
+  void RecordError() noexcept { Bump(errors_, 1); }
+  // Adds this aggregate into `into` (count, errors, sum, min, max, buckets).
+  void MergeInto(StageSummary& into) const;
 
  private:
+  static void Bump(std::atomic<std::uint64_t>& field, std::uint64_t by) noexcept {
+    field.store(field.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  }
+
   std::atomic<std::uint64_t> count_{0};
   std::atomic<std::uint64_t> errors_{0};
   std::atomic<std::uint64_t> sum_{0};
@@ -48,15 +59,20 @@ struct StageSample {
 
 class StageStats {
  public:
+  StageStats();
+  StageStats(const StageStats&) = delete;
+  StageStats& operator=(const StageStats&) = delete;
+
   // Adds a service. Returns: its index for Record. Not thread-safe: call before recording.
   std::size_t AddService(std::string name);
+  std::size_t services() const { return names_.size(); }
 
   void Record(std::size_t service, Stage stage, std::chrono::nanoseconds duration) noexcept {
-    At(service, stage).Record(duration);
+    if (StageAggregate* cell = Cell(service, stage)) cell->Record(duration);
     if (journal_ != nullptr) Journal(service, stage, false, duration);
   }
   void RecordError(std::size_t service, Stage stage) noexcept {
-    At(service, stage).RecordError();
+    if (StageAggregate* cell = Cell(service, stage)) cell->RecordError();
     if (journal_ != nullptr) Journal(service, stage, true, std::chrono::nanoseconds(0));
   }
   // Also appends every sample to `journal` (null: stop). Only for a single-threaded
@@ -70,16 +86,27 @@ class StageStats {
   std::vector<std::string> Describe() const;
 
  private:
-  struct ServiceStages {
-    std::string name;
-    std::array<StageAggregate, kStageCount> stages;
+  // One thread's cells: kStageCount per service known when it was made.
+  struct Shard {
+    std::thread::id owner;
+    std::size_t services = 0;
+    std::unique_ptr<StageAggregate[]> cells;
   };
-  StageAggregate& At(std::size_t service, Stage stage) noexcept {
-    return services_[service].stages[static_cast<std::size_t>(stage)];
+  StageAggregate* Cell(std::size_t service, Stage stage) noexcept {
+    Shard* shard = LocalShard(service);
+    if (shard == nullptr) return nullptr;
+    return &shard->cells[service * kStageCount + static_cast<std::size_t>(stage)];
   }
+  // Returns: this thread's shard holding `service` (made if needed), or null when none can
+  // be made (out of memory: the sample is lost, the job is not).
+  Shard* LocalShard(std::size_t service) noexcept;
+  Shard* FindOrMakeShard(std::size_t service) noexcept;
   void Journal(std::size_t service, Stage stage, bool error, std::chrono::nanoseconds duration) noexcept;
 
-  std::deque<ServiceStages> services_;  // deque: atomics never move
+  const std::uint64_t id_;  // tells this instance apart in the threads' caches
+  std::vector<std::string> names_;
+  mutable std::mutex shards_mutex_;  // guards the list, never a cell
+  std::deque<Shard> shards_;         // deque: a shard never moves once made
   std::vector<StageSample>* journal_ = nullptr;
 };
 

@@ -53,9 +53,31 @@ TEST(StageStats, RecordingIsThreadSafe) {
   EXPECT_EQ(total, 40000u);
 }
 
-TEST(Stage, Names) {
+TEST(StageStats, InstancesOnOneThreadKeepTheirOwnShards) {
+  StageStats a;
+  StageStats b;
+  const std::size_t in_a = a.AddService("a");
+  const std::size_t in_b = b.AddService("b");
+  for (int i = 0; i < 3; ++i) {
+    a.Record(in_a, Stage::kKey, std::chrono::nanoseconds(10));
+    b.Record(in_b, Stage::kKey, std::chrono::nanoseconds(20));
+  }
+  std::thread([&] { a.RecordError(in_a, Stage::kReplyVerify); }).join();
+  EXPECT_EQ(a.Snapshot()[static_cast<std::size_t>(Stage::kKey)].count, 3u);
+  EXPECT_EQ(a.Snapshot()[static_cast<std::size_t>(Stage::kKey)].sum.count(), 30);
+  EXPECT_EQ(a.Snapshot()[static_cast<std::size_t>(Stage::kReplyVerify)].errors, 1u);
+  EXPECT_EQ(b.Snapshot()[static_cast<std::size_t>(Stage::kKey)].sum.count(), 60);
+  a.Record(7, Stage::kKey, std::chrono::nanoseconds(1));  // no such service: ignored
+  EXPECT_EQ(a.Snapshot().size(), kStageCount);
+}
+
+TEST(Stage, NamesComeFromTheWireVocabulary) {
+  EXPECT_EQ(ToString(Stage::kKey), "key");
   EXPECT_EQ(ToString(Stage::kOpen), "open");
+  EXPECT_EQ(ToString(Stage::kReplyVerify), "reply_verify");
   EXPECT_EQ(ToString(Stage::kSend), "send");
+  EXPECT_EQ(ToString(Stage::kErrorCapture), "error_capture");
+  EXPECT_EQ(ToString(Stage::kErrorSend), "error_send");
 }
 
 }  // namespace

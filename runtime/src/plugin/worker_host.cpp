@@ -257,16 +257,19 @@ struct WorkerHost::Impl {
                                           service->schema->service() + "\", not \"" + name + "\"");
     }
     if (!service->schema) service->schema_origin = "none";
+    service->verify_replies = service->schema && service->schema->has_reply() &&
+                              service->settings.verify_replies.value_or(options.verify_replies);
     if (!service->idempotent) {
       service->cache = std::make_unique<detail::ReplyCache<detail::DuplicateWaiter>>(
           service->settings.dedup_window, service->settings.dedup_entries);
     }
     service->capacity = EffectiveCapacity(service->settings);
     service->stats_index = stats.AddService(name);
-    spdlog::info("service {} ({}): capacity {}, weight {}, {}, schema {}{}", name, service->origin,
+    spdlog::info("service {} ({}): capacity {}, weight {}, {}, schema {}{}{}", name, service->origin,
                  service->capacity.load(), service->settings.weight,
                  service->idempotent ? "idempotent" : "not idempotent (duplicates suppressed)",
-                 service->schema_origin, service->settings.allow_unsealed ? ", accepts unsealed payloads" : "");
+                 service->schema_origin, service->verify_replies ? " (replies verified)" : "",
+                 service->settings.allow_unsealed ? ", accepts unsealed payloads" : "");
     services.push_back(std::move(service));
   }
 
@@ -367,6 +370,7 @@ struct WorkerHost::Impl {
       }
     }
     const std::filesystem::path key_file = options.keyring.empty() ? Keyring::DefaultPath() : options.keyring;
+    // Not timed as "key": an idle host reports nothing (a job's key stage includes a reload).
     if (options.keyring.empty()) (void)Keyring::LoadOrCreate(key_file);  // creates it on first use
     keys = detail::KeySource::FromFile(key_file);
     spdlog::info("payload keys from {}: {}", key_file.string(), DescribeKeys(*keys->Current()));
@@ -379,10 +383,25 @@ struct WorkerHost::Impl {
                     [](const auto& service) { return service->isolation == Isolation::kProcess; })) {
       zygote = std::make_unique<detail::Zygote>([this](int link) { ServeChild(link); }, options.max_memory);
     }
+    const ReporterOptions reporting = detail::WorkerReporterOptions(options.brokers, options.instance, options.curve);
     if (options.report_errors) {
-      const ReporterOptions reporting = detail::WorkerReporterOptions(options.brokers, options.instance, options.curve);
-      reporter = std::make_unique<detail::SinkErrorReporter>(reporting);
-      metrics = std::make_unique<MetricsReporter>(reporting, [this] { return detail::ToStageTotals(stats.Snapshot()); });
+      ReporterOptions errors = reporting;
+      // error_send, recorded on the reporter's thread (its own stats shard) per accepted report.
+      errors.delivered = [this, index = ServiceIndex()](std::string_view service, std::chrono::nanoseconds waited) {
+        const auto found = index.find(service);
+        if (found != index.end()) stats.Record(found->second, Stage::kErrorSend, waited);
+      };
+      reporter = std::make_unique<detail::SinkErrorReporter>(std::move(errors));
+    }
+    if (options.report_metrics) {
+      metrics = std::make_unique<MetricsReporter>(reporting, [this] {
+        std::vector<StageTotals> totals = detail::ToStageTotals(stats.Snapshot());
+        for (const StageSnapshotFn& source : stage_sources) {
+          std::vector<StageTotals> more = source();
+          totals.insert(totals.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+        }
+        return totals;
+      });
     }
     runner = std::make_unique<detail::JobRunner>(*keys, stats, *reporter, options.max_message_bytes);
 
@@ -1140,9 +1159,12 @@ struct WorkerHost::Impl {
   void CheckQuarantine(Clock::time_point now) {
     if (now < next_key_check || std::none_of(quarantined.begin(), quarantined.end(), [](bool q) { return q; })) return;
     next_key_check = now + milliseconds(1000);
+    const Clock::time_point reload_start = Clock::now();
     if (!keys->ReloadIfChanged()) return;
+    const Clock::duration reload = Clock::now() - reload_start;
     for (std::size_t service = 0; service < services.size(); ++service) {
       if (!quarantined[service]) continue;
+      stats.Record(services[service]->stats_index, Stage::kKey, reload);
       quarantined[service] = false;
       key_rejects[service].clear();
       spdlog::info("service {}: key file {} changed ({}); taking jobs again", services[service]->name,
@@ -1265,9 +1287,17 @@ struct WorkerHost::Impl {
     return 0;
   }
 
+  // Returns: service name → stats index, for records that name their service.
+  std::map<std::string, std::size_t, std::less<>> ServiceIndex() const {
+    std::map<std::string, std::size_t, std::less<>> index;
+    for (const auto& service : services) index.emplace(service->name, service->stats_index);
+    return index;
+  }
+
   WorkerOptions options;
   std::vector<std::unique_ptr<detail::ServiceRuntime>> services;
   detail::StageStats stats;
+  std::vector<StageSnapshotFn> stage_sources;  // AddStageSource: more totals for the metrics reports
   // Where failed jobs are recorded: courier.errors (or the log when report_errors is off).
   std::unique_ptr<detail::ErrorReporter> reporter{std::make_unique<detail::LoggingErrorReporter>()};
   std::unique_ptr<MetricsReporter> metrics;  // stage timings to courier.metrics, once a second
@@ -1343,5 +1373,13 @@ void WorkerHost::Stop() noexcept {
 }
 
 std::vector<StageSummary> WorkerHost::StageSnapshot() const { return impl_->stats.Snapshot(); }
+
+void WorkerHost::AddStageSource(StageSnapshotFn source) { impl_->stage_sources.push_back(std::move(source)); }
+
+detail::ServiceInstance& WorkerHost::Instance(std::string_view name) {
+  detail::ServiceRuntime* service = impl_->Find(name);
+  if (service == nullptr || !service->instance) throw Error(ErrorCode::kInternal, "no service " + std::string(name));
+  return *service->instance;
+}
 
 }  // namespace courier

@@ -40,6 +40,7 @@ ServiceSettings ServiceSettings::Read(const ConfigSection& section) {
                                               std::chrono::seconds(1), std::chrono::hours(24));
   settings.dedup_entries = static_cast<std::size_t>(
       section.GetInt("dedup_entries", static_cast<std::int64_t>(settings.dedup_entries), 1, 10'000'000));
+  if (section.Has("verify_replies")) settings.verify_replies = section.GetBool("verify_replies", true);
   if (section.Has("isolation")) settings.isolation = ParseIsolation(section.GetEnum("isolation", "thread", {"thread", "process"}));
   return settings;
 }
@@ -86,9 +87,11 @@ WorkerOptions WorkerOptions::FromConfig(const ConfigSection& root, const std::fi
       options.schema_dirs.push_back(Resolve(base, dir));
     }
   }
+  options.verify_replies = root.GetBool("verify_replies", options.verify_replies);
   if (const auto dir = root.GetOptionalString("plugin_dir")) options.plugin_dir = Resolve(base, *dir);
   options.instance = root.GetString("instance", "");
   options.report_errors = root.GetBool("report", options.report_errors);
+  options.report_metrics = options.report_errors;
   if (options.instance.size() > 255) {
     throw Error(ErrorCode::kConfig, root.Describe("instance", "at most 255 bytes"));
   }

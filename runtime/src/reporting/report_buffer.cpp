@@ -10,7 +10,7 @@ bool ReportBuffer::Push(ErrorReport&& report) noexcept {
       ++total_dropped_;
       return false;
     }
-    reports_.push_back(std::move(report));
+    reports_.emplace_back(std::move(report), std::chrono::steady_clock::now());
     return true;
   } catch (...) {  // out of memory: count it like an overflow
     std::lock_guard lock(mutex_);
@@ -25,10 +25,11 @@ ReportBuffer::Batch ReportBuffer::Take(std::size_t max_reports, std::size_t max_
   std::lock_guard lock(mutex_);
   std::size_t bytes = 0;
   while (!reports_.empty() && batch.reports.size() < max_reports) {
-    const std::size_t size = EstimateBytes(reports_.front());
+    const std::size_t size = EstimateBytes(reports_.front().first);
     if (!batch.reports.empty() && bytes + size > max_bytes) break;
     bytes += size;
-    batch.reports.push_back(std::move(reports_.front()));
+    batch.reports.push_back(std::move(reports_.front().first));
+    batch.pushed_at.push_back(reports_.front().second);
     reports_.pop_front();
   }
   batch.dropped = pending_dropped_;

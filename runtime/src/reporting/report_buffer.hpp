@@ -6,10 +6,12 @@
 // Thread-safety: every member is safe from any thread.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "courier/reporting.hpp"
@@ -25,6 +27,7 @@ class ReportBuffer {
 
   struct Batch {
     std::vector<ErrorReport> reports;
+    std::vector<std::chrono::steady_clock::time_point> pushed_at;  // when each report was Pushed
     std::uint64_t dropped = 0;  // drops to announce with this batch
   };
   // Removes up to `max_reports` reports (at least one if any is buffered, however large)
@@ -46,7 +49,7 @@ class ReportBuffer {
  private:
   const std::size_t limit_;
   mutable std::mutex mutex_;
-  std::deque<ErrorReport> reports_;
+  std::deque<std::pair<ErrorReport, std::chrono::steady_clock::time_point>> reports_;
   std::uint64_t pending_dropped_ = 0;
   std::uint64_t total_dropped_ = 0;
 };

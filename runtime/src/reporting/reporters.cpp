@@ -115,6 +115,8 @@ void ErrorReportSender::Impl::Run(zmq::context_t& context, zmq::socket_t& pipe) 
   Clock::time_point stop_deadline{};
   std::size_t batch_reports = 0;
   std::uint64_t batch_dropped = 0;
+  // The batch in flight's services and Report() times, for options.delivered.
+  std::vector<std::pair<std::string, Clock::time_point>> batch_taken;
   while (true) {
     Clock::time_point now = Clock::now();
     if (!channel.busy()) {
@@ -124,6 +126,12 @@ void ErrorReportSender::Impl::Run(zmq::context_t& context, zmq::socket_t& pipe) 
         detail::ReportBuffer::Batch taken = buffer.Take(options.batch_limit, options.batch_bytes);
         batch_reports = taken.reports.size();
         batch_dropped = taken.dropped;
+        batch_taken.clear();
+        if (options.delivered) {
+          for (std::size_t i = 0; i < taken.reports.size(); ++i) {
+            batch_taken.emplace_back(taken.reports[i].service, taken.pushed_at[i]);
+          }
+        }
         detail::ErrorBatch batch{std::move(taken.reports), taken.dropped, options.reporter, host, pid, instance};
         try {
           channel.Start(detail::EncodeErrorBatch(batch), options.error_deadline, now);
@@ -150,6 +158,14 @@ void ErrorReportSender::Impl::Run(zmq::context_t& context, zmq::socket_t& pipe) 
     }
     if (std::optional<detail::ReportChannel::Outcome> outcome = channel.Process(Clock::now())) {
       if (outcome->accepted) {
+        const Clock::time_point accepted_at = Clock::now();
+        for (const auto& [service, pushed_at] : batch_taken) {
+          try {
+            options.delivered(service, accepted_at - pushed_at);
+          } catch (...) {
+            // A timing lost; the reports were delivered all the same.
+          }
+        }
         sent += batch_reports;
         ++batches;
       } else {
@@ -162,6 +178,7 @@ void ErrorReportSender::Impl::Run(zmq::context_t& context, zmq::socket_t& pipe) 
       in_flight = 0;
       batch_reports = 0;
       batch_dropped = 0;
+      batch_taken.clear();
       Notify();
     }
     retries = channel.retries();

@@ -1,6 +1,7 @@
 // ErrorReportSender and MetricsReporter against a fake broker: a ROUTER socket in the test.
 #include <gtest/gtest.h>
 
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <string>
@@ -123,6 +124,53 @@ TEST(ErrorReportSenderTest, SendsOneBatchAndCountsItSent) {
   ASSERT_TRUE(sender.Flush(5s));
   EXPECT_EQ(sender.counters().sent, 5u);
   EXPECT_EQ(sender.counters().dropped, 0u);
+}
+
+TEST(ErrorReportSenderTest, EachAcceptedReportIsTimedFromReportToAccept) {
+  zmq::context_t context(1);
+  FakeBroker broker(context);
+  ReporterOptions options = FastOptions(broker.endpoint());
+  std::mutex mutex;
+  std::vector<std::pair<std::string, std::chrono::nanoseconds>> delivered;
+  options.delivered = [&](std::string_view service, std::chrono::nanoseconds waited) {
+    std::lock_guard lock(mutex);
+    delivered.emplace_back(std::string(service), waited);
+  };
+  ErrorReportSender sender(options);
+  const auto reported = std::chrono::steady_clock::now();
+  sender.Report(Failure(1));
+  ErrorReport other = Failure(2);
+  other.service = "thumbs";
+  sender.Report(other);
+  // A refused batch is not delivered: no timing for it.
+  std::size_t refused = 0;
+  while (refused < 2) {
+    auto submit = broker.ReceiveSubmit();
+    ASSERT_TRUE(submit);
+    refused += BatchOf(*submit).reports.size();
+    broker.Refuse(*submit, ErrorCode::kBadRequest);
+  }
+  ASSERT_TRUE(sender.Flush(5s));
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_TRUE(delivered.empty());
+  }
+  sender.Report(Failure(3));
+  std::size_t accepted = 0;
+  while (accepted < 1) {
+    auto submit = broker.ReceiveSubmit();
+    ASSERT_TRUE(submit);
+    std::this_thread::sleep_for(20ms);  // a slow broker (a delay to measure, not a wait): the timing includes it
+    accepted += BatchOf(*submit).reports.size();
+    broker.Accept(*submit);
+  }
+  ASSERT_TRUE(sender.Flush(5s));
+  const auto bound = std::chrono::steady_clock::now() - reported;
+  std::lock_guard lock(mutex);
+  ASSERT_EQ(delivered.size(), 1u);
+  EXPECT_EQ(delivered[0].first, "resize");
+  EXPECT_GE(delivered[0].second, 20ms);
+  EXPECT_LE(delivered[0].second, bound);
 }
 
 TEST(ErrorReportSenderTest, OverflowWhileNoBrokerIsCountedAndAnnouncedWhenOneAppears) {

@@ -20,8 +20,18 @@ StageTotals* StageRecorder::Series(std::string_view service, std::string_view st
 }
 
 void StageRecorder::Record(std::string_view service, std::string_view stage, std::chrono::nanoseconds duration) {
-  const auto ns = static_cast<std::uint64_t>(duration.count() < 0 ? 0 : duration.count());
   std::lock_guard lock(mutex_);
+  AddLocked(service, stage, duration);
+}
+
+void StageRecorder::Record(std::string_view service,
+                           std::initializer_list<std::pair<std::string_view, std::chrono::nanoseconds>> stages) {
+  std::lock_guard lock(mutex_);
+  for (const auto& [stage, duration] : stages) AddLocked(service, stage, duration);
+}
+
+void StageRecorder::AddLocked(std::string_view service, std::string_view stage, std::chrono::nanoseconds duration) {
+  const auto ns = static_cast<std::uint64_t>(duration.count() < 0 ? 0 : duration.count());
   StageTotals* series = Series(service, stage);
   if (series == nullptr) return;
   series->min_ns = series->count == 0 ? ns : std::min(series->min_ns, ns);

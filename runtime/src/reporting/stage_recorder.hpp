@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <string>
@@ -30,6 +31,9 @@ class StageRecorder {
   static constexpr std::size_t kMaxSeries = 4096;
 
   void Record(std::string_view service, std::string_view stage, std::chrono::nanoseconds duration);
+  // Records several stages of one service under one lock.
+  void Record(std::string_view service,
+              std::initializer_list<std::pair<std::string_view, std::chrono::nanoseconds>> stages);
   void RecordError(std::string_view service, std::string_view stage);
   // Returns: cumulative totals, sorted by (service, stage).
   std::vector<StageTotals> Totals() const;
@@ -37,6 +41,7 @@ class StageRecorder {
 
  private:
   StageTotals* Series(std::string_view service, std::string_view stage);
+  void AddLocked(std::string_view service, std::string_view stage, std::chrono::nanoseconds duration);
 
   // Orders (service, stage) keys as std::pair does; transparent, so a lookup by string
   // views builds no strings (Record runs several times per job on a client).
