@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "wire/stages.hpp"
+
 namespace courier::metrics {
 namespace {
 
@@ -231,7 +233,9 @@ std::string ServicePage(const PageContext& context, const std::string& service, 
   std::vector<std::vector<std::string>> stage_rows;
   for (const SeriesView& row : stages) {
     const WindowStats& minute = row.windows[kWindow1m];
-    stage_rows.push_back({EscapeHtml(row.process), EscapeHtml(row.stage), Number(minute.rate()),
+    const auto group = wire::GroupOf(row.process, row.stage);
+    stage_rows.push_back({group ? std::string(wire::ToString(*group)) : "-", EscapeHtml(row.process),
+                          EscapeHtml(row.stage), Number(minute.rate()),
                           EscapeHtml(minute.mean_ns() ? FormatNanos(*minute.mean_ns()) : "-"),
                           EscapeHtml(minute.quantile_ns(0.99) ? FormatNanos(*minute.quantile_ns(0.99)) : "-"),
                           EscapeHtml(FormatPercent(minute.error_ratio()))});
@@ -249,7 +253,7 @@ std::string ServicePage(const PageContext& context, const std::string& service, 
                 "no worker serves it now") +
           "</section>";
   main += "<section><h2>Stages, last minute</h2>" +
-          Table("stages", {"Process", "Stage", "Per second", "Mean", "p99", "Errors"}, stage_rows,
+          Table("stages", {"Group", "Process", "Stage", "Per second", "Mean", "p99", "Errors"}, stage_rows,
                 "no stage timings reported yet") +
           "</section><p class=\"footnote\"><a href=\"/errors?service=" + UrlEncode(service) +
           "\">Errors of this service</a></p>";

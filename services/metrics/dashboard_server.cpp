@@ -12,6 +12,7 @@
 #include "courier/error.hpp"
 #include "courier/job.hpp"
 #include "dashboard_pages.hpp"
+#include "wire/stages.hpp"
 
 namespace courier::metrics {
 namespace {
@@ -389,7 +390,9 @@ void Dashboard::Mount(httplib::Server& server, const std::string& bind_host) {
     for (const SeriesView& row : table->Snapshot(Clock::now())) {
       if (row.service != name) continue;
       const WindowStats& minute = row.windows[kWindow1m];
-      Value out = Value::Object({{"process", Value(row.process)},
+      const auto group = wire::GroupOf(row.process, row.stage);
+      Value out = Value::Object({{"group", Value(group ? std::string(wire::ToString(*group)) : "")},
+                                 {"process", Value(row.process)},
                                  {"stage", Value(row.stage)},
                                  {"rate", Value(minute.rate())},
                                  {"error_ratio", Value(minute.error_ratio())}});

@@ -112,6 +112,7 @@ TEST_F(DashboardServerTest, JsonEndpointsAnswer) {
   EXPECT_EQ(detail.At("service").AsString(), "<echo>");
   ASSERT_EQ(detail.At("stages").size(), 1u);
   EXPECT_EQ(detail.At("stages").AsArray()[0].At("stage").AsString(), "handle");
+  EXPECT_EQ(detail.At("stages").AsArray()[0].At("group").AsString(), "request") << "the design's groups, as the CLI shows";
   EXPECT_TRUE(detail.At("history").At("t").IsArray());
   EXPECT_TRUE(detail.At("workers").IsArray());
 

@@ -78,6 +78,9 @@ try {
   // Ten seconds of history make lines rather than dots.
   await page.waitForFunction(() => Number(document.getElementById('chart-rate').dataset.points) >= 20, null, { timeout: 30000 });
   if ((await page.locator('#workers tbody tr:not(.empty)').count()) < 1) throw new Error('no worker row on the service page');
+  // The stage table names the design's groups, as `courier metrics --by group` does.
+  await page.waitForFunction(() => [...document.querySelectorAll('#stages tbody tr')]
+    .some((tr) => tr.querySelector('td')?.textContent.trim() === 'request'), null, { timeout: 15000 });
   await page.screenshot({ path: join(args.out, 'service.png'), fullPage: true });
 
   // 3. Errors: the provoked failures are listed, grouped and one by one; the dead letter

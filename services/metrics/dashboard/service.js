@@ -106,8 +106,9 @@ function render(answer) {
     el('code', {}, w.broker),
   ]), 6, 'no worker serves it now');
   fillTable('stages', answer.stages.map((s) => [
-    s.process, s.stage, el('span', { class: 'num' }, rate(s.rate)), nanos(s.mean_ns), nanos(s.p99_ns), percent(s.error_ratio),
-  ]), 6, 'no stage timings reported yet');
+    s.group || '-', s.process, s.stage, el('span', { class: 'num' }, rate(s.rate)), nanos(s.mean_ns), nanos(s.p99_ns),
+    percent(s.error_ratio),
+  ]), 7, 'no stage timings reported yet');
 }
 
 every(1000, async () => render(await getJson(`/api/service?name=${encodeURIComponent(name)}`)));
