@@ -1536,6 +1536,7 @@ void Broker::PruneServices(const Now& now) {
     if (!service.workers.empty() || !service.queue.empty() || service.in_flight > 0) continue;
     if (now.steady - service.last_used < config_.service_grace) continue;
     service_index_.erase(service.name);
+    timings_.Forget(slot);
     services_.Release(slot);  // a chunk of pruned services is given back whole
     freed_since_trim_ += kPrunedServiceBytes;
     --live_services_;

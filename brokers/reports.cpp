@@ -80,7 +80,9 @@ void Add(StageTotals& totals, std::chrono::steady_clock::duration duration) {
 
 StageTotals& BrokerTimings::At(std::uint32_t service, std::string_view name, BrokerStage stage) {
   if (service >= totals_.size()) totals_.resize(service + 1);
-  StageTotals& totals = totals_[service][static_cast<std::size_t>(stage)];
+  auto& stages = totals_[service];
+  if (!stages) stages = std::make_unique<std::array<StageTotals, kBrokerStages>>();
+  StageTotals& totals = (*stages)[static_cast<std::size_t>(stage)];
   if (totals.stage.empty() || totals.service != name) {  // new, or a pruned service's slot reused
     totals = StageTotals{};
     totals.service = std::string(name);
@@ -109,7 +111,8 @@ void BrokerTimings::RecordError(std::uint32_t service, std::string_view name, Br
 std::string BrokerTimings::BuildReport(std::string_view instance, std::uint64_t interval_ms) {
   pending_.clear();
   for (const auto& stages : totals_) {
-    for (const StageTotals& totals : stages) {
+    if (!stages) continue;
+    for (const StageTotals& totals : *stages) {
       if (totals.count + totals.errors > 0) pending_.push_back(totals);
     }
   }
@@ -123,6 +126,12 @@ std::string BrokerTimings::BuildReport(std::string_view instance, std::uint64_t 
   report.instance = std::string(instance);
   report.interval_ms = interval_ms;
   return detail::EncodeMetricsReport(report);
+}
+
+void BrokerTimings::Forget(std::uint32_t service) {
+  if (service < totals_.size()) totals_[service].reset();
+  while (!totals_.empty() && !totals_.back()) totals_.pop_back();
+  if (totals_.capacity() > 2 * totals_.size() + 64) totals_.shrink_to_fit();
 }
 
 void BrokerTimings::Commit() { delta_.Commit(std::move(pending_)); }

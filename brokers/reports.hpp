@@ -9,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,8 @@ class BrokerTimings {
   void RecordError(std::uint32_t service, std::string_view name, BrokerStage stage);
   // Records one heartbeat and expiry pass (lb_monitor).
   void RecordMonitor(std::chrono::steady_clock::duration duration);
+  // Forgets a pruned service's timings (its slot may be reused under another name).
+  void Forget(std::uint32_t service);
   // Returns: the report of what changed since the last Commit, or "" if nothing did.
   std::string BuildReport(std::string_view instance, std::uint64_t interval_ms);
   // Makes the totals BuildReport saw the new baseline (call once the report is queued).
@@ -68,7 +71,9 @@ class BrokerTimings {
  private:
   StageTotals& At(std::uint32_t service, std::string_view name, BrokerStage stage);
 
-  std::vector<std::array<StageTotals, kBrokerStages>> totals_;
+  // By service slot; allocated on a service's first timing and freed when it is pruned, so
+  // a table once filled by thousands of services (a hostile flood) does not stay resident.
+  std::vector<std::unique_ptr<std::array<StageTotals, kBrokerStages>>> totals_;
   StageTotals monitor_;
   detail::StageDelta delta_;
   std::vector<StageTotals> pending_;
