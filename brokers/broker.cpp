@@ -542,7 +542,7 @@ void Broker::OnWorker(std::span<zmq::message_t> frames, PeerKind kind, const Now
       OnWorkerReply(worker, frames, now);
       return;
     case WorkerCommand::kDisconnect:
-      RemoveWorker(worker, false, now);
+      RemoveWorker(worker, false, now, true, WorkerExit::kSaidGoodbye);
       return;
     case WorkerCommand::kError:
       if (courier) {
@@ -1544,7 +1544,7 @@ void Broker::PruneServices(const Now& now) {
   }
 }
 
-void Broker::RemoveWorker(std::uint32_t slot, bool send_disconnect, const Now& now, bool dispatch) {
+void Broker::RemoveWorker(std::uint32_t slot, bool send_disconnect, const Now& now, bool dispatch, WorkerExit exit) {
   Worker& worker = workers_[slot];
   if (!worker.live) return;
   const std::uint32_t service = worker.service;
@@ -1560,8 +1560,26 @@ void Broker::RemoveWorker(std::uint32_t slot, bool send_disconnect, const Now& n
   // Each requeued job goes to the front: handled newest first, they queue oldest first.
   std::stable_sort(held.begin(), held.end(),
             [&](std::uint32_t a, std::uint32_t b) { return jobs_[a].dispatched_at < jobs_[b].dispatched_at; });
-  const std::string why = "worker " + WorkerName(worker) + " was lost holding it";
-  for (auto job = held.rbegin(); job != held.rend(); ++job) ChargeCrash(*job, why, now);
+  if (exit == WorkerExit::kSaidGoodbye) {
+    // A worker that says goodbye did not crash on what it holds. A Courier worker hands back
+    // (REJECT) every job it will not finish before it says so: one still held was on its way
+    // when the worker left, never seen, and costs no attempt. A plain MDP worker has no way
+    // to hand a job back, so it may have started it: that costs an attempt, not a crash.
+    const bool courier = worker.kind == PeerKind::kCourier;
+    const std::string why = "worker " + WorkerName(worker) + " disconnected holding it";
+    for (auto job = held.rbegin(); job != held.rend(); ++job) {
+      if (jobs_[*job].answered) {
+        CompleteJob(*job);
+      } else if (courier) {
+        Requeue(*job, false, now);
+      } else {
+        Requeue(*job, true, now, ErrorCode::kAttemptsExhausted, why);
+      }
+    }
+  } else {
+    const std::string why = "worker " + WorkerName(worker) + " was lost holding it";
+    for (auto job = held.rbegin(); job != held.rend(); ++job) ChargeCrash(*job, why, now);
+  }
   workers_.Release(slot);
   if (dispatch) Dispatch(service, now);
 }

@@ -288,7 +288,11 @@ class Broker {
   // tells whether it was skipped although it had credit (the job waits for the others).
   std::uint32_t PickWorker(std::uint32_t service, std::uint32_t avoid, bool& held);
   // Forgets a worker; each job it held is charged a crash (ChargeCrash), oldest first.
-  void RemoveWorker(std::uint32_t worker, bool send_disconnect, const Now& now, bool dispatch = true);
+  // How a worker left: lost (crashed, expired, unreachable, misbehaved) charges a crash to
+  // each job it held; a goodbye (DISCONNECT) does not.
+  enum class WorkerExit { kLost, kSaidGoodbye };
+  void RemoveWorker(std::uint32_t worker, bool send_disconnect, const Now& now, bool dispatch = true,
+                    WorkerExit exit = WorkerExit::kLost);
   // A send to the worker failed kUnreachable: its connection is gone.
   void RemoveUnreachable(std::uint32_t worker, const Now& now, bool dispatch = true);
   // Sends HEARTBEAT to every worker that holds jobs; removes the unreachable ones.

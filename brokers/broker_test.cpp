@@ -251,7 +251,8 @@ TEST_F(BrokerTest, LostWorkersJobsAreRedeliveredWithAttemptCounted) {
   const JobId a = Submit("C1", "work");
   Submit("C1", "work");
   EXPECT_EQ(Requests(outbox_.Take("W1")), 2u);
-  Deliver({"W1", "", "CRW01", "\x05"});  // disconnect with two jobs held
+  outbox_.unreachable.insert("W1");  // its connection closed with two jobs held
+  broker_->OnPeerDisconnected(At());
   EXPECT_EQ(broker_->QueueDepth("work"), 2u);
   CourierReady("W2", "work", 2);
   const auto requests = outbox_.Take("W2");
@@ -782,6 +783,36 @@ TEST_F(BrokerTest, PoisonJobIsDeadLetteredAtMaxCrashesAndTheClientTold) {
   EXPECT_EQ(stats.At("crashes").AsUint(), 2u);
   EXPECT_EQ(stats.At("poison_jobs").AsUint(), 1u);
   EXPECT_EQ(stats.At("workers_unreachable").AsUint(), 1u);
+}
+
+TEST_F(BrokerTest, AJobOnItsWayToAWorkerThatSaysGoodbyeIsHandedOnWithoutACrashOrAnAttempt) {
+  // Scaling down: each worker drains and says DISCONNECT while a job it was just given is
+  // still in flight to it. Three such goodbyes in a row (max_crashes is 2) lose nothing.
+  CourierReady("W1", "work");
+  const JobId id = Submit("C1", "work");
+  ASSERT_EQ(RequestIds(outbox_.Take("W1")), std::vector<JobId>{id});
+  const std::vector<std::string> workers{"W1", "W2", "W3", "W4"};
+  for (std::size_t i = 1; i < workers.size(); ++i) {
+    CourierReady(workers[i], "work");
+    Deliver({workers[i - 1], "", "CRW01", "\x05"});
+    const auto handed = outbox_.Take(workers[i]);
+    ASSERT_EQ(RequestIds(handed), std::vector<JobId>{id}) << workers[i];
+    EXPECT_EQ(detail::DecodeEnvelope(handed[0][4]).attempt, 1u);
+  }
+  EXPECT_TRUE(outbox_.Take("C1").empty());
+  EXPECT_EQ(broker_->counters().crashes, 0u);
+  EXPECT_EQ(broker_->counters().redelivered, 0u);
+}
+
+TEST_F(BrokerTest, AnMdpWorkerThatSaysGoodbyeHoldingAJobCostsItAnAttemptNotACrash) {
+  Deliver({"W1", "", "MDPW01", "\x01", "echo"});
+  Deliver({"W2", "", "MDPW01", "\x01", "echo"});
+  Deliver({"C1", "", "MDPC01", "echo", "hello"});
+  ASSERT_EQ(outbox_.Take("W1").size(), 1u);
+  Deliver({"W1", "", "MDPW01", "\x05"});
+  EXPECT_EQ(outbox_.Take("W2").size(), 1u);
+  EXPECT_EQ(broker_->counters().crashes, 0u);
+  EXPECT_EQ(broker_->counters().redelivered, 1u);
 }
 
 TEST_F(BrokerTest, WorkerCrashedErrorCountsACrashAndHandsTheJobOn) {
