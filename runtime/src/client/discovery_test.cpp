@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "client/timings.hpp"
 #include "courier/error.hpp"
 
@@ -126,6 +128,42 @@ TEST(TimingTableTest, AggregatesPerServiceAndBoundsRows) {
   }
   rows = table.Snapshot();
   EXPECT_EQ(rows.size(), TimingTable::kMaxServices + 1);
+}
+
+TEST(TimingTableTest, ThreadsOnTheirOwnStripesMergeIntoOneRowAndOneHistogram) {
+  TimingTable table;
+  constexpr int kThreads = 4;
+  constexpr int kEach = 2000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&table, t] {
+      for (int i = 0; i < kEach; ++i) {
+        table.RecordSubmit("echo", 1us, 2us, std::chrono::microseconds(3 + t));
+        table.Record("echo", TimedStage::kRoundTrip, 100us);
+        table.RecordOutcome("echo", i % 2 == 0);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  const auto rows = table.Snapshot();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].seal.count, std::uint64_t{kThreads * kEach});
+  EXPECT_EQ(rows[0].seal.min, 3us);
+  EXPECT_EQ(rows[0].seal.max, std::chrono::microseconds(3 + kThreads - 1));
+  EXPECT_EQ(rows[0].ok + rows[0].failed, std::uint64_t{kThreads * kEach});
+  const auto totals = table.Totals();
+  std::vector<std::string> stages;
+  for (const auto& series : totals) {
+    stages.push_back(series.stage);
+    EXPECT_EQ(series.service, "echo");
+    EXPECT_EQ(series.count, std::uint64_t{kThreads * kEach}) << series.stage;
+    ASSERT_EQ(series.buckets.size(), kLatencyBuckets);
+    std::uint64_t bucketed = 0;
+    for (const auto n : series.buckets) bucketed += n;
+    EXPECT_EQ(bucketed, series.count) << series.stage;
+  }
+  // Recorded stages only (no open/decode here), sorted by name.
+  EXPECT_EQ(stages, (std::vector<std::string>{"encode", "key", "round_trip", "seal"}));
 }
 
 }  // namespace
