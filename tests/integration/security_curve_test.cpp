@@ -124,8 +124,7 @@ TEST_F(CurveEndToEndTest, DeadLettersNameTheClientKeyAsSender) {
   once.max_attempts = 1;
   once.max_retries = 0;
   auto job = good().Submit("fragile", Value("doomed"), once);
-  ASSERT_TRUE(fragile->ReceiveWhere(2, "\x02", 10s));
-  fragile->Send({"", "CRW01", "\x05"});  // the worker leaves with the job: attempts exhausted
+  ASSERT_TRUE(CrashHoldingNextJob(*fragile));  // its only attempt ends in a crash: attempts exhausted
 
   ASSERT_EQ(job.wait_for(10s), std::future_status::ready);
   try {
@@ -202,14 +201,13 @@ TEST_F(CurveEndToEndTest, ErrorSinkAndMetricsServeOverCurveAndTheSinkRecordsTheS
   ASSERT_TRUE(WaitForWorkers("courier.errors", 1)) << sink.Log();
   ASSERT_TRUE(WaitForWorkers("courier.metrics", 1)) << collector.Log();
 
-  // A job whose only worker leaves with it is dead-lettered; the sink stores the sender.
+  // A job whose only attempt crashes is dead-lettered; the sink stores the sender.
   auto fragile = RawWorker("fragile", "fragile-1");
   ASSERT_TRUE(WaitForWorkers("fragile", 1));
   CallOptions once;
   once.max_attempts = 1;
   auto job = good().Submit("fragile", Value("doomed"), once);
-  ASSERT_TRUE(fragile->ReceiveWhere(2, "\x02", 10s));
-  fragile->Send({"", "CRW01", "\x05"});
+  ASSERT_TRUE(CrashHoldingNextJob(*fragile));
   ASSERT_EQ(job.wait_for(10s), std::future_status::ready);
   EXPECT_THROW(job.get(), Error);
   std::string sender;

@@ -181,6 +181,17 @@ class SecurityFixture : public ::testing::Test {
     return (keyring != nullptr ? *keyring : keyring_).Seal(envelope, EncodeValue(request));
   }
 
+  // The raw worker `peer` takes its next job and reports that its handler crashed with it
+  // (what a host says when a handler process dies): the broker charges the job a crash and
+  // an attempt. Returns: whether a job came within `timeout`.
+  static bool CrashHoldingNextJob(RawPeer& peer, std::chrono::milliseconds timeout = 10s) {
+    const auto request = peer.ReceiveWhere(2, "\x02", timeout);
+    if (!request || request->size() < 4) return false;
+    const JobId held = detail::DecodeEnvelope(request->at(3)).job_id;
+    peer.Send({"", "CRW01", "\x06", detail::EncodeErrorBody(held, ErrorCode::kWorkerCrashed, "handler crashed")});
+    return true;
+  }
+
   // Returns: the next ERROR for the raw client `peer`, decoded, or nullopt after `timeout`.
   static std::optional<detail::ErrorBody> ReceiveError(RawPeer& peer, std::chrono::milliseconds timeout = 10s) {
     const auto error = peer.ReceiveWhere(2, "\x04", timeout);

@@ -64,8 +64,7 @@ TEST_F(PrivilegeTest, AnOrdinaryWorkerKeyCannotRegisterTheErrorSink) {
   once.max_attempts = 1;
   once.max_retries = 0;
   auto doomed = good().Submit("fragile", Value("doomed"), once);
-  ASSERT_TRUE(fragile->ReceiveWhere(2, "\x02", 10s));
-  fragile->Send({"", "CRW01", "\x05"});
+  ASSERT_TRUE(CrashHoldingNextJob(*fragile));
   ASSERT_EQ(doomed.wait_for(10s), std::future_status::ready);
   EXPECT_THROW(doomed.get(), Error);
   const auto letter = sink->ReceiveWhere(2, "\x02", 10s);
