@@ -180,7 +180,8 @@ TEST_F(StoredJobsTest, FailuresAndDeadLettersOfEnqueuedJobsAreKeptAsResults) {
   const JobId dead = Submit("C1", "echo", ReplyMode::kEnqueue, 1);
   Commit();
   broker_->TakeStoreOps();
-  Deliver({"W1", "", "CRW01", "\x05"});  // the worker leaves holding it: attempt 1 of 1 spent
+  // Its handler crashes with it: attempt 1 of 1 spent.
+  Deliver({"W1", "", "CRW01", "\x06", detail::EncodeErrorBody(dead, ErrorCode::kWorkerCrashed, "signal 9")});
   ops = broker_->TakeStoreOps();
   const auto result = std::find_if(ops.begin(), ops.end(), [](const StoreOp& op) { return op.kind == Kind::kAddResult; });
   ASSERT_NE(result, ops.end());
