@@ -15,6 +15,7 @@ courier_test(cluster_integration_test
     ${CMAKE_CURRENT_LIST_DIR}/worker_support.cpp
     ${CMAKE_CURRENT_LIST_DIR}/cluster_credit_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/cluster_capacity_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/cluster_prefetch_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/cluster_load_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/cluster_failover_test.cpp
   LIBS courier_test_support cppzmq

@@ -19,6 +19,7 @@ target_sources(courier PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/child_link.cpp
   ${CMAKE_CURRENT_LIST_DIR}/process_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/worker_options.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/prefetch_planner.cpp
   ${CMAKE_CURRENT_LIST_DIR}/worker_host.cpp
 )
 target_link_libraries(courier PRIVATE ${CMAKE_DL_LIBS})
@@ -50,6 +51,7 @@ if(COURIER_BUILD_TESTS)
       ${CMAKE_CURRENT_LIST_DIR}/job_runner_test.cpp
       ${CMAKE_CURRENT_LIST_DIR}/child_link_test.cpp
       ${CMAKE_CURRENT_LIST_DIR}/worker_options_test.cpp
+      ${CMAKE_CURRENT_LIST_DIR}/prefetch_planner_test.cpp
       ${CMAKE_CURRENT_LIST_DIR}/plugin_loader_test.cpp
     LIBS courier_internal)
   target_compile_definitions(plugin_test PRIVATE

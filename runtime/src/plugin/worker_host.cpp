@@ -34,6 +34,7 @@
 #include "key_source.hpp"
 #include "process_pool.hpp"
 #include "plugin_loader.hpp"
+#include "prefetch_planner.hpp"
 #include "protocol.hpp"
 #include "reporting/worker_reporting.hpp"
 #include "stage_stats.hpp"
@@ -266,7 +267,7 @@ struct WorkerHost::Impl {
     service->capacity = EffectiveCapacity(service->settings);
     service->stats_index = stats.AddService(name);
     spdlog::info("service {} ({}): capacity {}, weight {}, {}, schema {}{}{}", name, service->origin,
-                 service->capacity.load(), service->settings.weight,
+                 CapacityText(service->settings), service->settings.weight,
                  service->idempotent ? "idempotent" : "not idempotent (duplicates suppressed)",
                  service->schema_origin, service->verify_replies ? " (replies verified)" : "",
                  service->settings.allow_unsealed ? ", accepts unsealed payloads" : "");
@@ -276,6 +277,34 @@ struct WorkerHost::Impl {
   std::uint32_t EffectiveCapacity(const ServiceSettings& settings) const {
     if (settings.capacity != 0) return settings.capacity;
     return std::min<std::uint32_t>(options.threads, detail::kMaxCapacity);
+  }
+
+  std::string CapacityText(const ServiceSettings& settings) const {
+    if (settings.capacity != 0) return std::to_string(settings.capacity);
+    return "auto (" + std::to_string(EffectiveCapacity(settings)) + " threads, plus jobs held ready)";
+  }
+
+  // A service without a set capacity sizes its own (threads plus jobs held ready).
+  std::optional<detail::PrefetchPlanner> MakePrefetch(const ServiceSettings& settings) const {
+    if (settings.capacity != 0) return std::nullopt;
+    return detail::PrefetchPlanner(std::min<std::uint32_t>(options.threads, detail::kMaxCapacity));
+  }
+
+  void NoteHeld(std::size_t service, bool finished, Clock::time_point now) {
+    if (prefetch[service]) prefetch[service]->OnHeldChange(held[service], finished, now);
+  }
+
+  // Offers a service's brokers its planned capacity when the plan changes.
+  void PlanPrefetch(Clock::time_point now) {
+    for (std::size_t i = 0; i < services.size(); ++i) {
+      if (!prefetch[i]) continue;
+      const std::uint32_t planned = prefetch[i]->Plan(now);
+      if (planned == services[i]->capacity.load()) continue;
+      spdlog::debug("service {}: capacity {} -> {} (service time {} us)", services[i]->name,
+                    services[i]->capacity.load(), planned, prefetch[i]->service_time().count() / 1000);
+      services[i]->capacity = planned;
+      credit_changed = true;
+    }
   }
 
   std::filesystem::path ResolvePlugin(const std::string& plugin, const std::filesystem::path& base) const {
@@ -438,6 +467,8 @@ struct WorkerHost::Impl {
 
     const Clock::time_point now = Clock::now();
     held.assign(services.size(), 0);
+    prefetch.clear();
+    for (const auto& service : services) prefetch.push_back(MakePrefetch(service->settings));
     plans.assign(services.size(), CreditPlan{});
     for (const std::string& endpoint : options.brokers) {
       for (std::size_t s = 0; s < services.size(); ++s) {
@@ -535,6 +566,7 @@ struct WorkerHost::Impl {
       Tick(Clock::now());
       CheckQuarantine(Clock::now());
       TickCredits(Clock::now());
+      PlanPrefetch(Clock::now());
       if (credit_changed) SyncCredits(Clock::now());
     }
   }
@@ -1030,6 +1062,7 @@ struct WorkerHost::Impl {
     in_flight.emplace(seq, std::move(job));
     ++connection.in_flight;
     ++held[connection.service];
+    NoteHeld(connection.service, false, now);
     credit_changed = true;
     CreditPlan& plan = plans[connection.service];
     if (plan.open) plan.next_open = now + kOpenInterval;  // the open offer found a taker
@@ -1091,6 +1124,7 @@ struct WorkerHost::Impl {
     in_flight.erase(found);
     Connection& connection = connections[job.connection];
     --held[connection.service];  // the slot is free, whether or not the answer can still be sent
+    NoteHeld(connection.service, true, Clock::now());
     credit_changed = true;
     if (job.reported_late && connection.generation == job.generation && connection.stuck > 0) --connection.stuck;
     CountKeyRejects(connection.service, job.job_id, command, frames[2]);
@@ -1212,14 +1246,15 @@ struct WorkerHost::Impl {
         spdlog::warn("SIGHUP: brokers, threads and heartbeat changes need a restart; keeping the running values");
       }
       const Clock::time_point now = Clock::now();
-      for (auto& service : services) {
-        const ConfigSection section = fresh.services.Section(service->name);
-        const ServiceSettings settings = ServiceSettings::Read(section);
-        const std::uint32_t capacity = EffectiveCapacity(settings);
-        if (capacity == service->capacity.load()) continue;
-        spdlog::info("SIGHUP: service {} capacity {} -> {}", service->name, service->capacity.load(), capacity);
-        service->capacity = capacity;
-        service->settings.capacity = settings.capacity;
+      for (std::size_t i = 0; i < services.size(); ++i) {
+        detail::ServiceRuntime& service = *services[i];
+        const ServiceSettings settings = ServiceSettings::Read(fresh.services.Section(service.name));
+        if (settings.capacity == service.settings.capacity) continue;  // an automatic one keeps its plan
+        spdlog::info("SIGHUP: service {} capacity {} -> {}", service.name, CapacityText(service.settings),
+                     CapacityText(settings));
+        service.capacity = EffectiveCapacity(settings);
+        service.settings.capacity = settings.capacity;
+        prefetch[i] = MakePrefetch(settings);
       }
       SyncCredits(now);  // each broker's share of the new capacities
       // Logged before the new level applies, so the line shows even when it is quieter.
@@ -1325,6 +1360,7 @@ struct WorkerHost::Impl {
   std::vector<zmq::message_t> result_frames;   // DrainResults', reused
   std::vector<zmq::message_t> output_frames;   // HandleOutput's, reused
   std::vector<std::uint32_t> held;  // per service: jobs taken and not yet ended (≤ capacity)
+  std::vector<std::optional<detail::PrefetchPlanner>> prefetch;  // per service: set when capacity is automatic
   bool credit_changed = false;      // held or a capacity changed: SyncCredits at the end of the round
   std::uint64_t capacity_rejects = 0;  // jobs rejected because every slot was taken
   std::vector<CreditPlan> plans;       // per service: how its free slots are shared
