@@ -11,6 +11,9 @@
 //   courier-bench courier-client --connect EP ...    the real courier::Client SDK: every job
 //                                                    a MessagePack Value, sealed, its reply
 //                                                    opened, decoded and checked
+//   courier-bench mdp-worker --connect EP            a plain Majordomo (MDPW01) echo worker
+//   courier-bench mdp-client --connect EP ...        a plain Majordomo (MDPC01) client,
+//                                                    pipelined on one DEALER
 // Client options: --mode sync|pipelined, --size BYTES, --count N, --window N, --warmup N,
 // --service S; courier-client also --keyring FILE, --api callback|future, --send,
 // --request echo|textstats (the request's shape; textstats: {"text": SIZE bytes of words})
@@ -243,6 +246,82 @@ int BaselineClient(const ClientOptions& options) {
         (void)socket.recv(reply);
         std::size_t index = 0;
         std::memcpy(&index, reply.data(), sizeof index);
+        return index;
+      });
+}
+
+// ---- plain Majordomo peers (ZeroMQ RFC 7): what a courier-broker serves unchanged --------
+
+// An MDP echo worker: READY for `service`, each REQUEST answered with its body, a HEARTBEAT
+// every second (the broker's default liveness is several times that).
+int MdpWorker(const std::string& endpoint, const std::string& service) {
+  zmq::context_t context(1);
+  zmq::socket_t socket = Dealer(context, endpoint);
+  const auto command = [&](char byte, bool more) {
+    socket.send(zmq::message_t(), zmq::send_flags::sndmore);
+    socket.send(zmq::str_buffer("MDPW01"), zmq::send_flags::sndmore);
+    socket.send(zmq::buffer(&byte, 1), more ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  };
+  command('\x01', true);
+  socket.send(zmq::buffer(service), zmq::send_flags::none);
+  auto next_heartbeat = Clock::now() + std::chrono::seconds(1);
+  std::vector<zmq::message_t> frames;
+  while (true) {
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(200));
+    if (Clock::now() >= next_heartbeat) {
+      command('\x04', false);
+      next_heartbeat = Clock::now() + std::chrono::seconds(1);
+    }
+    while (true) {
+      frames.clear();
+      zmq::message_t first;
+      if (!socket.recv(first, zmq::recv_flags::dontwait)) break;
+      frames.push_back(std::move(first));
+      while (frames.back().more()) {
+        zmq::message_t part;
+        (void)socket.recv(part);
+        frames.push_back(std::move(part));
+      }
+      // [empty][MDPW01][command][client][empty][body...]
+      if (frames.size() < 3 || frames[2].size() != 1) continue;
+      const char byte = *static_cast<const char*>(frames[2].data());
+      if (byte == '\x05') return 0;  // DISCONNECT
+      if (byte != '\x02' || frames.size() < 6) continue;
+      command('\x03', true);
+      for (std::size_t i = 3; i < frames.size(); ++i) {
+        socket.send(frames[i], i + 1 == frames.size() ? zmq::send_flags::none : zmq::send_flags::sndmore);
+      }
+    }
+  }
+}
+
+// An MDP client on one DEALER, several requests in flight: [empty][MDPC01][service][body],
+// answered as [empty][MDPC01][service][body]; the body's first bytes carry the job's index.
+int MdpClient(const ClientOptions& options) {
+  zmq::context_t context(1);
+  zmq::socket_t socket = Dealer(context, options.endpoints.front());
+  std::string body(std::max<std::size_t>(options.size, sizeof(std::size_t)), 'x');
+  return Drive(
+      options, "mdp",
+      [&](std::size_t index) {
+        std::memcpy(body.data(), &index, sizeof index);
+        socket.send(zmq::message_t(), zmq::send_flags::sndmore);
+        socket.send(zmq::str_buffer("MDPC01"), zmq::send_flags::sndmore);
+        socket.send(zmq::buffer(options.service), zmq::send_flags::sndmore);
+        socket.send(zmq::buffer(body), zmq::send_flags::none);
+      },
+      [&]() -> std::size_t {
+        if (!PollIn(socket)) return SIZE_MAX;
+        std::vector<zmq::message_t> frames;
+        do {
+          zmq::message_t part;
+          (void)socket.recv(part);
+          frames.push_back(std::move(part));
+        } while (frames.back().more());
+        if (frames.size() != 4 || frames[3].size() < sizeof(std::size_t)) return SIZE_MAX;
+        std::size_t index = 0;
+        std::memcpy(&index, frames[3].data(), sizeof index);
         return index;
       });
 }
@@ -559,6 +638,13 @@ int main(int argc, char** argv) {
   };
   auto* baseline_client = app.add_subcommand("baseline-client", "client of the baseline broker");
   add_client(baseline_client);
+  std::string mdp_service = "mdp.echo";
+  auto* mdp_worker = app.add_subcommand("mdp-worker", "plain Majordomo echo worker");
+  mdp_worker->add_option("--connect", endpoint);
+  mdp_worker->add_option("--service", mdp_service);
+  auto* mdp_client = app.add_subcommand("mdp-client", "plain Majordomo client, pipelined");
+  add_client(mdp_client);
+  mdp_client->add_option("--service", options.service);
   auto* raw_client = app.add_subcommand("raw-client", "Courier client from raw frames");
   add_client(raw_client);
   raw_client->add_option("--service", options.service);
@@ -590,6 +676,8 @@ int main(int argc, char** argv) {
     if (broker->parsed()) return BaselineBroker(endpoint);
     if (worker->parsed()) return BaselineWorker(endpoint);
     if (baseline_client->parsed()) return BaselineClient(options);
+    if (mdp_worker->parsed()) return MdpWorker(endpoint, mdp_service);
+    if (mdp_client->parsed()) return MdpClient(options);
     if (raw_client->parsed()) return RawCourierClient(options);
     return SdkClient(options);
   } catch (const std::exception& error) {
