@@ -13,8 +13,4 @@ courier_test(client_integration_test
   LIBS courier_client_test_worker nlohmann_json::nlohmann_json
   LABELS integration
   TIMEOUT 180)
-foreach(binary courier-broker courier_cli)
-  if(TARGET ${binary})
-    add_dependencies(client_integration_test ${binary})
-  endif()
-endforeach()
+add_dependencies(client_integration_test courier-broker courier_cli)

@@ -11,8 +11,5 @@ courier_test(security_integration_test
   LABELS integration
   TIMEOUT 300)
 target_include_directories(security_integration_test PRIVATE ${CMAKE_CURRENT_LIST_DIR})
-foreach(target courier-broker courier-worker echo_plugin courier_cli courier-error-sink courier-metrics)
-  if(TARGET ${target})
-    add_dependencies(security_integration_test ${target})
-  endif()
-endforeach()
+add_dependencies(security_integration_test
+  courier-broker courier-worker echo_plugin courier_cli courier-error-sink courier-metrics)

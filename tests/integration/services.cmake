@@ -25,21 +25,16 @@ add_dependencies(services_integration_test
   courier-broker courier-error-sink courier-metrics courier-test-worker courier-services-cli)
 target_compile_definitions(services_integration_test PRIVATE
   COURIER_SERVICES_CLI="$<TARGET_FILE:courier-services-cli>")
-if(TARGET courier-worker AND TARGET echo_plugin)
-  add_dependencies(services_integration_test courier-worker echo_plugin)
-  target_compile_definitions(services_integration_test PRIVATE COURIER_HAVE_ECHO_WORKER=1)
-endif()
+add_dependencies(services_integration_test courier-worker echo_plugin)
 
 # Every stage the design names is timed (issue 19): broker, sink, collector, a real
 # courier-worker (testkit under a schema with a [reply]) and a reporting client.
-if(TARGET courier-worker AND TARGET testkit_plugin)
-  courier_test(stages_integration_test
-    SOURCES integration/services_stages_test.cpp
-    LIBS courier_test_support PkgConfig::httplib
-    LABELS integration
-    TIMEOUT 300)
-  add_dependencies(stages_integration_test
-    courier-broker courier-error-sink courier-metrics courier-worker testkit_plugin courier-services-cli)
-  target_compile_definitions(stages_integration_test PRIVATE
-    COURIER_SERVICES_CLI="$<TARGET_FILE:courier-services-cli>")
-endif()
+courier_test(stages_integration_test
+  SOURCES integration/services_stages_test.cpp
+  LIBS courier_test_support PkgConfig::httplib
+  LABELS integration
+  TIMEOUT 300)
+add_dependencies(stages_integration_test
+  courier-broker courier-error-sink courier-metrics courier-worker testkit_plugin courier-services-cli)
+target_compile_definitions(stages_integration_test PRIVATE
+  COURIER_SERVICES_CLI="$<TARGET_FILE:courier-services-cli>")

@@ -217,7 +217,6 @@ TEST_F(ErrorSinkIntegrationTest, ADeadLetterIsStoredWithItsEnvelopeAndPayloadAnd
   EXPECT_EQ(after.At("replays").AsUint(), 1u);
 }
 
-#ifdef COURIER_HAVE_ECHO_WORKER
 TEST_F(ErrorSinkIntegrationTest, ASealedDeadLetterReplaysThroughARealWorker) {
   StartBroker();
   StartSink();  // creates the keyring everyone here shares (XDG_CONFIG_HOME)
@@ -242,10 +241,9 @@ TEST_F(ErrorSinkIntegrationTest, ASealedDeadLetterReplaysThroughARealWorker) {
   EXPECT_NE(again.At("job_id").AsString(), submitted.id.Hex());
   EXPECT_EQ(again.At("reply").At("text").AsString(), "replay me");
 }
-#endif
 
-// Enable once WorkerHost ships its error records through detail::SinkErrorReporter
-// (runtime/src/reporting/worker_reporting.hpp): today the host only logs them.
+// A handler that always throws: its error record reaches the sink through the host's
+// reporter.
 class ThrowingService {
  public:
   static constexpr std::string_view kName = "thrower";

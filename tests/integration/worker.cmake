@@ -34,16 +34,14 @@ add_dependencies(worker_install_test courier-worker courier-broker echo_plugin)
 
 # Faults stay small (issue 12): crashing, hanging and leaking handlers under process and
 # thread isolation, drains, wrong keys, reconnect backoff; with the error sink's view.
-if(TARGET courier-error-sink)
-  courier_test(isolation_integration_test
-    SOURCES
-      ${CMAKE_CURRENT_LIST_DIR}/worker_support.cpp
-      ${CMAKE_CURRENT_LIST_DIR}/worker_isolation_test.cpp
-    LIBS courier_test_support cppzmq
-    LABELS integration
-    TIMEOUT 300)
-  add_dependencies(isolation_integration_test
-    courier-worker courier-broker courier-error-sink courier-services-cli testkit_plugin)
-  target_compile_definitions(isolation_integration_test PRIVATE
-    COURIER_SERVICES_CLI="$<TARGET_FILE:courier-services-cli>")
-endif()
+courier_test(isolation_integration_test
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/worker_support.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/worker_isolation_test.cpp
+  LIBS courier_test_support cppzmq
+  LABELS integration
+  TIMEOUT 300)
+add_dependencies(isolation_integration_test
+  courier-worker courier-broker courier-error-sink courier-services-cli testkit_plugin)
+target_compile_definitions(isolation_integration_test PRIVATE
+  COURIER_SERVICES_CLI="$<TARGET_FILE:courier-services-cli>")
