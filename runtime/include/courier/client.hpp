@@ -377,7 +377,8 @@ struct RawResult {
   std::chrono::microseconds elapsed{0};
 };
 using RawCallback = std::function<void(RawResult&&)>;
-enum class Stage : std::uint8_t { kEncode, kDecode };
+// The SDK-side stages the typed templates time (not the worker's courier::Stage).
+enum class CodecStage : std::uint8_t { kEncode, kDecode };
 }  // namespace detail
 
 class Client {
@@ -524,7 +525,7 @@ class Client {
   // Submits a send or enqueue job; `callback` gets a nil value once it is accepted.
   void SubmitAcknowledged(std::string_view service, const Value& request, Callback callback,
                           const CallOptions& options, ReplyMode mode);
-  void RecordStage(std::string_view service, detail::Stage stage, std::chrono::nanoseconds time);
+  void RecordStage(std::string_view service, detail::CodecStage stage, std::chrono::nanoseconds time);
 
   template <class T>
   static std::string EncodePayload(const T& value) {
@@ -572,7 +573,7 @@ std::future<Reply> Client::Submit(std::string_view service, const Request& reque
               try {
                 const auto decode_started = std::chrono::steady_clock::now();
                 Reply reply = DecodePayload<Reply>(raw.plaintext);
-                RecordStage(name, detail::Stage::kDecode,
+                RecordStage(name, detail::CodecStage::kDecode,
                             std::chrono::steady_clock::now() - decode_started);
                 promise->set_value(std::move(reply));
               } catch (...) {

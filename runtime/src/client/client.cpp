@@ -722,8 +722,8 @@ void Client::SubmitRaw(std::string_view service, std::string plaintext, nanoseco
   impl_->SubmitJob(service, std::move(plaintext), encode_time, options, mode, on_callback_thread, std::move(done));
 }
 
-void Client::RecordStage(std::string_view service, detail::Stage stage, nanoseconds time) {
-  impl_->Record(service, stage == detail::Stage::kEncode ? detail::TimedStage::kEncode : detail::TimedStage::kDecode,
+void Client::RecordStage(std::string_view service, detail::CodecStage stage, nanoseconds time) {
+  impl_->Record(service, stage == detail::CodecStage::kEncode ? detail::TimedStage::kEncode : detail::TimedStage::kDecode,
                 time);
 }
 
