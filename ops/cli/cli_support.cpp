@@ -143,6 +143,10 @@ std::string Summary::ToJson() const {
       {"p99", Ms(latency.Percentile(0.99))},
       {"max", Ms(latency.max())},
   };
+  if (interrupted) {
+    json["interrupted"] = true;
+    json["unanswered"] = sent - std::min(sent, answered());
+  }
   return json.dump();
 }
 
@@ -175,6 +179,9 @@ std::string Summary::ToText() const {
   out += line;
   out += "latency ms: p50 " + FormatMs(latency.Percentile(0.5)) + "  p90 " + FormatMs(latency.Percentile(0.9)) +
          "  p99 " + FormatMs(latency.Percentile(0.99)) + "  max " + FormatMs(latency.max()) + "\n";
+  if (interrupted) {
+    out += "interrupted (Ctrl-C): " + std::to_string(sent - std::min(sent, answered())) + " jobs unanswered\n";
+  }
   return out;
 }
 
@@ -193,17 +200,76 @@ bool IsNumber(const std::string& cell) {
   return std::all_of(cell.begin(), cell.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; });
 }
 
+// Returns: whether code point `c` takes two columns (East Asian Wide or Fullwidth, and the
+// emoji blocks), after Unicode's EastAsianWidth.txt, coarsely: whole blocks, no exceptions.
+bool IsWide(char32_t c) {
+  static constexpr std::pair<char32_t, char32_t> kWide[] = {
+      {0x1100, 0x115F},   {0x231A, 0x231B},   {0x2329, 0x232A},   {0x23E9, 0x23EC},   {0x2614, 0x2615},
+      {0x2E80, 0x303E},   {0x3041, 0x33FF},   {0x3400, 0x4DBF},   {0x4E00, 0x9FFF},   {0xA000, 0xA4CF},
+      {0xA960, 0xA97F},   {0xAC00, 0xD7A3},   {0xF900, 0xFAFF},   {0xFE10, 0xFE19},   {0xFE30, 0xFE6F},
+      {0xFF00, 0xFF60},   {0xFFE0, 0xFFE6},   {0x16FE0, 0x18AFF}, {0x1B000, 0x1B2FF}, {0x1F300, 0x1F64F},
+      {0x1F680, 0x1F6FF}, {0x1F900, 0x1F9FF}, {0x1FA70, 0x1FAFF}, {0x20000, 0x3FFFD},
+  };
+  for (const auto& [low, high] : kWide) {
+    if (c < low) return false;
+    if (c <= high) return true;
+  }
+  return false;
+}
+
+// Returns: whether `c` takes no column: combining marks, zero-width spaces and joiners,
+// variation selectors.
+bool IsZeroWidth(char32_t c) {
+  return (c >= 0x0300 && c <= 0x036F) || (c >= 0x1AB0 && c <= 0x1AFF) || (c >= 0x1DC0 && c <= 0x1DFF) ||
+         (c >= 0x200B && c <= 0x200F) || (c >= 0x20D0 && c <= 0x20FF) || (c >= 0xFE00 && c <= 0xFE0F) ||
+         (c >= 0xFE20 && c <= 0xFE2F) || c == 0x2060 || c == 0xFEFF || (c >= 0xE0100 && c <= 0xE01EF);
+}
+
 }  // namespace
+
+std::size_t DisplayWidth(std::string_view text) {
+  std::size_t width = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    std::size_t length = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 0;
+    char32_t c = length == 1 ? lead : length == 2 ? (lead & 0x1F) : length == 3 ? (lead & 0x0F) : (lead & 0x07);
+    bool valid = length != 0 && i + length <= text.size();
+    for (std::size_t k = 1; valid && k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      valid = (next & 0xC0) == 0x80;
+      c = (c << 6) | (next & 0x3F);
+    }
+    if (!valid) {  // a stray or truncated byte: one column, as most terminals show U+FFFD
+      ++width;
+      ++i;
+      continue;
+    }
+    i += length;
+    width += IsZeroWidth(c) ? 0 : IsWide(c) ? 2 : 1;
+  }
+  return width;
+}
+
+void OrderQuantiles(std::span<std::optional<double>> ascending, std::optional<double> max) {
+  std::optional<double> floor;
+  for (std::optional<double>& value : ascending) {
+    if (!value) continue;
+    if (max) value = std::min(*value, *max);
+    if (floor) value = std::max(*value, *floor);
+    floor = value;
+  }
+}
 
 std::string RenderTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
   const std::size_t columns = header.size();
   std::vector<std::size_t> width(columns);
   std::vector<bool> numeric(columns, !rows.empty());
-  for (std::size_t c = 0; c < columns; ++c) width[c] = header[c].size();
+  for (std::size_t c = 0; c < columns; ++c) width[c] = DisplayWidth(header[c]);
   for (const auto& row : rows) {
     for (std::size_t c = 0; c < columns; ++c) {
       const std::string cell = c < row.size() ? row[c] : std::string();
-      width[c] = std::max(width[c], cell.size());
+      width[c] = std::max(width[c], DisplayWidth(cell));
       if (!IsNumber(cell)) numeric[c] = false;
     }
   }
@@ -211,7 +277,7 @@ std::string RenderTable(const std::vector<std::string>& header, const std::vecto
     std::string out;
     for (std::size_t c = 0; c < columns; ++c) {
       const std::string cell = c < cells.size() ? cells[c] : std::string();
-      const std::string pad(width[c] - cell.size(), ' ');
+      const std::string pad(width[c] - DisplayWidth(cell), ' ');
       if (c != 0) out += "  ";
       if (numeric[c]) {
         out += pad + cell;

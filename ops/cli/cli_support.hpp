@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,26 +66,40 @@ struct Summary {
   std::map<std::string, std::uint64_t> errors;  // by error code name
   std::chrono::nanoseconds elapsed{0};
   LatencyHistogram latency;  // every answered job, ok or not
+  bool interrupted = false;  // Ctrl-C stopped the run: sent - answered() jobs got no answer
 
   void AddOk(std::chrono::microseconds latency);
   void AddError(ErrorCode code, std::chrono::microseconds latency);
   std::uint64_t answered() const;
   double jobs_per_second() const;
   // {"sent":N,"ok":N,"errors":{"code":n},"jobs_per_s":x,"latency_ms":{"p50":..,"p90":..,"p99":..,"max":..}}
+  // and, when interrupted, "interrupted":true,"unanswered":N at the end.
   std::string ToJson() const;
-  // A few human lines (ends with a newline).
+  // A few human lines (ends with a newline); when interrupted, a last line says so.
   std::string ToText() const;
   // Returns: kExitOk, kExitUnavailable if any job failed with kUnavailable, else kExitJobErrors.
   int ExitCode() const;
 };
 
-// Returns: the rows as an aligned table with a header; columns whose cells are all numbers
-// are right-aligned. Every line ends with a newline.
+// Returns: the columns a terminal gives UTF-8 `text`: one per code point, two for East
+// Asian wide and fullwidth characters (and emoji), none for combining marks and zero-width
+// characters; an invalid byte counts as one column.
+std::size_t DisplayWidth(std::string_view text);
+
+// Returns: the rows as an aligned table with a header, padded by DisplayWidth (so "µs" or a
+// CJK service name does not shift the columns); columns whose cells are all numbers are
+// right-aligned. Every line ends with a newline.
 std::string RenderTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
 
 // Returns: "[#####.....] done/total  ok N  errors N  R jobs/s" fitted to `width` columns.
 std::string ProgressLine(std::uint64_t done, std::uint64_t total, std::uint64_t ok, std::uint64_t errors,
                          double seconds, std::size_t width);
+
+// Makes quantiles given in ascending order of q (p50, p90, p99...) consistent with each
+// other and with the maximum: each is at most `max` and at least the one before it.
+// Absent values stay absent. Histogram estimates can break both rules when a source
+// interpolates inside a bucket without clamping; a table must never show p90 > max.
+void OrderQuantiles(std::span<std::optional<double>> ascending, std::optional<double> max);
 
 // Returns: milliseconds with three decimals, e.g. "0.421".
 std::string FormatMs(std::chrono::microseconds value);

@@ -125,6 +125,76 @@ TEST(RenderTableTest, AlignsColumnsAndRightAlignsNumbers) {
   EXPECT_EQ(RenderTable({"A", "B"}, {}), "A  B\n");
 }
 
+TEST(DisplayWidthTest, CountsColumnsNotBytes) {
+  EXPECT_EQ(DisplayWidth(""), 0u);
+  EXPECT_EQ(DisplayWidth("echo"), 4u);
+  EXPECT_EQ(DisplayWidth("12.3\xC2\xB5s"), 6u);           // "12.3µs": µ is two bytes, one column
+  EXPECT_EQ(DisplayWidth("caf\xC3\xA9"), 4u);             // "café" precomposed
+  EXPECT_EQ(DisplayWidth("cafe\xCC\x81"), 4u);            // "café" with a combining acute
+  EXPECT_EQ(DisplayWidth("\xE7\xBF\xBB\xE8\xAF\x91"), 4u);  // "翻译": two wide characters
+  EXPECT_EQ(DisplayWidth("\xEF\xBC\xA1"), 2u);            // "Ａ" fullwidth
+  EXPECT_EQ(DisplayWidth("\xF0\x9F\x9A\x80"), 2u);        // "🚀"
+  EXPECT_EQ(DisplayWidth("\xE2\x80\xA6"), 1u);            // "…"
+  EXPECT_EQ(DisplayWidth("a\xE2\x80\x8B" "b"), 2u);          // zero-width space
+  EXPECT_EQ(DisplayWidth("\xFF\xC3"), 2u);                 // invalid and truncated bytes: one each
+}
+
+TEST(RenderTableTest, PadsByDisplayWidth) {
+  // Every line must put the second column at the same terminal column.
+  const std::string table = RenderTable({"SERVICE", "P50", "N"}, {{"echo", "12.3\xC2\xB5s", "1"},
+                                                                   {"\xE7\xBF\xBB\xE8\xAF\x91", "850ns", "22"},
+                                                                   {"caf\xC3\xA9", "4.56ms", "3"}});
+  EXPECT_EQ(table,
+            "SERVICE  P50      N\n"
+            "echo     12.3\xC2\xB5s   1\n"
+            "\xE7\xBF\xBB\xE8\xAF\x91     850ns   22\n"
+            "caf\xC3\xA9     4.56ms   3\n");
+  std::size_t start = 0;
+  std::vector<std::size_t> widths;
+  while (start < table.size()) {
+    const std::size_t end = table.find('\n', start);
+    widths.push_back(DisplayWidth(std::string_view(table).substr(start, end - start)));
+    start = end + 1;
+  }
+  for (const std::size_t width : widths) EXPECT_EQ(width, widths[0]) << table;
+}
+
+TEST(OrderQuantilesTest, NeverAboveMaxAndNonDecreasing) {
+  // Seen from a collector: p90 1ns, max 0ns (interpolated inside bucket 0, not clamped).
+  std::vector<std::optional<double>> q{0.5, 0.83, 0.98};
+  OrderQuantiles(q, 0.0);
+  EXPECT_EQ(q, (std::vector<std::optional<double>>{0.0, 0.0, 0.0}));
+
+  std::vector<std::optional<double>> crossed{300.0, 250.0, 900.0};
+  OrderQuantiles(crossed, 800.0);
+  EXPECT_EQ(crossed, (std::vector<std::optional<double>>{300.0, 300.0, 800.0}));
+
+  std::vector<std::optional<double>> gaps{std::nullopt, 5.0, 4.0};
+  OrderQuantiles(gaps, std::nullopt);
+  EXPECT_EQ(gaps, (std::vector<std::optional<double>>{std::nullopt, 5.0, 5.0}));
+
+  std::vector<std::optional<double>> fine{1.0, 2.0, 3.0};
+  OrderQuantiles(fine, 3.0);
+  EXPECT_EQ(fine, (std::vector<std::optional<double>>{1.0, 2.0, 3.0}));
+}
+
+TEST(SummaryTest, AnInterruptedRunSaysSoAndCountsTheUnanswered) {
+  Summary summary;
+  summary.sent = 10;
+  for (int i = 0; i < 7; ++i) summary.AddOk(100us);
+  summary.AddError(ErrorCode::kBusy, 100us);
+  summary.elapsed = 1s;
+  EXPECT_FALSE(nlohmann::json::parse(summary.ToJson()).contains("interrupted"));
+  EXPECT_EQ(summary.ToText().find("interrupted"), std::string::npos);
+  summary.interrupted = true;
+  const auto json = nlohmann::json::parse(summary.ToJson());
+  EXPECT_EQ(json["interrupted"], true);
+  EXPECT_EQ(json["unanswered"], 2);
+  EXPECT_EQ(json["sent"], 10);
+  EXPECT_EQ(json["ok"], 7);
+  EXPECT_NE(summary.ToText().find("interrupted (Ctrl-C): 2 jobs unanswered\n"), std::string::npos) << summary.ToText();
+}
+
 TEST(ProgressLineTest, FitsTheWidth) {
   const std::string line = ProgressLine(50, 100, 45, 5, 2.0, 80);
   EXPECT_LE(line.size(), 80u);

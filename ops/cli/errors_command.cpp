@@ -31,6 +31,7 @@ struct ListFlags {
 struct ShowFlags {
   std::int64_t id = 0;
   bool json = false;
+  bool open = false;
 };
 
 struct ReplayFlags {
@@ -76,14 +77,24 @@ std::string FormatTime(std::uint64_t unix_ms, bool with_ms = false) {
   return out;
 }
 
-// Returns: `text` cut to at most `width` display bytes on a UTF-8 boundary, with "…".
+// Returns: `text` on one line, cut to at most `width` terminal columns (DisplayWidth) on a
+// code point boundary, with "…".
 std::string Cut(const std::string& text, std::size_t width) {
   std::string flat;
   for (const char c : text) flat += (c == '\n' || c == '\t' || c == '\r') ? ' ' : c;
-  if (flat.size() <= width) return flat;
-  std::size_t cut = width > 1 ? width - 1 : 0;
-  while (cut > 0 && (static_cast<unsigned char>(flat[cut]) & 0xC0) == 0x80) --cut;
-  return flat.substr(0, cut) + "…";
+  if (DisplayWidth(flat) <= width) return flat;
+  const std::size_t room = width > 1 ? width - 1 : 0;  // one column for "…"
+  std::size_t end = 0;
+  std::size_t used = 0;
+  while (end < flat.size()) {
+    std::size_t next = end + 1;
+    while (next < flat.size() && (static_cast<unsigned char>(flat[next]) & 0xC0) == 0x80) ++next;
+    const std::size_t columns = DisplayWidth(std::string_view(flat).substr(end, next - end));
+    if (used + columns > room) break;
+    used += columns;
+    end = next;
+  }
+  return flat.substr(0, end) + "…";
 }
 
 std::string Str(const Value& row, std::string_view key) {
@@ -213,10 +224,60 @@ void PrintShow(const Value& row) {
   if (Uint(row, "replays") > 0) line("replays", Str(row, "replays") + ", last: " + Str(row, "last_replay"));
 }
 
+std::filesystem::path KeyringPath(const ClientOptions& options) {
+  return options.keyring_path.empty() ? Keyring::DefaultPath() : options.keyring_path;
+}
+
+// Returns: the job payload a dead letter stored (still sealed as its client sent it),
+// opened with the local keyring exactly as a worker opens it, and decoded.
+// Throws: Error(kInvalidPayload) if the report holds no usable job; Error(kUnknownKey)
+// naming the key id (and the ids the keyring holds) if the keyring lacks it; the keyring's
+// kUnauthenticated if the payload does not open; Error(kConfig) if there is no keyring.
+Value OpenStoredPayload(const ClientOptions& options, const Value& row, std::int64_t id) {
+  const Value* job = row.Find("job");
+  const Value* envelope = row.Find("envelope");
+  const Value* payload = row.Find("payload");
+  if (!Bool(row, "dead_letter") || job == nullptr || envelope == nullptr || payload == nullptr) {
+    throw Error(ErrorCode::kInvalidPayload, "error " + std::to_string(id) +
+                                                " stores no job payload: only dead letters keep one");
+  }
+  if (job->Find("error") != nullptr) {
+    throw Error(ErrorCode::kInvalidPayload, "error " + std::to_string(id) + ": the stored envelope is unusable: " +
+                                                Str(*job, "error"));
+  }
+  const std::string& envelope_bytes = envelope->AsBinary().bytes;
+  const std::string& payload_bytes = payload->AsBinary().bytes;
+  const auto key_id = static_cast<std::uint32_t>(Uint(*job, "key_id"));
+  if (key_id == kUnsealedKeyId) return DecodeValue(payload_bytes);  // sent unsealed: nothing to open
+  const std::shared_ptr<const Keyring> keyring = LoadKeyring(options);
+  if (!keyring) {
+    throw Error(ErrorCode::kConfig, "the payload is sealed with key id " + std::to_string(key_id) +
+                                        " and there is no keyring at " + KeyringPath(options).string() +
+                                        " (pass --keyring)");
+  }
+  if (!keyring->Holds(key_id)) {
+    std::string held;
+    for (const std::uint32_t own : keyring->ids()) held += (held.empty() ? "" : ", ") + std::to_string(own);
+    const std::string where = options.keyring ? std::string("the local keyring") : KeyringPath(options).string();
+    throw Error(ErrorCode::kUnknownKey, "the payload is sealed with key id " + std::to_string(key_id) + ", which " +
+                                            where + " does not hold (it holds ids [" + held +
+                                            "]); pass --keyring with a key file that has it");
+  }
+  return DecodeValue(keyring->Open(envelope_bytes, payload_bytes));
+}
+
 int RunShow(const ClientOptions& options, const ShowFlags& flags) {
   Client client(options);
   RequireSink(client);
-  const Value row = Ask(client, Value::Object({{"op", "show"}, {"id", Value(flags.id)}}));
+  Value row = Ask(client, Value::Object({{"op", "show"}, {"id", Value(flags.id)}}));
+  if (flags.open) {
+    Value request = OpenStoredPayload(options, row, flags.id);
+    if (!flags.json) {
+      std::cout << ToJson(request) << "\n";  // the request alone: `| courier send SERVICE -` resends it
+      return kExitOk;
+    }
+    row.Set("request", std::move(request));
+  }
   if (flags.json) {
     std::cout << ToJson(row, 2) << "\n";
   } else {
@@ -379,6 +440,9 @@ CommandRunner AddErrorsCommand(CLI::App& app, std::function<ClientOptions()> cli
   CLI::App* show = errors->add_subcommand("show", "everything stored about one error report");
   show->add_option("id", show_flags->id, "report id (from errors list)")->required()->check(CLI::PositiveNumber);
   show->add_flag("--json", show_flags->json, "print JSON (envelope and payload as {\"$bin\": base64})");
+  show->add_flag("--open", show_flags->open,
+                 "open a dead letter's stored payload with the local keyring and print the request as JSON "
+                 "(with --json: added to the report as \"request\")");
 
   auto replay_flags = std::make_shared<ReplayFlags>();
   CLI::App* replay = errors->add_subcommand(

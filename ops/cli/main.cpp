@@ -1,7 +1,8 @@
 // courier — the command line for Courier: send jobs, load-test a service, list services
 // and workers, ping brokers, create keys. Usage and exit codes: ops/cli/CLI.md.
-#include <unistd.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <iterator>
 #include <mutex>
@@ -113,8 +115,43 @@ Error WithSuggestion(Client& client, const Error& error, const std::string& serv
   return Error(error.code(), std::string(error.what()) + "; did you mean '" + nearest + "'?");
 }
 
+// One job with --json: {"job_id": "<hex>", "reply": <reply>} ("accepted": true with --send,
+// "stored": true with --enqueue), or {"job_id": "<hex>", "error": {"code", "message"}} and
+// the error's exit code. Everything on stdout, so a script reads one document either way.
+int RunSingleJobJson(Client& client, const SendFlags& flags, const Value& request) {
+  std::promise<Result> answered;
+  std::future<Result> answer = answered.get_future();
+  auto deliver = [&answered](Result result) { answered.set_value(std::move(result)); };
+  const CallOptions call = BuildCallOptions(flags, std::nullopt);
+  if (flags.enqueue) {
+    client.Enqueue(flags.service, request, deliver, call);
+  } else if (flags.fire_and_forget) {
+    client.Send(flags.service, request, deliver, call);
+  } else {
+    client.Submit(flags.service, request, deliver, call);
+  }
+  const Result result = answer.get();
+  Json out;
+  out["job_id"] = result.job_id().Hex();
+  int status = kExitOk;
+  if (const Error* failure = result.error()) {
+    const Error error = WithSuggestion(client, *failure, flags.service);
+    out["error"] = {{"code", std::string(ToString(error.code()))}, {"message", std::string(error.what())}};
+    status = ExitCodeFor(error.code());
+  } else if (flags.enqueue) {
+    out["stored"] = true;
+  } else if (flags.fire_and_forget) {
+    out["accepted"] = true;
+  } else {
+    out["reply"] = Json::parse(ToJson(result.value()));  // the CLI's one JSON mapping (CLI.md)
+  }
+  std::cout << out.dump(flags.pretty ? 2 : -1) << "\n";
+  return status;
+}
+
 int RunSingle(ClientOptions options, const SendFlags& flags, const Value& request) {
   Client client(std::move(options));
+  if (flags.summary_json) return RunSingleJobJson(client, flags, request);
   try {
     return RunSingleJob(client, flags, request);
   } catch (const Error& error) {
@@ -122,20 +159,68 @@ int RunSingle(ClientOptions options, const SendFlags& flags, const Value& reques
   }
 }
 
+// ---- Ctrl-C during a load run --------------------------------------------------------------
+
+constexpr int kExitInterrupted = 130;  // 128 + SIGINT, what a shell reports for Ctrl-C
+constexpr auto kInterruptGrace = std::chrono::seconds(1);
+
+// Ctrl-Cs seen. The handler touches only this lock-free atomic and write/_exit, which are
+// async-signal-safe; the sending thread polls it.
+std::atomic<int> interrupts{0};
+static_assert(std::atomic<int>::is_always_lock_free);
+
+extern "C" void OnInterrupt(int) {
+  if (interrupts.fetch_add(1) == 0) return;
+  constexpr char kMessage[] = "\ncourier: interrupted again: exiting now\n";
+  (void)!::write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
+  ::_exit(kExitInterrupted);
+}
+
+bool Interrupted() { return interrupts.load() > 0; }
+
+// Catches SIGINT while it lives; the previous disposition comes back after.
+class InterruptCatcher {
+ public:
+  InterruptCatcher() {
+    interrupts.store(0);
+    struct sigaction action {};
+    action.sa_handler = OnInterrupt;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    installed_ = ::sigaction(SIGINT, &action, &previous_) == 0;
+  }
+  ~InterruptCatcher() {
+    if (installed_) ::sigaction(SIGINT, &previous_, nullptr);
+  }
+  InterruptCatcher(const InterruptCatcher&) = delete;
+  InterruptCatcher& operator=(const InterruptCatcher&) = delete;
+
+ private:
+  struct sigaction previous_ {};
+  bool installed_ = false;
+};
+
+// What the completion callbacks share with the sending thread. Shared: the client cancels
+// the jobs still in flight when it is destroyed, and those callbacks must find it alive.
+struct LoadState {
+  std::mutex mutex;
+  std::condition_variable changed;
+  Summary summary;
+  std::map<std::string, std::string> first_error;  // code → message
+  std::uint64_t answered = 0;
+  bool closed = false;  // the summary is taken: later answers (cancellations) are not counted
+};
+
 int RunLoad(ClientOptions options, const SendFlags& flags, const Value& request) {
   options.max_in_flight = std::max<std::size_t>(1, flags.concurrency);
   options.overflow = OverflowPolicy::kBlock;
   options.report = true;  // a load run's timings belong on the metrics collector
+  const auto state = std::make_shared<LoadState>();
+  const InterruptCatcher catcher;  // before the client: it outlives the client's shutdown
   Client client(std::move(options));
-
-  std::mutex mutex;
-  std::condition_variable finished;
-  Summary summary;
-  std::map<std::string, std::string> first_error;  // code → message
-  std::uint64_t answered = 0;
   const auto started = SteadyClock::now();
 
-  const bool show_progress = flags.count > 1 && ::isatty(STDERR_FILENO) == 1;
+  const bool show_progress = ::isatty(STDERR_FILENO) == 1;
   std::atomic<bool> progress_done{false};
   std::thread progress;
   if (show_progress) {
@@ -144,10 +229,12 @@ int RunLoad(ClientOptions options, const SendFlags& flags, const Value& request)
       while (!progress_done.load()) {
         std::string line;
         {
-          std::unique_lock lock(mutex);
-          finished.wait_for(lock, std::chrono::milliseconds(100), [&] { return progress_done.load(); });
+          std::unique_lock lock(state->mutex);
+          state->changed.wait_for(lock, std::chrono::milliseconds(100), [&] { return progress_done.load(); });
+          if (progress_done.load()) break;
           const double seconds = std::chrono::duration<double>(SteadyClock::now() - started).count();
-          line = ProgressLine(answered, flags.count, summary.ok, answered - summary.ok, seconds, width);
+          line = ProgressLine(state->answered, flags.count, state->summary.ok, state->answered - state->summary.ok,
+                              seconds, width);
         }
         std::fprintf(stderr, "\r%s\x1b[K", line.c_str());
         std::fflush(stderr);
@@ -157,21 +244,29 @@ int RunLoad(ClientOptions options, const SendFlags& flags, const Value& request)
     });
   }
 
-  auto on_result = [&](Result result) {
-    std::lock_guard lock(mutex);
+  auto on_result = [state](Result result) {
+    std::lock_guard lock(state->mutex);
+    if (state->closed) return;
     if (const Error* error = result.error()) {
-      summary.AddError(error->code(), result.elapsed());
-      first_error.try_emplace(std::string(ToString(error->code())), error->what());
+      state->summary.AddError(error->code(), result.elapsed());
+      state->first_error.try_emplace(std::string(ToString(error->code())), error->what());
     } else {
-      summary.AddOk(result.elapsed());
+      state->summary.AddOk(result.elapsed());
     }
-    ++answered;
-    if (answered == flags.count) finished.notify_all();
+    ++state->answered;
+    state->changed.notify_all();
   };
+  constexpr auto kPoll = std::chrono::milliseconds(50);  // how soon a Ctrl-C is noticed
   for (std::uint64_t i = 0; i < flags.count; ++i) {
     {
-      std::lock_guard lock(mutex);
-      ++summary.sent;
+      // Wait for a free slot here, not blocked inside Submit, so Ctrl-C is noticed even
+      // while every slot is taken by jobs that do not come back.
+      std::unique_lock lock(state->mutex);
+      while (state->summary.sent - state->answered >= flags.concurrency && !Interrupted()) {
+        state->changed.wait_for(lock, kPoll);
+      }
+      if (Interrupted()) break;
+      ++state->summary.sent;
     }
     const CallOptions call = BuildCallOptions(flags, i);
     if (flags.enqueue) {
@@ -182,22 +277,42 @@ int RunLoad(ClientOptions options, const SendFlags& flags, const Value& request)
       client.Submit(flags.service, request, on_result, call);
     }
   }
+  Summary summary;
+  std::map<std::string, std::string> first_error;
   {
-    std::unique_lock lock(mutex);
-    finished.wait(lock, [&] { return answered == flags.count; });
-    summary.elapsed = SteadyClock::now() - started;
+    std::unique_lock lock(state->mutex);
+    std::optional<SteadyClock::time_point> give_up;
+    while (true) {
+      if (Interrupted() && !give_up) {
+        give_up = SteadyClock::now() + kInterruptGrace;
+        std::fprintf(stderr,
+                     "%scourier: interrupted after sending %llu jobs; waiting up to %lld ms for the %llu in "
+                     "flight (Ctrl-C again to quit now)\n",
+                     show_progress ? "\r\x1b[K\n" : "", static_cast<unsigned long long>(state->summary.sent),
+                     static_cast<long long>(std::chrono::milliseconds(kInterruptGrace).count()),
+                     static_cast<unsigned long long>(state->summary.sent - state->answered));
+        std::fflush(stderr);
+      }
+      if (state->answered >= state->summary.sent) break;
+      if (give_up && SteadyClock::now() >= *give_up) break;
+      state->changed.wait_for(lock, kPoll);
+    }
+    state->closed = true;
+    state->summary.elapsed = SteadyClock::now() - started;
+    state->summary.interrupted = Interrupted();
+    summary = state->summary;
+    first_error = state->first_error;
   }
   if (show_progress) {
     progress_done.store(true);
-    finished.notify_all();
+    state->changed.notify_all();
     progress.join();
   }
-  std::lock_guard lock(mutex);
-  std::cout << (flags.summary_json ? summary.ToJson() + "\n" : summary.ToText());
+  std::cout << (flags.summary_json ? summary.ToJson() + "\n" : summary.ToText()) << std::flush;
   for (const auto& [code, message] : first_error) {
     std::cerr << "courier: first " << code << " error: " << message << "\n";
   }
-  return summary.ExitCode();
+  return summary.interrupted ? kExitInterrupted : summary.ExitCode();
 }
 
 int RunSend(const GlobalFlags& global, const SendFlags& flags) {
@@ -209,7 +324,7 @@ int RunSend(const GlobalFlags& global, const SendFlags& flags) {
     return kExitUsage;
   }
   ClientOptions options = BuildOptions(global);
-  if (flags.count == 1 && !flags.summary_json) return RunSingle(std::move(options), flags, request);
+  if (flags.count == 1) return RunSingle(std::move(options), flags, request);
   return RunLoad(std::move(options), flags, request);
 }
 

@@ -1,6 +1,7 @@
 #include "metrics_command.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -77,10 +78,12 @@ std::string FormatNs(double ns) {
   return buffer;
 }
 
-std::string Optional(const Value& window, std::string_view key) {
+std::optional<double> Number(const Value& window, std::string_view key) {
   const Value* field = window.Find(key);
-  return field != nullptr && field->IsNumber() ? FormatNs(field->AsDouble()) : "-";
+  return field != nullptr && field->IsNumber() ? std::optional(field->AsDouble()) : std::nullopt;
 }
+
+std::string Optional(std::optional<double> ns) { return ns ? FormatNs(*ns) : "-"; }
 
 std::string Fixed(double value, int decimals) {
   char buffer[32];
@@ -116,13 +119,19 @@ int RunMetrics(const ClientOptions& options, const MetricsFlags& flags) {
     if (count + errors == 0) continue;
     const std::string& stage_name = stage.At("stage").AsString();
     const std::optional<wire::StageGroup> group = wire::GroupOf(process, stage_name);
-    const Value* mean = window->Find("mean_ns");
+    const std::optional<double> mean = Number(*window, "mean_ns");
+    const std::optional<double> max =
+        count > 0 ? std::optional(static_cast<double>(window->At("max_ns").AsUint())) : std::nullopt;
+    // A collector of another version may send p90 above max (an estimate not clamped to
+    // the window's range): never shown so.
+    std::array<std::optional<double>, 3> quantiles{Number(*window, "p50_ns"), Number(*window, "p90_ns"),
+                                                   Number(*window, "p99_ns")};
+    OrderQuantiles(quantiles, max);
     rows.push_back({group ? static_cast<int>(*group) : static_cast<int>(wire::kStageGroups), service, process,
-                    stage_name, mean != nullptr && mean->IsNumber() ? std::optional(mean->AsDouble()) : std::nullopt,
+                    stage_name, mean,
                     {service, process.empty() ? "-" : process, stage_name, std::to_string(count),
-                     Fixed(window->At("rate").AsDouble(), 1), Optional(*window, "mean_ns"),
-                     Optional(*window, "p50_ns"), Optional(*window, "p90_ns"), Optional(*window, "p99_ns"),
-                     count > 0 ? FormatNs(static_cast<double>(window->At("max_ns").AsUint())) : "-",
+                     Fixed(window->At("rate").AsDouble(), 1), Optional(mean), Optional(quantiles[0]),
+                     Optional(quantiles[1]), Optional(quantiles[2]), Optional(max),
                      Fixed(window->At("error_ratio").AsDouble() * 100.0, 2)}});
   }
   std::vector<std::vector<std::string>> cells;

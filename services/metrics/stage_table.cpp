@@ -40,7 +40,15 @@ double WindowStats::error_ratio() const {
 }
 
 std::optional<double> WindowStats::quantile_ns(double q) const {
-  return detail::EstimateQuantile(buckets, q, min_ns, max_ns);
+  if (count == 0) return std::nullopt;  // no completion, no range to place an estimate in
+  const std::optional<double> estimate = detail::EstimateQuantile(buckets, q, min_ns, max_ns);
+  if (!estimate) return std::nullopt;
+  // EstimateQuantile reads max 0 as "unknown" and does not clamp then; here it is a real
+  // maximum (every job of a stage timed at 0 ns), and the interpolation inside bucket 0
+  // showed "p90 1ns, max 0ns". The window's own range bounds every quantile, which also
+  // keeps them in order (p50 <= p90 <= p99 <= max): the estimate grows with q.
+  const double low = static_cast<double>(std::min(min_ns, max_ns));
+  return std::clamp(*estimate, low, static_cast<double>(max_ns));
 }
 
 int ProcessOrder(std::string_view process) { return wire::ProcessOrder(process); }

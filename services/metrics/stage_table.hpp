@@ -60,6 +60,8 @@ struct WindowStats {
   std::optional<double> mean_ns() const;
   double rate() const;         // completions per second
   double error_ratio() const;  // errors / (count + errors); 0 when both are 0
+  // Returns: the estimated q-quantile, within [min_ns, max_ns] (so never above max, and
+  // non-decreasing in q); std::nullopt when the window has no completions.
   std::optional<double> quantile_ns(double q) const;
 };
 

@@ -63,6 +63,39 @@ TEST(StageTableTest, MeanIsWeightedByCountsAcrossReporters) {
   EXPECT_EQ(table.Reporters(start + 2s).size(), 2u);
 }
 
+// Seen in `courier metrics`: "p90 1ns ... max 0ns" for a stage whose every job took 0 ns
+// (EstimateQuantile interpolated inside bucket 0 and skipped its clamp for max 0).
+TEST(StageTableTest, QuantilesNeverExceedTheMaximum) {
+  const Clock::time_point start{};
+  StageTable table(100, start);
+  table.Add(JobId::Random(), Report("a", {Stage("s", "lb_strategy", 50, 0)}, "broker"), start + 1s);
+  // Buckets that disagree with the reported range (a reporter's rounding): 1000 ns jobs
+  // whose max says 900.
+  detail::StageInterval odd = Stage("s", "dispatch", 10, 1000);
+  odd.max_ns = 900;
+  odd.min_ns = 800;
+  table.Add(JobId::Random(), Report("a", {odd}, "broker"), start + 1s);
+  const auto views = table.Snapshot(start + 2s);
+  for (std::string_view stage : {"lb_strategy", "dispatch"}) {
+    const SeriesView* view = Find(views, "s", stage, "broker");
+    ASSERT_NE(view, nullptr) << stage;
+    for (std::size_t w = 0; w < kWindows; ++w) {
+      const WindowStats& window = view->windows[w];
+      const double p50 = *window.quantile_ns(0.5);
+      const double p90 = *window.quantile_ns(0.9);
+      const double p99 = *window.quantile_ns(0.99);
+      EXPECT_LE(p50, p90) << stage << " " << kWindowNames[w];
+      EXPECT_LE(p90, p99) << stage << " " << kWindowNames[w];
+      EXPECT_LE(p99, static_cast<double>(window.max_ns)) << stage << " " << kWindowNames[w];
+      EXPECT_GE(p50, static_cast<double>(window.min_ns)) << stage << " " << kWindowNames[w];
+    }
+  }
+  EXPECT_EQ(*Find(views, "s", "lb_strategy", "broker")->windows[kWindow1m].quantile_ns(0.9), 0.0);
+  // A window without completions has no quantiles.
+  table.Add(JobId::Random(), Report("a", {Stage("s", "open", 0, 0, 3)}), start + 1s);
+  EXPECT_FALSE(Find(table.Snapshot(start + 2s), "s", "open")->windows[kWindow1m].quantile_ns(0.5));
+}
+
 TEST(StageTableTest, WindowsSlideAndTotalsStay) {
   const Clock::time_point start{};
   StageTable table(100, start);

@@ -1,10 +1,12 @@
 // build/bin/courier as a user runs it, against a real broker and a raw-frame test worker:
 // JSON round trips of every type, the load summary, tables, keygen and exit codes.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "client_fixture.hpp"
@@ -40,6 +42,40 @@ class ClientCliTest : public ::testing::Test {
     run.exit_code = status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     run.output = process.Log();
     return run;
+  }
+
+  // Starts `courier args...` (with this test's broker and key file) without waiting.
+  ChildProcess StartCourier(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--broker", broker_.endpoint(), "--keyring", key_file_.string()});
+    const auto log = dir_.path() / ("courier-" + std::to_string(++runs_) + ".log");
+    return ChildProcess(BinaryPath("courier"), args, log,
+                        {"XDG_CONFIG_HOME=" + (dir_.path() / "config").string(), "HOME=" + dir_.path().string()});
+  }
+
+  // Returns: the last line of `output` that is a JSON object (stderr lines may come between).
+  static nlohmann::json LastJsonLine(const std::string& output) {
+    std::size_t end = output.size();
+    while (end > 0) {
+      const std::size_t start = output.rfind('\n', end - 1);
+      const std::size_t from = start == std::string::npos ? 0 : start + 1;
+      const std::string line = output.substr(from, end - from);
+      if (line.starts_with("{")) return nlohmann::json::parse(line);
+      if (from == 0) break;
+      end = from - 1;
+    }
+    ADD_FAILURE() << "no JSON line in:\n" << output;
+    return nlohmann::json::object();
+  }
+
+  // Returns: how many jobs of `service` the broker has seen answered.
+  static std::uint64_t Replied(Client& client, const std::string& service) {
+    try {
+      for (const ServiceInfo& info : client.Services()) {
+        if (info.name == service) return info.replied;
+      }
+    } catch (const Error&) {
+    }
+    return 0;
   }
 
   void StartWorker(const std::string& service, Behaviour behaviour) {
@@ -157,6 +193,98 @@ TEST_F(ClientCliTest, ManyJobsPrintAJsonSummary) {
   EXPECT_LE(summary["latency_ms"]["p50"].get<double>(), summary["latency_ms"]["max"].get<double>());
 }
 
+// One job with --json: its id and reply (or error) as one object, not a load summary.
+TEST_F(ClientCliTest, OneJobWithJsonPrintsItsIdAndReplyOrError) {
+  StartWorker("echo", Echo());
+  StartWorker("fails", [](const WorkerJob&) { return WorkerAction::Fail(ErrorCode::kHandlerError, "kaput"); });
+  const CliRun run = Courier({"send", "echo", R"({"n":1,"s":"h\u00e9"})", "--json"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto out = LastJsonLine(run.output);
+  EXPECT_EQ(out["job_id"].get<std::string>().size(), 32u) << run.output;
+  EXPECT_EQ(out["reply"], nlohmann::json::parse(R"({"n":1,"s":"h\u00e9"})")) << run.output;
+  EXPECT_FALSE(out.contains("sent")) << "a single job prints no summary: " << run.output;
+  EXPECT_EQ(workers_[0]->deliveries(), 1u);
+
+  const CliRun failing = Courier({"send", "fails", "{}", "--json"});
+  EXPECT_EQ(failing.exit_code, 1) << failing.output;  // as without --json
+  const auto error = LastJsonLine(failing.output);
+  EXPECT_EQ(error["job_id"].get<std::string>().size(), 32u) << failing.output;
+  EXPECT_EQ(error["error"]["code"], "handler_error") << failing.output;
+  EXPECT_NE(error["error"]["message"].get<std::string>().find("kaput"), std::string::npos) << failing.output;
+  EXPECT_FALSE(error.contains("reply"));
+
+  const CliRun sent = Courier({"send", "echo", "{}", "--send", "--json"});
+  ASSERT_EQ(sent.exit_code, 0) << sent.output;
+  const auto accepted = LastJsonLine(sent.output);
+  EXPECT_EQ(accepted["accepted"], true);
+  EXPECT_EQ(accepted["job_id"].get<std::string>().size(), 32u);
+
+  // --count 2 keeps the summary.
+  const CliRun two = Courier({"send", "echo", "{}", "--count", "2", "--json"});
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  EXPECT_EQ(LastJsonLine(two.output)["sent"], 2);
+}
+
+// Ctrl-C during a load run: sending stops, the jobs in flight get a moment, the summary of
+// what was done is printed (with "interrupted") and the exit status is 130.
+TEST_F(ClientCliTest, CtrlCStopsALoadRunWithAPartialSummaryAndExit130) {
+  StartWorker("echo", Echo(2ms));
+  Client observer(TestOptions({broker_.endpoint()}, keyring_));
+  for (const bool json : {true, false}) {
+    const std::uint64_t before = Replied(observer, "echo");
+    std::vector<std::string> args{"send", "echo", R"({"n":1})", "--count", "100000000", "--concurrency", "8"};
+    if (json) args.push_back("--json");
+    ChildProcess run = StartCourier(args);
+    // Progress: the broker has seen answers of this run.
+    ASSERT_TRUE(WaitFor([&] { return Replied(observer, "echo") >= before + 20; }, 20s)) << run.Log();
+    run.Signal(SIGINT);
+    const int status = run.Wait(10s);
+    const std::string output = run.Log();
+    ASSERT_NE(status, -1) << "still running after Ctrl-C:\n" << output;
+    ASSERT_TRUE(WIFEXITED(status)) << status << "\n" << output;
+    EXPECT_EQ(WEXITSTATUS(status), 130) << output;
+    EXPECT_NE(output.find("courier: interrupted after sending"), std::string::npos) << output;
+    if (json) {
+      const auto summary = LastJsonLine(output);
+      EXPECT_GT(summary["sent"].get<std::uint64_t>(), 0u) << output;
+      EXPECT_LT(summary["sent"].get<std::uint64_t>(), 100000000u) << output;
+      EXPECT_GT(summary["ok"].get<std::uint64_t>(), 0u) << output;
+      EXPECT_LE(summary["ok"].get<std::uint64_t>(), summary["sent"].get<std::uint64_t>()) << output;
+      EXPECT_EQ(summary["interrupted"], true) << output;
+      std::uint64_t failed = 0;
+      for (const auto& [code, n] : summary["errors"].items()) failed += n.get<std::uint64_t>();
+      EXPECT_EQ(summary["unanswered"].get<std::uint64_t>() + summary["ok"].get<std::uint64_t>() + failed,
+                summary["sent"].get<std::uint64_t>())
+          << output;
+      EXPECT_TRUE(summary["latency_ms"].contains("p99")) << output;
+    } else {
+      EXPECT_TRUE(output.starts_with("sent ") || output.find("\nsent ") != std::string::npos) << output;
+      EXPECT_NE(output.find("interrupted (Ctrl-C): "), std::string::npos) << output;
+    }
+  }
+}
+
+// A second Ctrl-C does not wait for the jobs in flight (here: never answered).
+TEST_F(ClientCliTest, ASecondCtrlCExitsAtOnce) {
+  StartWorker("hold", [](const WorkerJob&) {
+    WorkerAction ignore;
+    ignore.kind = WorkerAction::Kind::kIgnore;
+    return ignore;
+  });
+  ChildProcess run = StartCourier({"send", "hold", "{}", "--count", "1000", "--concurrency", "4", "--json"});
+  ASSERT_TRUE(WaitFor([&] { return workers_.back()->deliveries() >= 4; }, 20s)) << run.Log();
+  run.Signal(SIGINT);
+  ASSERT_TRUE(run.WaitForLog("Ctrl-C again", 10s)) << run.Log();
+  run.Signal(SIGINT);
+  const int status = run.Wait(10s);
+  ASSERT_NE(status, -1) << run.Log();
+  ASSERT_TRUE(WIFEXITED(status)) << status << "\n" << run.Log();
+  EXPECT_EQ(WEXITSTATUS(status), 130) << run.Log();
+  // It did not sit out the wait for the 4 unanswered jobs to print a summary.
+  EXPECT_NE(run.Log().find("interrupted again"), std::string::npos) << run.Log();
+  EXPECT_EQ(run.Log().find("\"sent\""), std::string::npos) << run.Log();
+}
+
 TEST_F(ClientCliTest, ManyJobsWithErrorsCountThemByCode) {
   StartWorker("half", [](const WorkerJob& job) {
     if (job.request.At("i").AsUint() % 2 == 0) return WorkerAction::Reply(job.request);
@@ -243,6 +371,30 @@ TEST_F(ClientCliTest, ServicesAndWorkersTablesAndJson) {
   const CliRun stats = Courier({"stats"});
   EXPECT_EQ(stats.exit_code, 0);
   EXPECT_NE(stats.output.find("uptime_ms"), std::string::npos) << stats.output;
+}
+
+// A worker registered with two brokers is one worker in `services --cluster`, not two.
+TEST_F(ClientCliTest, ClusterServicesCountAWorkerOnEveryBrokerOnce) {
+  BrokerProcess second(dir_, "broker-2");
+  workers_.push_back(std::make_unique<TestWorker>(std::vector<std::string>{broker_.endpoint(), second.endpoint()},
+                                                  "echo", keyring_, Echo()));
+  Client client(TestOptions({broker_.endpoint(), second.endpoint()}, keyring_));
+  ASSERT_TRUE(WaitForWorkers(client, "echo", 1));
+  const CliRun run = Courier({"--broker", second.endpoint(), "services", "--cluster", "--json"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto services = nlohmann::json::parse(run.output);
+  ASSERT_EQ(services.size(), 1u) << run.output;
+  EXPECT_EQ(services[0]["name"], "echo");
+  EXPECT_EQ(services[0]["brokers"].size(), 2u) << run.output;
+  EXPECT_EQ(services[0]["workers"], 1) << run.output;
+  const CliRun table = Courier({"--broker", second.endpoint(), "services", "--cluster"});
+  ASSERT_EQ(table.exit_code, 0) << table.output;
+  const std::size_t row = table.output.find("\necho");
+  ASSERT_NE(row, std::string::npos) << table.output;
+  std::istringstream cells(table.output.substr(row + 1));
+  std::string name, workers;
+  cells >> name >> workers;
+  EXPECT_EQ(workers, "1") << table.output;
 }
 
 TEST_F(ClientCliTest, KeygenWritesAPrivateFileAndRefusesToOverwrite) {

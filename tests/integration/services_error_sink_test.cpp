@@ -217,6 +217,66 @@ TEST_F(ErrorSinkIntegrationTest, ADeadLetterIsStoredWithItsEnvelopeAndPayloadAnd
   EXPECT_EQ(after.At("replays").AsUint(), 1u);
 }
 
+// `errors show ID --open`: the dead letter's payload, still sealed in the store, opened
+// with the local keyring (the one the CLI's jobs use) and printed as JSON.
+TEST_F(ErrorSinkIntegrationTest, ShowOpenPrintsASealedDeadLettersRequest) {
+  StartBroker();
+  StartSink();  // creates the keyring everyone here shares (XDG_CONFIG_HOME)
+  const Keyring keyring = Keyring::Load(dir_.path() / "config" / "courier" / "keyring.toml");
+  const auto [submitted, id] = DeadLetter("flaky", &keyring);
+  ASSERT_NE(id, 0);
+  const CliResult opened = Cli({"errors", "show", std::to_string(id), "--open"});
+  ASSERT_EQ(opened.status, 0) << opened.output;
+  EXPECT_EQ(JsonOf(opened).At("text").AsString(), "replay me") << opened.output;
+  EXPECT_EQ(opened.output.find("$bin"), std::string::npos) << "opened, not the sealed bytes: " << opened.output;
+
+  const CliResult both = Cli({"errors", "show", std::to_string(id), "--open", "--json"});
+  ASSERT_EQ(both.status, 0) << both.output;
+  const Value row = JsonOf(both);
+  EXPECT_EQ(row.At("request").At("text").AsString(), "replay me");
+  EXPECT_EQ(row.At("payload").AsBinary().bytes, submitted.payload);  // the rest as without --open
+
+  const CliResult plain = Cli({"errors", "show", std::to_string(id)});  // unchanged without --open
+  ASSERT_EQ(plain.status, 0) << plain.output;
+  EXPECT_EQ(plain.output.find("replay me"), std::string::npos) << plain.output;
+  EXPECT_NE(plain.output.find("sealed with key " + std::to_string(keyring.active_key_id())), std::string::npos)
+      << plain.output;
+}
+
+TEST_F(ErrorSinkIntegrationTest, ShowOpenNamesTheKeyIdTheLocalKeyringLacks) {
+  StartBroker();
+  StartSink();
+  const Keyring local = Keyring::Load(dir_.path() / "config" / "courier" / "keyring.toml");
+  const Keyring foreign = Keyring::Generate();  // another team's keyring
+  ASSERT_FALSE(local.Holds(foreign.active_key_id()));
+  const auto [submitted, id] = DeadLetter("foreign", &foreign);
+  ASSERT_NE(id, 0);
+  const CliResult opened = Cli({"errors", "show", std::to_string(id), "--open"});
+  EXPECT_EQ(opened.status, 1) << opened.output;
+  EXPECT_NE(opened.output.find("unknown_key"), std::string::npos) << opened.output;
+  EXPECT_NE(opened.output.find("key id " + std::to_string(foreign.active_key_id())), std::string::npos)
+      << opened.output;
+  EXPECT_NE(opened.output.find("holds ids [" + std::to_string(local.active_key_id()) + "]"), std::string::npos)
+      << opened.output;
+
+  // A report that is no dead letter has no payload to open.
+  ErrorReportSender sender(Reporter());
+  ErrorReport report = Failure("plain failure");
+  sender.Report(report);
+  ASSERT_TRUE(sender.Flush(10s));
+  std::int64_t plain = 0;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const Value listed = Ask("courier.errors", Value::Object({{"op", "list"}, {"service", "resize"}}));
+        for (const Value& row : listed.At("reports").AsArray()) plain = row.At("id").AsInt();
+        return plain != 0;
+      },
+      15s));
+  const CliResult none = Cli({"errors", "show", std::to_string(plain), "--open"});
+  EXPECT_EQ(none.status, 1) << none.output;
+  EXPECT_NE(none.output.find("only dead letters"), std::string::npos) << none.output;
+}
+
 TEST_F(ErrorSinkIntegrationTest, ASealedDeadLetterReplaysThroughARealWorker) {
   StartBroker();
   StartSink();  // creates the keyring everyone here shares (XDG_CONFIG_HOME)

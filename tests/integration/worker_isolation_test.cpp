@@ -239,6 +239,30 @@ TEST_F(WorkerIsolationTest, AHostWithTheWrongKeysHandsJobsBackAndStopsTakingThem
   EXPECT_TRUE(wrong.WaitForLog("taking jobs again", 10s)) << wrong.Log();
 }
 
+// The host names the key id it lacks (and the ids it has), once for a burst of such jobs,
+// not once per job: what an operator needs to find the process with the other keyring.
+TEST_F(WorkerIsolationTest, AHostLackingTheClientsKeyNamesItsKeyIdOnceNotPerJob) {
+  Keyring other;
+  const std::filesystem::path other_file = WriteKeyring(dir_, other, "other-keyring.toml");
+  const std::uint32_t client_key = keyring_.active_key_id();
+  ASSERT_FALSE(other.Holds(client_key));
+  ChildProcess& wrong = StartHost("host-wrong", 2, "", other_file);
+  RawClient client(endpoint_, keyring_);
+  SubmitOptions patient;
+  patient.max_attempts = 10;
+  for (int i = 0; i < 5; ++i) client.Submit("testkit", Action("echo"), patient);
+  // Three distinct jobs at least bounced off it by then (kKeyRejectsBeforeQuarantine).
+  ASSERT_TRUE(wrong.WaitForLog("taking no more jobs", 10s)) << wrong.Log();
+  const std::string log = wrong.Log();
+  const std::string line = "sealed with key id " + std::to_string(client_key) + " could not be opened";
+  std::size_t lines = 0;
+  for (std::size_t at = log.find(line); at != std::string::npos; at = log.find(line, at + 1)) ++lines;
+  EXPECT_EQ(lines, 1u) << log;
+  EXPECT_NE(log.find("service testkit: 1 job " + line), std::string::npos) << log;
+  EXPECT_NE(log.find("has ids [" + std::to_string(other.active_key_id()) + "]"), std::string::npos) << log;
+  EXPECT_NE(log.find("check that every process shares the keyring"), std::string::npos) << log;
+}
+
 TEST_F(WorkerIsolationTest, ANonIdempotentJobIdRunsOnceAcrossChildren) {
   // One job id delivered twice at once, through two brokers (a client that failed over
   // while its first broker still held the job): four children could each take one.

@@ -493,7 +493,8 @@ class Client {
   bool ServiceAvailable(std::string_view service);
   std::vector<ServiceInfo> Services();
   std::vector<WorkerInfo> Workers();
-  // Returns: every broker's services merged by name (counts summed), sorted by name.
+  // Returns: every broker's services merged by name (counts summed, but each worker
+  // counted once however many brokers it registered with), sorted by name.
   // Throws: Error(kUnavailable) only if no broker answered.
   std::vector<ServiceInfo> ClusterServices();
   std::vector<WorkerInfo> ClusterWorkers();

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <future>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <variant>
@@ -1049,10 +1051,26 @@ std::vector<BrokerAnswer> Answered(std::vector<BrokerAnswer> answers) {
 
 std::vector<ServiceInfo> Client::ClusterServices() {
   std::vector<std::vector<ServiceInfo>> per_broker;
-  for (const auto& answer : Answered(QueryAll("services"))) {
-    per_broker.push_back(detail::ParseServices(*answer.result, answer.broker));
+  std::vector<std::optional<std::vector<WorkerInfo>>> workers;  // to count each worker once
+  // Both questions at once: a broker that is down costs one failover_timeout, not two.
+  std::future<std::vector<BrokerAnswer>> worker_answers =
+      std::async(std::launch::async, [this] { return QueryAll("workers"); });
+  const std::vector<BrokerAnswer> service_answers = QueryAll("services");
+  std::map<std::string, std::vector<WorkerInfo>> listed;
+  for (const auto& answer : worker_answers.get()) {
+    if (!answer.result) continue;
+    try {
+      listed.emplace(answer.broker, detail::ParseWorkers(*answer.result, answer.broker));
+    } catch (const Error&) {
+      // that broker's own count is used instead
+    }
   }
-  return detail::MergeServices(per_broker);
+  for (const auto& answer : Answered(service_answers)) {
+    per_broker.push_back(detail::ParseServices(*answer.result, answer.broker));
+    const auto found = listed.find(answer.broker);
+    workers.push_back(found == listed.end() ? std::nullopt : std::optional(std::move(found->second)));
+  }
+  return detail::MergeServices(per_broker, workers);
 }
 
 std::vector<WorkerInfo> Client::ClusterWorkers() {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "courier/error.hpp"
@@ -153,6 +154,37 @@ std::vector<ServiceInfo> MergeServices(const std::vector<std::vector<ServiceInfo
   out.reserve(merged.size());
   for (auto& [name, info] : merged) out.push_back(std::move(info));
   return out;
+}
+
+namespace {
+
+// Returns: what tells one worker from another across brokers (see MergeServices).
+std::string WorkerIdentity(const WorkerInfo& worker) {
+  if (!worker.instance.empty() || worker.pid != 0) {
+    return "p\n" + worker.host + "\n" + std::to_string(worker.pid) + "\n" + worker.instance;
+  }
+  return "b\n" + worker.broker + "\n" + worker.id;
+}
+
+}  // namespace
+
+std::vector<ServiceInfo> MergeServices(const std::vector<std::vector<ServiceInfo>>& per_broker,
+                                       const std::vector<std::optional<std::vector<WorkerInfo>>>& workers_per_broker) {
+  std::vector<ServiceInfo> merged = MergeServices(per_broker);
+  std::map<std::string, std::set<std::string>> distinct;  // service → worker identities
+  std::map<std::string, std::uint64_t> unlisted;           // service → workers of brokers without a list
+  for (std::size_t b = 0; b < per_broker.size(); ++b) {
+    if (b < workers_per_broker.size() && workers_per_broker[b].has_value()) {
+      for (const WorkerInfo& worker : *workers_per_broker[b]) distinct[worker.service].insert(WorkerIdentity(worker));
+      continue;
+    }
+    for (const ServiceInfo& service : per_broker[b]) unlisted[service.name] += service.workers;
+  }
+  for (ServiceInfo& service : merged) {
+    const auto found = distinct.find(service.name);
+    service.workers = (found == distinct.end() ? 0 : found->second.size()) + unlisted[service.name];
+  }
+  return merged;
 }
 
 std::vector<WorkerInfo> MergeWorkers(const std::vector<std::vector<WorkerInfo>>& per_broker) {

@@ -5,6 +5,7 @@
 // ignored, so a newer broker does not break an older client. Thread-safety: pure functions.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,13 @@ std::vector<WorkerInfo> ParseWorkers(const Value& result, std::string_view broke
 // Returns: services merged by name (counts summed, brokers listed), sorted by name. The
 // strategy is kept when all brokers agree, else "mixed".
 std::vector<ServiceInfo> MergeServices(const std::vector<std::vector<ServiceInfo>>& per_broker);
+// As above, but `workers` counts distinct workers: a worker host registers with every
+// broker, so the brokers' counts summed would count it once per broker. A worker is known
+// by its READY's host, pid and instance (an MDP worker, which sends none, by its broker
+// and id). `workers_per_broker[i]` is broker i's worker list (the one whose services are
+// per_broker[i]), or nullopt if it did not answer: its own counts are then added.
+std::vector<ServiceInfo> MergeServices(const std::vector<std::vector<ServiceInfo>>& per_broker,
+                                       const std::vector<std::optional<std::vector<WorkerInfo>>>& workers_per_broker);
 // Returns: every broker's workers, sorted by service, id and broker.
 std::vector<WorkerInfo> MergeWorkers(const std::vector<std::vector<WorkerInfo>>& per_broker);
 

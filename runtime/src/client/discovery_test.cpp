@@ -106,6 +106,53 @@ TEST(DiscoveryTest, MergesServicesAcrossBrokers) {
   EXPECT_EQ(merged[1].strategy, "random");
 }
 
+WorkerInfo Worker(std::string service, std::string id, std::string broker, std::string host, std::uint64_t pid,
+                  std::string instance) {
+  WorkerInfo worker;
+  worker.service = std::move(service);
+  worker.id = std::move(id);
+  worker.broker = std::move(broker);
+  worker.host = std::move(host);
+  worker.pid = pid;
+  worker.instance = std::move(instance);
+  return worker;
+}
+
+// `courier services --cluster`: a worker host registered with three brokers is one worker.
+TEST(DiscoveryTest, MergedServicesCountEachWorkerOnce) {
+  std::vector<std::vector<ServiceInfo>> services;
+  std::vector<std::optional<std::vector<WorkerInfo>>> workers;
+  for (const std::string broker : {"A", "B", "C"}) {
+    services.push_back(ParseServices(Value(Value::Array{ServiceRow("echo", 2, 0, "round_robin")}), broker));
+    // The same two hosts on every broker (each broker names their sockets differently),
+    // plus, on A only, an MDP worker that sends no host, pid or instance.
+    std::vector<WorkerInfo> listed{Worker("echo", broker + "1", broker, "h1", 100, "h1:100"),
+                                   Worker("echo", broker + "2", broker, "h2", 200, "h2:200")};
+    if (broker == "A") listed.push_back(Worker("mdp", "m1", broker, "", 0, ""));
+    workers.emplace_back(std::move(listed));
+  }
+  services[0].push_back(ParseServices(Value(Value::Array{ServiceRow("mdp", 1, 0, "random")}), "A")[0]);
+  auto merged = MergeServices(services, workers);
+  ASSERT_EQ(merged.size(), 2u);
+  EXPECT_EQ(merged[0].name, "echo");
+  EXPECT_EQ(merged[0].workers, 2u) << "not 6: each host registered with three brokers";
+  EXPECT_EQ(merged[0].queued, 0u);
+  EXPECT_EQ(merged[0].dispatched, 30u);  // traffic is per broker: still summed
+  EXPECT_EQ(merged[0].brokers.size(), 3u);
+  EXPECT_EQ(merged[1].workers, 1u);
+  EXPECT_EQ(MergeServices(services)[0].workers, 6u);  // the plain merge sums
+
+  // Same instance name on two machines, or the same host with two processes: two workers.
+  workers[1]->push_back(Worker("echo", "B3", "B", "h3", 100, "h1:100"));
+  workers[1]->push_back(Worker("echo", "B4", "B", "h1", 101, "h1:101"));
+  EXPECT_EQ(MergeServices(services, workers)[0].workers, 4u);
+
+  // A broker whose worker list did not come: its own count is added as it is.
+  workers[2].reset();
+  services[2][0].workers = 3;
+  EXPECT_EQ(MergeServices(services, workers)[0].workers, 7u);
+}
+
 TEST(TimingTableTest, AggregatesPerServiceAndBoundsRows) {
   TimingTable table;
   table.Record("echo", TimedStage::kEncode, 3us);

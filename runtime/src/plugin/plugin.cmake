@@ -14,6 +14,7 @@ target_sources(courier PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/error_reporter.cpp
   ${CMAKE_CURRENT_LIST_DIR}/plugin_loader.cpp
   ${CMAKE_CURRENT_LIST_DIR}/key_source.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/key_reject_warnings.cpp
   ${CMAKE_CURRENT_LIST_DIR}/job_runner.cpp
   ${CMAKE_CURRENT_LIST_DIR}/job_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/child_link.cpp
@@ -47,6 +48,7 @@ if(COURIER_BUILD_TESTS)
       ${CMAKE_CURRENT_LIST_DIR}/stage_stats_test.cpp
       ${CMAKE_CURRENT_LIST_DIR}/payload_schema_test.cpp
       ${CMAKE_CURRENT_LIST_DIR}/reply_cache_test.cpp
+      ${CMAKE_CURRENT_LIST_DIR}/key_reject_warnings_test.cpp
       ${CMAKE_CURRENT_LIST_DIR}/plugin_api_test.cpp
       ${CMAKE_CURRENT_LIST_DIR}/job_runner_test.cpp
       ${CMAKE_CURRENT_LIST_DIR}/child_link_test.cpp

@@ -31,6 +31,7 @@
 #include "frames.hpp"
 #include "job_pool.hpp"
 #include "job_runner.hpp"
+#include "key_reject_warnings.hpp"
 #include "key_source.hpp"
 #include "process_pool.hpp"
 #include "plugin_loader.hpp"
@@ -114,6 +115,11 @@ class CollectingErrorReporter final : public detail::ErrorReporter {
 // attempt says nothing about the host's keys.
 constexpr std::size_t kKeyRejectsBeforeQuarantine = 3;
 
+// At most one warning per service and key id this often about jobs that did not open
+// (each counts the jobs since the last): the key id is what tells an operator whose
+// keyring differs, but one line per job would drown the log.
+constexpr auto kKeyRejectWarningInterval = std::chrono::seconds(10);
+
 }  // namespace
 
 struct WorkerHost::Impl {
@@ -150,6 +156,7 @@ struct WorkerHost::Impl {
     Clock::time_point received{};
     bool reported_late = false;
     std::string sender;  // the submitter's transport key name, for the late-job report
+    std::uint32_t key_id = 0;  // the payload's key id, named when it does not open here
   };
 
   explicit Impl(WorkerOptions opts) : options(std::move(opts)) {
@@ -565,6 +572,7 @@ struct WorkerHost::Impl {
       }
       Tick(Clock::now());
       CheckQuarantine(Clock::now());
+      for (const auto& line : key_reject_warnings.Due(Clock::now())) WarnKeyRejects(line);
       TickCredits(Clock::now());
       PlanPrefetch(Clock::now());
       if (credit_changed) SyncCredits(Clock::now());
@@ -1059,6 +1067,7 @@ struct WorkerHost::Impl {
     job.deadline_ms = envelope.deadline_ms;
     job.received = now;
     job.sender = std::string(sender);
+    job.key_id = envelope.key_id;
     in_flight.emplace(seq, std::move(job));
     ++connection.in_flight;
     ++held[connection.service];
@@ -1127,7 +1136,7 @@ struct WorkerHost::Impl {
     NoteHeld(connection.service, true, Clock::now());
     credit_changed = true;
     if (job.reported_late && connection.generation == job.generation && connection.stuck > 0) --connection.stuck;
-    CountKeyRejects(connection.service, job.job_id, command, frames[2]);
+    CountKeyRejects(connection.service, job.job_id, job.key_id, command, frames[2]);
     const Clock::time_point now = Clock::now();
     if (job.reported_late) {
       spdlog::warn("job {} of service {} finished {} ms after its deadline; answered deadline_exceeded",
@@ -1158,7 +1167,8 @@ struct WorkerHost::Impl {
 
   // A REJECT for the host's own keys, several in a row, means its keyring is wrong: it stops
   // taking the service's jobs (credit 0) until its key file changes (CheckQuarantine).
-  void CountKeyRejects(std::size_t service, const JobId& job_id, WorkerCommand command, const zmq::message_t& body) {
+  void CountKeyRejects(std::size_t service, const JobId& job_id, std::uint32_t key_id, WorkerCommand command,
+                       const zmq::message_t& body) {
     ErrorCode code = ErrorCode::kInternal;
     if (command == WorkerCommand::kReject) {
       try {
@@ -1170,6 +1180,9 @@ struct WorkerHost::Impl {
     } else {
       key_rejects[service].clear();  // a payload opened (or failed after opening)
       return;
+    }
+    if (auto line = key_reject_warnings.Count(services[service]->name, key_id, code, Clock::now())) {
+      WarnKeyRejects(*line);
     }
     std::vector<JobId>& failed = key_rejects[service];
     if (std::find(failed.begin(), failed.end(), job_id) == failed.end()) failed.push_back(job_id);
@@ -1188,6 +1201,28 @@ struct WorkerHost::Impl {
     record.message = "worker " + options.instance + " stopped taking jobs: " + why;
     record.at_ms = NowUnixMs();
     reporter->Report(record);
+  }
+
+  // "service echo: 37 jobs sealed with key id 1234 could not be opened (unknown_key): this
+  // worker's keyring /etc/courier/keyring.toml has ids [5678]; check that every process
+  // shares the keyring".
+  void WarnKeyRejects(const detail::KeyRejectWarnings::Line& line) {
+    const std::shared_ptr<const Keyring> keyring = keys->Current();
+    std::string held;
+    for (const std::uint32_t id : keyring->ids()) held += (held.empty() ? "" : ", ") + std::to_string(id);
+    const std::string jobs = line.jobs == 1 ? "1 job" : std::to_string(line.jobs) + " jobs";
+    const std::string sealed =
+        line.key_id == 0 ? "sealed with key ids past the " + std::to_string(detail::KeyRejectWarnings::kMaxTracked) +
+                               " tracked ones"
+                         : "sealed with key id " + std::to_string(line.key_id);
+    const std::string why = line.code == ErrorCode::kUnknownKey
+                                ? "could not be opened (unknown_key)"
+                                : "failed authentication (unauthenticated: this worker holds a different key "
+                                  "under that id, or the jobs were altered)";
+    spdlog::warn("service {}: {} {} {}: this worker's keyring {} has ids [{}]; check that every process shares the "
+                 "keyring (warned at most every {} s per key id, with the count since the last warning)",
+                 line.service, jobs, sealed, why, keys->path().string(), held,
+                 std::chrono::duration_cast<std::chrono::seconds>(kKeyRejectWarningInterval).count());
   }
 
   void CheckQuarantine(Clock::time_point now) {
@@ -1341,6 +1376,7 @@ struct WorkerHost::Impl {
   std::unique_ptr<detail::ProcessPool> processes;  // handlers of process-isolated services
   std::vector<std::vector<JobId>> key_rejects;      // per service: distinct jobs REJECTed for keys, in a row
   std::vector<bool> quarantined;                    // per service: taking no jobs until the keys change
+  detail::KeyRejectWarnings key_reject_warnings{kKeyRejectWarningInterval};
   Clock::time_point next_key_check{};
   bool left_threads_running = false;  // Shutdown abandoned handler threads that never returned
 
