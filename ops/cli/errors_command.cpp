@@ -97,16 +97,6 @@ std::string Cut(const std::string& text, std::size_t width) {
   return flat.substr(0, end) + "…";
 }
 
-std::string Str(const Value& row, std::string_view key) {
-  const Value* field = row.Find(key);
-  if (field == nullptr || field->IsNil()) return "";
-  if (field->IsString()) return field->AsString();
-  if (field->type() == Value::Type::kUint) return std::to_string(field->AsUint());
-  if (field->type() == Value::Type::kInt) return std::to_string(field->AsInt());
-  if (field->type() == Value::Type::kBool) return field->AsBool() ? "yes" : "no";
-  return ToJson(*field);
-}
-
 bool Bool(const Value& row, std::string_view key) {
   const Value* field = row.Find(key);
   return field != nullptr && field->type() == Value::Type::kBool && field->AsBool();
@@ -164,20 +154,20 @@ int RunList(const ClientOptions& options, const ListFlags& flags) {
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
   if (flags.groups) {
     for (const Value& group : reply.At("groups").AsArray()) {
-      rows.push_back({Str(group, "count"), Str(group, "service"), Str(group, "stage"), Str(group, "code_name"),
-                      FormatTime(Uint(group, "last_ms")), Str(group, "last_id"),
-                      tty ? Cut(Str(group, "message"), 60) : Str(group, "message")});
+      rows.push_back({FieldText(group, "count"), FieldText(group, "service"), FieldText(group, "stage"), FieldText(group, "code_name"),
+                      FormatTime(Uint(group, "last_ms")), FieldText(group, "last_id"),
+                      tty ? Cut(FieldText(group, "message"), 60) : FieldText(group, "message")});
     }
     std::cout << RenderTable({"COUNT", "SERVICE", "STAGE", "CODE", "LAST SEEN", "LAST ID", "MESSAGE"}, rows);
     return kExitOk;
   }
   for (const Value& row : reply.At("reports").AsArray()) {
-    std::string from = Str(row, "reporter");
-    if (!Str(row, "host").empty()) from += "@" + Str(row, "host");
-    rows.push_back({Str(row, "id"), FormatTime(Uint(row, "time_ms")), Str(row, "service"), Str(row, "stage"),
-                    Str(row, "code_name"), from, Str(row, "occurrences"),
+    std::string from = FieldText(row, "reporter");
+    if (!FieldText(row, "host").empty()) from += "@" + FieldText(row, "host");
+    rows.push_back({FieldText(row, "id"), FormatTime(Uint(row, "time_ms")), FieldText(row, "service"), FieldText(row, "stage"),
+                    FieldText(row, "code_name"), from, FieldText(row, "occurrences"),
                     Bool(row, "dead_letter") ? "yes" : "",
-                    tty ? Cut(Str(row, "message"), 60) : Str(row, "message")});
+                    tty ? Cut(FieldText(row, "message"), 60) : FieldText(row, "message")});
   }
   std::cout << RenderTable({"ID", "TIME", "SERVICE", "STAGE", "CODE", "FROM", "SEEN", "JOB", "MESSAGE"}, rows);
   if (const Value* stats = reply.Find("stats")) {
@@ -194,34 +184,34 @@ void PrintShow(const Value& row) {
   auto line = [](std::string_view key, const std::string& value) {
     std::cout << "  " << key << std::string(key.size() < 12 ? 12 - key.size() : 1, ' ') << value << "\n";
   };
-  std::cout << "error " << Str(row, "id") << "\n";
+  std::cout << "error " << FieldText(row, "id") << "\n";
   line("time", FormatTime(Uint(row, "time_ms"), true) + " (received " + FormatTime(Uint(row, "received_ms"), true) + ")");
-  line("service", Str(row, "service"));
-  line("job", Str(row, "job_id") + "  attempt " + Str(row, "attempt") + "/" + Str(row, "max_attempts") +
-                  (Str(row, "trace_id").empty() ? "" : "  trace " + Str(row, "trace_id")));
-  line("stage", Str(row, "stage"));
-  line("code", Str(row, "code_name") + " (" + Str(row, "code") + ")");
-  line("message", Str(row, "message"));
-  std::string origin = Str(row, "reporter") + " on " + Str(row, "host") + " pid " + Str(row, "pid");
-  if (!Str(row, "instance").empty()) origin += " (" + Str(row, "instance") + ")";
-  if (!Str(row, "broker").empty()) origin += " via " + Str(row, "broker");
-  if (!Str(row, "sender").empty()) origin += ", transport key " + Str(row, "sender");
+  line("service", FieldText(row, "service"));
+  line("job", FieldText(row, "job_id") + "  attempt " + FieldText(row, "attempt") + "/" + FieldText(row, "max_attempts") +
+                  (FieldText(row, "trace_id").empty() ? "" : "  trace " + FieldText(row, "trace_id")));
+  line("stage", FieldText(row, "stage"));
+  line("code", FieldText(row, "code_name") + " (" + FieldText(row, "code") + ")");
+  line("message", FieldText(row, "message"));
+  std::string origin = FieldText(row, "reporter") + " on " + FieldText(row, "host") + " pid " + FieldText(row, "pid");
+  if (!FieldText(row, "instance").empty()) origin += " (" + FieldText(row, "instance") + ")";
+  if (!FieldText(row, "broker").empty()) origin += " via " + FieldText(row, "broker");
+  if (!FieldText(row, "sender").empty()) origin += ", transport key " + FieldText(row, "sender");
   line("reporter", origin);
-  line("fingerprint", Str(row, "fingerprint") + " (seen " + Str(row, "occurrences") + " times)");
+  line("fingerprint", FieldText(row, "fingerprint") + " (seen " + FieldText(row, "occurrences") + " times)");
   if (const Value* job = row.Find("job"); job != nullptr && job->IsMap()) {
     if (job->Find("error") != nullptr) {
-      line("dead letter", "stored, but its envelope is unusable: " + Str(*job, "error"));
+      line("dead letter", "stored, but its envelope is unusable: " + FieldText(*job, "error"));
     } else {
       const std::uint64_t deadline = Uint(*job, "deadline_ms");
       const std::uint64_t now = NowUnixMs();
       const std::string left = deadline > now ? "in " + std::to_string((deadline - now) / 1000) + "s" : "passed";
-      line("dead letter", "payload " + Str(*job, "payload_bytes") + " bytes " +
-                              (Uint(*job, "key_id") == 0 ? std::string("unsealed") : "sealed with key " + Str(*job, "key_id")) +
+      line("dead letter", "payload " + FieldText(*job, "payload_bytes") + " bytes " +
+                              (Uint(*job, "key_id") == 0 ? std::string("unsealed") : "sealed with key " + FieldText(*job, "key_id")) +
                               ", mode " + (Uint(*job, "mode") == 1 ? "send" : "call") + ", deadline " +
                               FormatTime(deadline) + " (" + left + ")");
     }
   }
-  if (Uint(row, "replays") > 0) line("replays", Str(row, "replays") + ", last: " + Str(row, "last_replay"));
+  if (Uint(row, "replays") > 0) line("replays", FieldText(row, "replays") + ", last: " + FieldText(row, "last_replay"));
 }
 
 std::filesystem::path KeyringPath(const ClientOptions& options) {
@@ -243,7 +233,7 @@ Value OpenStoredPayload(const ClientOptions& options, const Value& row, std::int
   }
   if (job->Find("error") != nullptr) {
     throw Error(ErrorCode::kInvalidPayload, "error " + std::to_string(id) + ": the stored envelope is unusable: " +
-                                                Str(*job, "error"));
+                                                FieldText(*job, "error"));
   }
   const std::string& envelope_bytes = envelope->AsBinary().bytes;
   const std::string& payload_bytes = payload->AsBinary().bytes;
@@ -313,9 +303,9 @@ int PrintReplay(const Value& out, bool json, int status) {
   if (json) {
     std::cout << ToJson(out, 2) << "\n";
   } else {
-    std::cout << "error " << Str(out, "id") << ": " << Str(out, "outcome") << " (" << Str(out, "how") << ", job "
-              << Str(out, "job_id") << " of " << Str(out, "service") << ")\n";
-    if (!Str(out, "message").empty()) std::cout << "  " << Str(out, "message") << "\n";
+    std::cout << "error " << FieldText(out, "id") << ": " << FieldText(out, "outcome") << " (" << FieldText(out, "how") << ", job "
+              << FieldText(out, "job_id") << " of " << FieldText(out, "service") << ")\n";
+    if (!FieldText(out, "message").empty()) std::cout << "  " << FieldText(out, "message") << "\n";
     if (const Value* reply = out.Find("reply")) std::cout << ToJson(*reply) << "\n";
   }
   return status;
@@ -331,7 +321,7 @@ int RunReplay(const ClientOptions& options, const ReplayFlags& flags) {
     throw Error(ErrorCode::kInvalidPayload, "error " + std::to_string(flags.id) +
                                                 " is not a dead letter with a usable job: nothing to replay");
   }
-  const std::string service = Str(*job, "service");
+  const std::string service = FieldText(*job, "service");
   const std::uint64_t deadline = Uint(*job, "deadline_ms");
   const std::uint32_t key_id = static_cast<std::uint32_t>(Uint(*job, "key_id"));
   const bool send_mode = Uint(*job, "mode") == 1;
@@ -347,10 +337,10 @@ int RunReplay(const ClientOptions& options, const ReplayFlags& flags) {
     const Value result = Ask(client, Value::Object({{"op", "replay"}, {"id", Value(flags.id)},
                                                     {"wait_ms", Value(static_cast<std::uint64_t>(wait.count()))}}),
                              wait + milliseconds(10000));
-    const std::string outcome = Str(result, "outcome");
+    const std::string outcome = FieldText(result, "outcome");
     if (outcome != "expired") {
       Value out = Value::Object({{"id", Value(flags.id)}, {"how", "same job, resubmitted by the error sink"},
-                                 {"outcome", Value(outcome)}, {"job_id", Value(Str(result, "job_id"))},
+                                 {"outcome", Value(outcome)}, {"job_id", Value(FieldText(result, "job_id"))},
                                  {"service", Value(service)}});
       int status = kExitOk;
       if (outcome == "replied") {
@@ -361,12 +351,12 @@ int RunReplay(const ClientOptions& options, const ReplayFlags& flags) {
           out.Set("message", Value("the reply arrived but cannot be opened here" + (why.empty() ? "" : ": " + why)));
         }
       } else if (outcome == "failed") {
-        out.Set("code", Value(Str(result, "code_name")));
-        out.Set("message", Value(Str(result, "code_name") + ": " + Str(result, "message")));
-        const auto code = ParseErrorCode(Str(result, "code_name"));
+        out.Set("code", Value(FieldText(result, "code_name")));
+        out.Set("message", Value(FieldText(result, "code_name") + ": " + FieldText(result, "message")));
+        const auto code = ParseErrorCode(FieldText(result, "code_name"));
         status = ExitCodeFor(code.value_or(ErrorCode::kInternal));
       } else if (outcome == "no_answer") {
-        out.Set("message", Value(Str(result, "message")));
+        out.Set("message", Value(FieldText(result, "message")));
         status = kExitJobErrors;
       }
       return PrintReplay(out, flags.json, status);

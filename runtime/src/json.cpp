@@ -244,4 +244,14 @@ Value FromJson(std::string_view text) {
   return builder.Take();
 }
 
+std::string FieldText(const Value& map, std::string_view key) {
+  const Value* field = map.IsMap() ? map.Find(key) : nullptr;
+  if (field == nullptr || field->IsNil()) return "";
+  if (field->IsString()) return field->AsString();
+  if (field->type() == Value::Type::kUint) return std::to_string(field->AsUint());
+  if (field->type() == Value::Type::kInt) return std::to_string(field->AsInt());
+  if (field->type() == Value::Type::kBool) return field->AsBool() ? "yes" : "no";
+  return ToJson(*field);
+}
+
 }  // namespace courier

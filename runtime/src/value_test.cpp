@@ -136,6 +136,23 @@ TEST(Value, ConstructsAndReadsEveryType) {
   EXPECT_FALSE(Value(1.0).IsInteger());
 }
 
+TEST(Value, FieldTextShowsAFieldAsPeopleReadIt) {
+  const Value row = Value::Object({{"name", "echo"},
+                                   {"count", 7},
+                                   {"delta", -3},
+                                   {"up", true},
+                                   {"tags", Value(Value::Array{"a", "b"})},
+                                   {"gone", Value()}});
+  EXPECT_EQ(FieldText(row, "name"), "echo");
+  EXPECT_EQ(FieldText(row, "count"), "7");
+  EXPECT_EQ(FieldText(row, "delta"), "-3");
+  EXPECT_EQ(FieldText(row, "up"), "yes");
+  EXPECT_EQ(FieldText(row, "tags"), R"(["a","b"])");
+  EXPECT_EQ(FieldText(row, "gone"), "");
+  EXPECT_EQ(FieldText(row, "missing"), "");
+  EXPECT_EQ(FieldText(Value("not a map"), "name"), "");
+}
+
 TEST(Value, NonNegativeIntegersAreCanonicallyUnsigned) {
   EXPECT_EQ(Value(0).type(), Type::kUint);
   EXPECT_EQ(Value(5).type(), Type::kUint);

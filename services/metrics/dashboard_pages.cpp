@@ -10,16 +10,6 @@
 namespace courier::metrics {
 namespace {
 
-std::string Str(const Value& map, std::string_view key) {
-  const Value* field = map.IsMap() ? map.Find(key) : nullptr;
-  if (field == nullptr || field->IsNil()) return "";
-  if (field->IsString()) return field->AsString();
-  if (field->type() == Value::Type::kUint) return std::to_string(field->AsUint());
-  if (field->type() == Value::Type::kInt) return std::to_string(field->AsInt());
-  if (field->type() == Value::Type::kBool) return field->AsBool() ? "yes" : "no";
-  return ToJson(*field);
-}
-
 std::optional<double> Num(const Value& map, std::string_view key) {
   const Value* field = map.IsMap() ? map.Find(key) : nullptr;
   if (field == nullptr || !field->IsNumber()) return std::nullopt;
@@ -168,23 +158,23 @@ std::string FormatPercent(double ratio) {
 std::string OverviewPage(const PageContext& context, const Value& overview) {
   std::vector<std::vector<std::string>> brokers;
   for (const Value& row : Rows(overview, "brokers")) {
-    const std::string health = Str(row, "health");
+    const std::string health = FieldText(row, "health");
     const auto uptime = Num(row, "uptime_ms");
-    brokers.push_back({"<code>" + EscapeHtml(Str(row, "endpoint")) + "</code>",
+    brokers.push_back({"<code>" + EscapeHtml(FieldText(row, "endpoint")) + "</code>",
                        Badge(health, health == "up" ? "ok" : health == "down" ? "bad" : "warn"),
                        uptime ? EscapeHtml(FormatUptime(static_cast<std::uint64_t>(*uptime))) : "-",
                        Number(Num(row, "jobs_per_s").value_or(0))});
   }
   std::vector<std::vector<std::string>> services;
   for (const Value& row : Rows(overview, "services")) {
-    const std::string name = Str(row, "name");
+    const std::string name = FieldText(row, "name");
     const double errors = Num(row, "error_ratio").value_or(0);
     auto count = [&](std::string_view key) {
-      return Num(row, key) ? "<span class=\"num\">" + Str(row, key) + "</span>" : std::string("-");
+      return Num(row, key) ? "<span class=\"num\">" + FieldText(row, key) + "</span>" : std::string("-");
     };
     auto latency = [&](std::string_view key) {
       const auto ns = Num(row, key);
-      return ns ? "<span class=\"num\" title=\"" + EscapeHtml(Str(row, "latency_stage")) + ", last minute\">" +
+      return ns ? "<span class=\"num\" title=\"" + EscapeHtml(FieldText(row, "latency_stage")) + ", last minute\">" +
                       EscapeHtml(FormatNanos(*ns)) + "</span>"
                 : std::string("-");
     };
@@ -196,8 +186,8 @@ std::string OverviewPage(const PageContext& context, const Value& overview) {
   }
   const Value* collector = overview.Find("collector");
   std::string main = "<h1>Overview</h1>";
-  if (!Str(overview, "problem").empty()) {
-    main += "<p class=\"problem\" id=\"problem\">" + EscapeHtml(Str(overview, "problem")) + "</p>";
+  if (!FieldText(overview, "problem").empty()) {
+    main += "<p class=\"problem\" id=\"problem\">" + EscapeHtml(FieldText(overview, "problem")) + "</p>";
   } else {
     main += "<p class=\"problem\" id=\"problem\" hidden></p>";
   }
@@ -210,7 +200,7 @@ std::string OverviewPage(const PageContext& context, const Value& overview) {
   if (collector != nullptr) {
     main += "<p class=\"footnote\" id=\"collector\">Collector up " +
             EscapeHtml(FormatUptime(static_cast<std::uint64_t>(Num(*collector, "uptime_ms").value_or(0)))) + ", " +
-            EscapeHtml(Str(*collector, "reports")) + " reports from " + EscapeHtml(Str(*collector, "reporters")) +
+            EscapeHtml(FieldText(*collector, "reports")) + " reports from " + EscapeHtml(FieldText(*collector, "reporters")) +
             " processes. Jobs/s and errors: the brokers' answers over the last 10 s; p50/p99: the last minute.</p>";
   }
   return Layout(context, "overview", "Overview", main, "overview.js");
@@ -222,13 +212,13 @@ std::string ServicePage(const PageContext& context, const std::string& service, 
   for (const Value& row : Rows(workers, "")) {
     std::string keys;
     for (const Value& key : Rows(row, "keys")) {
-      keys += (keys.empty() ? "" : " ") + std::string("<code>") + EscapeHtml(Str(key, "id") + ":" + Str(key, "fingerprint")) + "</code>";
+      keys += (keys.empty() ? "" : " ") + std::string("<code>") + EscapeHtml(FieldText(key, "id") + ":" + FieldText(key, "fingerprint")) + "</code>";
     }
-    std::string host = Str(row, "host");
-    if (!Str(row, "instance").empty()) host += " (" + Str(row, "instance") + ")";
-    worker_rows.push_back({EscapeHtml(host.empty() ? "-" : host), EscapeHtml(Str(row, "pid")),
-                           EscapeHtml(Str(row, "capacity")), EscapeHtml(Str(row, "in_flight")),
-                           keys.empty() ? "-" : keys, "<code>" + EscapeHtml(Str(row, "broker")) + "</code>"});
+    std::string host = FieldText(row, "host");
+    if (!FieldText(row, "instance").empty()) host += " (" + FieldText(row, "instance") + ")";
+    worker_rows.push_back({EscapeHtml(host.empty() ? "-" : host), EscapeHtml(FieldText(row, "pid")),
+                           EscapeHtml(FieldText(row, "capacity")), EscapeHtml(FieldText(row, "in_flight")),
+                           keys.empty() ? "-" : keys, "<code>" + EscapeHtml(FieldText(row, "broker")) + "</code>"});
   }
   std::vector<std::vector<std::string>> stage_rows;
   for (const SeriesView& row : stages) {
@@ -279,41 +269,41 @@ std::string ErrorsPage(const PageContext& context, const ErrorsView& view) {
     auto line = [&](std::string_view name, const std::string& html) {
       return "<dt>" + std::string(name) + "</dt><dd>" + html + "</dd>";
     };
-    std::string origin = Str(row, "reporter") + " on " + Str(row, "host") + " pid " + Str(row, "pid");
-    if (!Str(row, "broker").empty()) origin += " via " + Str(row, "broker");
-    main += "<section class=\"detail\" id=\"detail\" data-id=\"" + EscapeHtml(Str(row, "id")) + "\"><h2>Report " +
-            EscapeHtml(Str(row, "id")) + "</h2><dl>" +
+    std::string origin = FieldText(row, "reporter") + " on " + FieldText(row, "host") + " pid " + FieldText(row, "pid");
+    if (!FieldText(row, "broker").empty()) origin += " via " + FieldText(row, "broker");
+    main += "<section class=\"detail\" id=\"detail\" data-id=\"" + EscapeHtml(FieldText(row, "id")) + "\"><h2>Report " +
+            EscapeHtml(FieldText(row, "id")) + "</h2><dl>" +
             line("Time", TimeTag(static_cast<std::uint64_t>(Num(row, "time_ms").value_or(0)))) +
-            line("Service", EscapeHtml(Str(row, "service"))) +
-            line("Job", "<code>" + EscapeHtml(Str(row, "job_id")) + "</code> attempt " + EscapeHtml(Str(row, "attempt")) +
-                            " of " + EscapeHtml(Str(row, "max_attempts"))) +
-            line("Stage", EscapeHtml(Str(row, "stage"))) +
-            line("Code", Badge(Str(row, "code_name"), "bad")) + line("Message", "<pre>" + EscapeHtml(Str(row, "message")) + "</pre>") +
+            line("Service", EscapeHtml(FieldText(row, "service"))) +
+            line("Job", "<code>" + EscapeHtml(FieldText(row, "job_id")) + "</code> attempt " + EscapeHtml(FieldText(row, "attempt")) +
+                            " of " + EscapeHtml(FieldText(row, "max_attempts"))) +
+            line("Stage", EscapeHtml(FieldText(row, "stage"))) +
+            line("Code", Badge(FieldText(row, "code_name"), "bad")) + line("Message", "<pre>" + EscapeHtml(FieldText(row, "message")) + "</pre>") +
             line("Reporter", EscapeHtml(origin)) +
-            line("Fingerprint", "<code>" + EscapeHtml(Str(row, "fingerprint")) + "</code>, seen " +
-                                    EscapeHtml(Str(row, "occurrences")) + " times") +
-            line("Dead letter", Flag(row, "dead_letter") ? "yes, payload " + EscapeHtml(Str(row, "payload_bytes")) + " bytes" : "no") +
-            (Str(row, "replays").empty() || Str(row, "replays") == "0"
+            line("Fingerprint", "<code>" + EscapeHtml(FieldText(row, "fingerprint")) + "</code>, seen " +
+                                    EscapeHtml(FieldText(row, "occurrences")) + " times") +
+            line("Dead letter", Flag(row, "dead_letter") ? "yes, payload " + EscapeHtml(FieldText(row, "payload_bytes")) + " bytes" : "no") +
+            (FieldText(row, "replays").empty() || FieldText(row, "replays") == "0"
                  ? std::string()
-                 : line("Replays", EscapeHtml(Str(row, "replays") + ", last: " + Str(row, "last_replay")))) +
+                 : line("Replays", EscapeHtml(FieldText(row, "replays") + ", last: " + FieldText(row, "last_replay")))) +
             "</dl><div class=\"actions\">";
     if (Flag(row, "dead_letter")) {
-      main += "<button type=\"button\" data-action=\"replay\" data-id=\"" + EscapeHtml(Str(row, "id")) +
+      main += "<button type=\"button\" data-action=\"replay\" data-id=\"" + EscapeHtml(FieldText(row, "id")) +
               "\">Replay this job…</button><button type=\"button\" class=\"quiet\" data-action=\"reveal\" data-id=\"" +
-              EscapeHtml(Str(row, "id")) + "\">Show payload</button>";
+              EscapeHtml(FieldText(row, "id")) + "\">Show payload</button>";
     }
     main += "</div><pre id=\"payload\" hidden></pre></section>";
   }
   if (view.groups) {
     std::vector<std::vector<std::string>> rows;
     for (const Value& group : Rows(*view.groups, "groups")) {
-      const std::string fingerprint = Str(group, "fingerprint");
-      rows.push_back({"<span class=\"num\">" + EscapeHtml(Str(group, "count")) + "</span>", EscapeHtml(Str(group, "service")),
-                      EscapeHtml(Str(group, "stage")), Badge(Str(group, "code_name"), "bad"),
+      const std::string fingerprint = FieldText(group, "fingerprint");
+      rows.push_back({"<span class=\"num\">" + EscapeHtml(FieldText(group, "count")) + "</span>", EscapeHtml(FieldText(group, "service")),
+                      EscapeHtml(FieldText(group, "stage")), Badge(FieldText(group, "code_name"), "bad"),
                       TimeTag(static_cast<std::uint64_t>(Num(group, "last_ms").value_or(0))),
-                      "<a href=\"/errors?id=" + EscapeHtml(Str(group, "last_id")) + "\">" + EscapeHtml(Str(group, "message")) + "</a>",
+                      "<a href=\"/errors?id=" + EscapeHtml(FieldText(group, "last_id")) + "\">" + EscapeHtml(FieldText(group, "message")) + "</a>",
                       "<button type=\"button\" class=\"quiet\" data-action=\"replay-group\" data-fingerprint=\"" +
-                          EscapeHtml(fingerprint) + "\" data-count=\"" + EscapeHtml(Str(group, "count")) +
+                          EscapeHtml(fingerprint) + "\" data-count=\"" + EscapeHtml(FieldText(group, "count")) +
                           "\">Replay group…</button>"});
     }
     main += "<section><h2>Groups</h2>" +
@@ -323,12 +313,12 @@ std::string ErrorsPage(const PageContext& context, const ErrorsView& view) {
   if (view.reports) {
     std::vector<std::vector<std::string>> rows;
     for (const Value& row : Rows(*view.reports, "reports")) {
-      std::string from = Str(row, "reporter");
-      if (!Str(row, "host").empty()) from += "@" + Str(row, "host");
-      rows.push_back({"<a href=\"/errors?id=" + EscapeHtml(Str(row, "id")) + "\">" + EscapeHtml(Str(row, "id")) + "</a>",
-                      TimeTag(static_cast<std::uint64_t>(Num(row, "time_ms").value_or(0))), EscapeHtml(Str(row, "service")),
-                      EscapeHtml(Str(row, "stage")), Badge(Str(row, "code_name"), "bad"), EscapeHtml(from),
-                      Flag(row, "dead_letter") ? Badge("dead letter", "warn") : "", EscapeHtml(Str(row, "message"))});
+      std::string from = FieldText(row, "reporter");
+      if (!FieldText(row, "host").empty()) from += "@" + FieldText(row, "host");
+      rows.push_back({"<a href=\"/errors?id=" + EscapeHtml(FieldText(row, "id")) + "\">" + EscapeHtml(FieldText(row, "id")) + "</a>",
+                      TimeTag(static_cast<std::uint64_t>(Num(row, "time_ms").value_or(0))), EscapeHtml(FieldText(row, "service")),
+                      EscapeHtml(FieldText(row, "stage")), Badge(FieldText(row, "code_name"), "bad"), EscapeHtml(from),
+                      Flag(row, "dead_letter") ? Badge("dead letter", "warn") : "", EscapeHtml(FieldText(row, "message"))});
     }
     main += "<section><h2>Latest reports</h2>" +
             Table("reports", {"ID", "Time", "Service", "Stage", "Code", "From", "Job", "Message"}, rows, "no reports") +
@@ -354,20 +344,20 @@ std::string JobsPage(const PageContext& context, const JobsView& view) {
   if (!view.problem.empty()) main += "<p class=\"problem\">" + EscapeHtml(view.problem) + "</p>";
   auto row_of = [](const Value& job) {
     return std::vector<std::string>{
-        "<a href=\"/jobs?id=" + EscapeHtml(Str(job, "id")) + "\"><code>" + EscapeHtml(Str(job, "id")) + "</code></a>",
-        EscapeHtml(Str(job, "service")), Badge(Str(job, "state"), Str(job, "state") == "done" ? "ok" : Str(job, "state") == "failed" || Str(job, "state") == "dead" ? "bad" : "warn"),
-        EscapeHtml(Str(job, "attempt") + "/" + Str(job, "max_attempts")), EscapeHtml(Str(job, "worker")),
+        "<a href=\"/jobs?id=" + EscapeHtml(FieldText(job, "id")) + "\"><code>" + EscapeHtml(FieldText(job, "id")) + "</code></a>",
+        EscapeHtml(FieldText(job, "service")), Badge(FieldText(job, "state"), FieldText(job, "state") == "done" ? "ok" : FieldText(job, "state") == "failed" || FieldText(job, "state") == "dead" ? "bad" : "warn"),
+        EscapeHtml(FieldText(job, "attempt") + "/" + FieldText(job, "max_attempts")), EscapeHtml(FieldText(job, "worker")),
         TimeTag(static_cast<std::uint64_t>(Num(job, "since_ms").value_or(0))),
-        EscapeHtml(Str(job, "code").empty() ? "" : Str(job, "code") + ": " + Str(job, "message")),
-        "<code>" + EscapeHtml(Str(job, "broker")) + "</code>"};
+        EscapeHtml(FieldText(job, "code").empty() ? "" : FieldText(job, "code") + ": " + FieldText(job, "message")),
+        "<code>" + EscapeHtml(FieldText(job, "broker")) + "</code>"};
   };
   const std::vector<std::string> headers = {"Job", "Service", "State", "Attempt", "Worker", "Since", "Error", "Broker"};
   if (view.job) {
-    main += "<section id=\"job\" data-id=\"" + EscapeHtml(Str(*view.job, "id")) + "\"><h2>Job</h2>" +
+    main += "<section id=\"job\" data-id=\"" + EscapeHtml(FieldText(*view.job, "id")) + "\"><h2>Job</h2>" +
             Table("job-table", headers, {row_of(*view.job)}, "") + "</section>";
     if (Flag(*view.job, "has_result")) {
       main += "<div class=\"actions\"><button type=\"button\" class=\"quiet\" data-action=\"reveal-result\" data-id=\"" +
-              EscapeHtml(Str(*view.job, "id")) + "\">Show result</button></div><pre id=\"payload\" hidden></pre>";
+              EscapeHtml(FieldText(*view.job, "id")) + "\">Show result</button></div><pre id=\"payload\" hidden></pre>";
     }
   }
   if (view.jobs) {

@@ -114,4 +114,9 @@ Value DecodeValue(std::string_view bytes, const DecodeLimits& limits = {});
 std::string ToJson(const Value& value, int indent = -1);
 Value FromJson(std::string_view json);
 
+// Returns: a map's field as people read it in a table or a page: strings as they are,
+// integers in decimal, booleans "yes"/"no", anything else as JSON; "" when the field is
+// missing or nil (or `map` is no map).
+std::string FieldText(const Value& map, std::string_view key);
+
 }  // namespace courier
