@@ -3,7 +3,8 @@
 # static library: only the programs that serve /metrics link it.
 add_library(courier_prometheus STATIC
   ${CMAKE_CURRENT_LIST_DIR}/text_format.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/process_metrics.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/process_metrics.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/http_address.cpp)
 courier_target(courier_prometheus)
 target_link_libraries(courier_prometheus PUBLIC courier_internal)
 

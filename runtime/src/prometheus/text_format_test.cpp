@@ -103,3 +103,25 @@ TEST(ExpositionCheck, CatchesBrokenPages) {
 
 }  // namespace
 }  // namespace courier::prometheus
+
+#include "courier/error.hpp"
+#include "prometheus/http_address.hpp"
+
+namespace courier::prometheus {
+namespace {
+
+TEST(HttpAddress, ParsesHostAndPort) {
+  const HttpAddress v4 = ParseHttpAddress("127.0.0.1:9465");
+  EXPECT_EQ(v4.host, "127.0.0.1");
+  EXPECT_EQ(v4.port, 9465);
+  const HttpAddress v6 = ParseHttpAddress("[::1]:0");
+  EXPECT_EQ(v6.host, "::1");
+  EXPECT_EQ(v6.port, 0);
+  EXPECT_EQ(FormatHttpAddress("::1", 80), "[::1]:80");
+  for (const char* bad : {"", "9465", ":9465", "host:", "host:x", "host:70000", "host:-1", "host:12a"}) {
+    EXPECT_THROW(ParseHttpAddress(bad), Error) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace courier::prometheus
