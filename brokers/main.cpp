@@ -467,7 +467,11 @@ int main(int argc, char** argv) {
     if (!bind.empty()) config.bind = bind;
     if (!data_dir.empty()) config.data_dir = data_dir;
     if (!http.empty()) {
-      courier::prometheus::ParseHttpAddress(http, "--http");
+      try {
+        courier::prometheus::ParseHttpAddress(http);
+      } catch (const courier::Error& error) {
+        throw courier::Error(courier::ErrorCode::kConfig, std::string("--http: ") + error.what());
+      }
       config.http = http;
     }
     if (!log_level.empty()) config.log.level = log_level;

@@ -20,7 +20,7 @@ HealthAnswer Health(std::optional<SteadyTime> taken, SteadyTime now, std::chrono
 
 MetricsHttp::MetricsHttp(const std::string& address, std::chrono::milliseconds stale_after)
     : stale_after_(stale_after) {
-  const prometheus::HttpAddress parsed = prometheus::ParseHttpAddress(address, "http");
+  const prometheus::HttpAddress parsed = prometheus::ParseHttpAddress(address);
   server_ = std::make_unique<httplib::Server>();
   // Few threads: scrapes are rare and cheap; the broker's cores belong to its loop.
   server_->new_task_queue = [] { return new httplib::ThreadPool(4); };  // httplib owns it

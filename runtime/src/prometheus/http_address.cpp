@@ -6,10 +6,10 @@
 
 namespace courier::prometheus {
 
-HttpAddress ParseHttpAddress(std::string_view text, std::string_view key) {
+HttpAddress ParseHttpAddress(std::string_view text) {
   const std::size_t colon = text.rfind(':');
   if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) {
-    throw Error(ErrorCode::kConfig, std::string(key) + ": expected HOST:PORT, got \"" + std::string(text) + "\"");
+    throw Error(ErrorCode::kConfig, "expected HOST:PORT, got \"" + std::string(text) + "\"");
   }
   HttpAddress address;
   address.host = std::string(text.substr(0, colon));
@@ -19,7 +19,7 @@ HttpAddress ParseHttpAddress(std::string_view text, std::string_view key) {
   const std::string_view port = text.substr(colon + 1);
   const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), address.port);
   if (error != std::errc{} || end != port.data() + port.size() || address.port < 0 || address.port > 65535) {
-    throw Error(ErrorCode::kConfig, std::string(key) + ": bad port in \"" + std::string(text) + "\"");
+    throw Error(ErrorCode::kConfig, "bad port in \"" + std::string(text) + "\"");
   }
   return address;
 }

@@ -14,8 +14,9 @@ struct HttpAddress {
   int port = 0;      // 0..65535
 };
 
-// Returns: `text` parsed. Throws: Error(kConfig) "<key>: expected HOST:PORT ..." or "bad port".
-HttpAddress ParseHttpAddress(std::string_view text, std::string_view key = "http");
+// Returns: `text` parsed. Throws: Error(kConfig) "expected HOST:PORT, got ..." or "bad port
+// in ..." (callers add which setting it was).
+HttpAddress ParseHttpAddress(std::string_view text);
 // Returns: HOST:PORT again, with brackets around an IPv6 host.
 std::string FormatHttpAddress(const std::string& host, int port);
 
