@@ -278,6 +278,7 @@ void Broker::OnMdpClient(std::span<zmq::message_t> frames, const Now& now) {
   for (std::size_t i = 5; i < frames.size(); ++i) job.extra_body.push_back(std::move(frames[i]));
   if (Enqueue(service, slot, now) == kNone) {
     ++counters_.busy_rejections;  // MDP has no error reply; the client's own timeout tells it
+    ++services_[service].busy_rejections;
     jobs_.Release(slot);
     return;
   }
@@ -431,6 +432,7 @@ void Broker::OnSubmit(std::span<zmq::message_t> frames, const Now& now) {
   job.mode = envelope.mode;
   if (Enqueue(service, slot, now) == kNone) {
     ++counters_.busy_rejections;
+    ++services_[service].busy_rejections;
     SendClientError(client, envelope.job_id, ErrorCode::kBusy, BusyReason(service));
     jobs_.Release(slot);
     return;
@@ -740,6 +742,7 @@ void Broker::OnWorkerReply(std::uint32_t worker_slot, std::span<zmq::message_t> 
     RecordResult(job, wire::JobState::kDone, ErrorCode::kInternal, {}, std::move(reply), now.unix_ms);
   }
   ++services_[service].replied;
+  ++services_[service].answered;
   ++counters_.jobs_answered;
   CompleteJob(slot);
   Dispatch(service, now);
@@ -772,6 +775,7 @@ void Broker::OnWorkerError(std::uint32_t worker_slot, std::span<zmq::message_t> 
   }
   timings_.Record(service, services_[service].name, BrokerStage::kDispatch, now.steady - jobs_[slot].dispatched_at);
   ++counters_.jobs_answered;
+  ++services_[service].answered;
   FailJob(slot, body.code, body.message);
   Dispatch(service, now);
 }
@@ -847,6 +851,7 @@ std::uint32_t Broker::Enqueue(std::uint32_t service, std::uint32_t slot, const N
   job_index_.Insert(slot);
   entry.queue.push_back(slot);
   ++counters_.jobs_accepted;
+  ++entry.accepted;
   return slot;
 }
 
@@ -882,6 +887,7 @@ void Broker::Dispatch(std::uint32_t service, const Now& now) {
     if (jobs_[slot].deadline_ms <= now.unix_ms) {
       entry.queue.erase(at);
       ++counters_.expired;
+      ++entry.expired;
       FailJob(slot, ErrorCode::kDeadlineExceeded, "deadline passed while queued");
       continue;
     }
@@ -1076,6 +1082,7 @@ void Broker::Requeue(std::uint32_t slot, bool count_attempt, const Now& now, Err
     }
     ++job.attempt;
     ++counters_.redelivered;
+    ++services_[service].redelivered;
     // A fresh buffer: the old one may still sit in ZeroMQ's pipe to the lost worker.
     zmq::message_t envelope(job.envelope.data(), job.envelope.size());
     if (envelope.size() >= detail::kMinEnvelopeBytes) {
@@ -1110,6 +1117,7 @@ void Broker::ChargeCrash(std::uint32_t slot, std::string_view why, const Now& no
 
 void Broker::DeadLetter(std::uint32_t slot, ErrorCode code, std::string_view message, const Now& now) {
   ++counters_.dead_lettered;
+  ++services_[jobs_[slot].service].dead_lettered;
   {
     const Job& job = jobs_[slot];
     spdlog::warn("job {} of '{}' dead-lettered: {}", job.id.Hex(), services_[job.service].name, message);
@@ -1230,6 +1238,7 @@ void Broker::ExpireQueued(const Now& now) {
     });
     for (const std::uint32_t slot : expired) {
       ++counters_.expired;
+      ++services_[service].expired;
       FailUnattended(slot, ErrorCode::kDeadlineExceeded, "deadline passed while queued", now);
     }
     for (const std::uint32_t slot : unserved) {
@@ -1277,6 +1286,7 @@ void Broker::ExpireInFlight(const Now& now) {
     Job& job = jobs_[slot];
     job.answered = true;  // still charged to its worker until it answers or is lost
     ++counters_.expired;
+    ++services_[job.service].expired;
     ++services_[job.service].failed;
     if (job.client_kind == PeerKind::kCourier && job.mode == ReplyMode::kCall) {
       SendClientError(job, ErrorCode::kDeadlineExceeded, "deadline passed while a worker held the job");

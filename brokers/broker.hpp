@@ -41,6 +41,8 @@ class Outbox {
   virtual SendResult Send(std::span<zmq::message_t> frames) = 0;
 };
 
+struct BrokerMetrics;  // broker_metrics.hpp
+
 struct Counters {
   std::uint64_t malformed = 0;
   std::uint64_t unknown_command = 0;
@@ -158,6 +160,8 @@ class Broker {
   // Its calls still queued are dropped (nobody will read their answers); sent and
   // enqueued jobs are accepted work and stay.
   void OnSlowClientDropped(std::string_view client, const Now& now);
+  // Returns: a copy of the counters and a row per service, for /metrics (broker_metrics.hpp).
+  BrokerMetrics MetricsSnapshot(const Now& now) const;
   // Returns: jobs in flight whose deadline has not been answered yet.
   std::size_t UnexpiredInFlight() const { return in_flight_deadlines_.size(); }
 

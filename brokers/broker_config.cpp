@@ -3,6 +3,7 @@
 #include <string>
 
 #include "courier/error.hpp"
+#include "prometheus/http_address.hpp"
 
 namespace courier::broker {
 namespace {
@@ -50,6 +51,14 @@ BrokerConfig BrokerConfig::Read(const ConfigSection& section, const std::filesys
   using std::chrono::milliseconds;
   BrokerConfig config;
   config.bind = section.GetStringArray("bind", config.bind);
+  config.http = section.GetString("http", "");
+  if (!config.http.empty()) {
+    try {
+      prometheus::ParseHttpAddress(config.http);
+    } catch (const Error& error) {
+      throw Error(ErrorCode::kConfig, section.Describe("http", error.what()));
+    }
+  }
   if (config.bind.empty()) throw Error(ErrorCode::kConfig, section.Describe("bind", "needs at least one endpoint"));
   config.heartbeat_interval = section.GetDuration("heartbeat_interval", config.heartbeat_interval,
                                                   milliseconds(10), milliseconds(60000));

@@ -30,6 +30,8 @@
 //   data_dir = ""                        # the job store's folder; "" = $XDG_STATE_HOME/courier/
 //                                        # broker-<first endpoint> (relative: to this file)
 //   store_max_bytes = 8589934592         # past it the store refuses new jobs (busy)
+//   http = ""                            # HOST:PORT serving GET /metrics (Prometheus) and
+//                                        # /healthz (metrics_http.hpp); "" = off; port 0: any
 //   [defaults]                           # apply to every service
 //   queue_limit = 100000
 //   max_queued_bytes = 268435456         # bytes of jobs one service holds (queued + in flight)
@@ -112,6 +114,7 @@ struct BrokerConfig {
   std::chrono::milliseconds new_services_window{10000};
   std::filesystem::path data_dir;        // empty: DefaultDataDir(bind.front())
   std::uint64_t store_max_bytes = 8ULL << 30;
+  std::string http;                      // "" = no /metrics and /healthz (metrics_http.hpp)
   ServicePolicy defaults;
   std::map<std::string, ServicePolicy, std::less<>> services;
   LogOptions log{.name = "broker"};

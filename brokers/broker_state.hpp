@@ -99,6 +99,14 @@ struct Service {
   std::uint64_t dispatched = 0;
   std::uint64_t replied = 0;
   std::uint64_t failed = 0;
+  // Per-service parts of the broker-wide Counters, for /metrics (courier-broker --http).
+  // They start at 0 again when a pruned service comes back (a counter reset to Prometheus).
+  std::uint64_t accepted = 0;         // jobs queued (Counters::jobs_accepted)
+  std::uint64_t answered = 0;         // replies and error replies from workers (jobs_answered)
+  std::uint64_t busy_rejections = 0;  // refused busy at the queue's bounds
+  std::uint64_t expired = 0;          // deadline passed while queued or in flight
+  std::uint64_t redelivered = 0;      // handed out again with attempt + 1
+  std::uint64_t dead_lettered = 0;
   std::size_t bytes = 0;            // bytes of the jobs it holds, queued or in flight
   SteadyTime last_used{};           // last SUBMIT/READY naming it, or its last worker leaving
 };

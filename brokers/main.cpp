@@ -19,6 +19,7 @@
 #include <cstring>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -32,6 +33,8 @@
 #include "courier/curve.hpp"
 #include "courier/error.hpp"
 #include "job_store.hpp"
+#include "metrics_http.hpp"
+#include "prometheus/http_address.hpp"
 #include "zap.hpp"
 
 namespace courier::broker {
@@ -310,6 +313,18 @@ int Run(const BrokerConfig& config) {
     CommitTurn(broker, store);
   }
   spdlog::info("job store {}", store.path().string());
+  // /metrics and /healthz read only what the loop publishes (metrics_http.hpp).
+  std::optional<MetricsHttp> http;
+  auto next_publish = std::chrono::steady_clock::now();
+  auto publish = [&] {
+    http->Publish(std::make_shared<const BrokerMetrics>(broker.MetricsSnapshot(Now::Real())));
+    next_publish = std::chrono::steady_clock::now() + MetricsHttp::kPublishEvery;
+  };
+  if (!config.http.empty()) {
+    http.emplace(config.http);
+    publish();
+    spdlog::info("courier-broker serving http://{}/metrics and /healthz", http->address());
+  }
   for (const auto& endpoint : config.bind) spdlog::info("courier-broker listening on {}", endpoint);
 
   zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0},
@@ -409,6 +424,7 @@ int Run(const BrokerConfig& config) {
       if (now >= next_tick) next_tick = std::chrono::steady_clock::now() + tick;
     }
     CommitTurn(broker, store);
+    if (http && now >= next_publish) publish();
     if (now >= next_purge) {
       store.PurgeExpired(NowUnixMs(), 10000);
       next_purge = now + std::chrono::seconds(1);
@@ -434,6 +450,10 @@ int main(int argc, char** argv) {
   app.add_option("-b,--bind", bind, "endpoint to bind (repeatable; wins over the file)");
   std::string data_dir;
   app.add_option("--data-dir", data_dir, "the job store's folder (wins over data_dir in the file)");
+  std::string http;
+  app.add_option("--http", http,
+                 "HOST:PORT to serve GET /metrics (Prometheus) and /healthz on; port 0 picks one (wins over http in "
+                 "the file)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   std::optional<std::string> log_format;
@@ -446,6 +466,14 @@ int main(int argc, char** argv) {
     auto config = courier::broker::BrokerConfig::Read(section, config_file);
     if (!bind.empty()) config.bind = bind;
     if (!data_dir.empty()) config.data_dir = data_dir;
+    if (!http.empty()) {
+      try {
+        courier::prometheus::ParseHttpAddress(http);
+      } catch (const courier::Error& error) {
+        throw courier::Error(courier::ErrorCode::kConfig, std::string("--http: ") + error.what());
+      }
+      config.http = http;
+    }
     if (!log_level.empty()) config.log.level = log_level;
     if (log_format) config.log.format = *log_format;
     courier::ConfigureLogging(config.log);

@@ -219,6 +219,7 @@ void Broker::Restore(StoredJob&& stored, const Now& now) {
     }
     ++job.attempt;
     ++counters_.redelivered;
+    ++services_[service].redelivered;
   }
   Enqueue(service, slot, now, true);
   if (job.envelope.size() >= detail::kMinEnvelopeBytes) {
@@ -470,6 +471,7 @@ void Broker::OnTitanicRequest(std::span<zmq::message_t> frames, const Now& now) 
   job.owns_frames = true;
   if (Enqueue(service, slot, now) == kNone) {
     ++counters_.busy_rejections;
+    ++services_[service].busy_rejections;
     const std::string why = BusyReason(service);
     jobs_.Release(slot);
     refuse(why);

@@ -12,6 +12,7 @@
 #include "courier/error.hpp"
 #include "courier/job.hpp"
 #include "dashboard_pages.hpp"
+#include "prometheus/http_address.hpp"
 #include "wire/stages.hpp"
 
 namespace courier::metrics {
@@ -131,24 +132,12 @@ std::optional<fs::path> StaticFile(const fs::path& dir, const std::string& relat
   return file;
 }
 
-struct HostPort {
-  std::string host;
-  int port = 0;
-};
-
-HostPort ParseHostPort(const std::string& text) {
-  const std::size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) throw courier::Error(ErrorCode::kConfig, "dashboard_http: expected HOST:PORT, got \"" + text + "\"");
-  HostPort out;
-  out.host = text.substr(0, colon);
-  if (out.host.size() > 2 && out.host.front() == '[' && out.host.back() == ']') out.host = out.host.substr(1, out.host.size() - 2);
+prometheus::HttpAddress ParseHostPort(const std::string& text) {
   try {
-    out.port = std::stoi(text.substr(colon + 1));
-  } catch (const std::exception&) {
-    out.port = -1;
+    return prometheus::ParseHttpAddress(text);
+  } catch (const courier::Error& error) {
+    throw courier::Error(ErrorCode::kConfig, std::string("dashboard_http: ") + error.what());
   }
-  if (out.port < 0 || out.port > 65535) throw courier::Error(ErrorCode::kConfig, "dashboard_http: bad port in \"" + text + "\"");
-  return out;
 }
 
 }  // namespace
@@ -263,7 +252,7 @@ void Dashboard::Run() {
 }
 
 std::string Dashboard::Listen() {
-  const HostPort address = ParseHostPort(options_.http);
+  const prometheus::HttpAddress address = ParseHostPort(options_.http);
   own_server_ = std::make_unique<httplib::Server>();
   own_server_->set_read_timeout(std::chrono::seconds(5));
   own_server_->set_write_timeout(std::chrono::seconds(5));
@@ -280,7 +269,7 @@ std::string Dashboard::Listen() {
   own_thread_ = std::thread([server = own_server_.get()] { server->listen_after_bind(); });
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (!own_server_->is_running() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
-  return (address.host.find(':') != std::string::npos ? "[" + address.host + "]" : address.host) + ":" + std::to_string(port);
+  return prometheus::FormatHttpAddress(address.host, port);
 }
 
 void Dashboard::Mount(httplib::Server& server, const std::string& bind_host) {

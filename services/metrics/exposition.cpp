@@ -5,57 +5,23 @@
 #include <set>
 #include <utility>
 
+#include "prometheus/process_metrics.hpp"
+#include "prometheus/text_format.hpp"
+
 namespace courier::metrics {
 namespace {
+
+using prometheus::Labels;
+using prometheus::MetricType;
+using prometheus::TextWriter;
 
 constexpr double kQuantiles[] = {0.5, 0.9, 0.99};
 constexpr std::string_view kQuantileNames[] = {"0.5", "0.9", "0.99"};
 
-std::string Number(double value) {
-  if (std::isnan(value)) return "NaN";
-  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  char buffer[40];
-  std::snprintf(buffer, sizeof buffer, "%.9g", value);
-  return buffer;
-}
+double Seconds(double nanoseconds) { return nanoseconds / 1e9; }
 
-std::string Seconds(double nanoseconds) { return Number(nanoseconds / 1e9); }
-
-class Writer {
- public:
-  void Family(std::string_view name, std::string_view type, std::string_view help) {
-    out_ += "# HELP ";
-    out_ += name;
-    out_ += ' ';
-    out_ += help;
-    out_ += "\n# TYPE ";
-    out_ += name;
-    out_ += ' ';
-    out_ += type;
-    out_ += '\n';
-  }
-  // `labels` is already formatted: {service="a",process="b",stage="c"} or empty.
-  void Sample(std::string_view name, std::string_view labels, const std::string& value) {
-    out_ += name;
-    out_ += labels;
-    out_ += ' ';
-    out_ += value;
-    out_ += '\n';
-  }
-  std::string Take() { return std::move(out_); }
-
- private:
-  std::string out_;
-};
-
-std::string Labels(const SeriesView& series, std::string_view extra = {}) {
-  std::string labels = "{service=\"" + EscapeLabel(series.service) + "\",process=\"" + EscapeLabel(series.process) +
-                       "\",stage=\"" + EscapeLabel(series.stage) + "\"";
-  if (!extra.empty()) {
-    labels += ',';
-    labels += extra;
-  }
-  return labels + "}";
+Labels SeriesLabels(const SeriesView& series) {
+  return Labels().Add("service", series.service).Add("process", series.process).Add("stage", series.stage);
 }
 
 Value WindowValue(const WindowStats& window) {
@@ -77,126 +43,101 @@ Value WindowValue(const WindowStats& window) {
 
 }  // namespace
 
-std::string EscapeLabel(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (const char c : value) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 std::string PrometheusText(const StageTable& table, Clock::time_point now) {
   const std::vector<SeriesView> series = table.Snapshot(now);
   const TableCounters counters = table.counters(now);
   const std::size_t reporters = table.Reporters(now).size();
-  Writer w;
+  TextWriter w;
+  const Labels none;
 
-  w.Family("courier_stage_duration_seconds", "summary",
-           "Time jobs spent in a stage, per service, reporting process and stage: quantiles over the last minute, "
-           "sum and count since the collector started.");
+  w.Family("courier_stage_duration_seconds", MetricType::kHistogram,
+           "Time jobs spent in a stage, per service, reporting process and stage, since the collector started. "
+           "A bucket le=x counts the samples whose reported log bucket lies wholly at or below x (a sample up to "
+           "one log bucket, < 25 %, below x may fall in the next bucket; never one above x).");
   for (const SeriesView& s : series) {
-    const WindowStats& minute = s.windows[kWindow1m];
-    for (std::size_t i = 0; i < std::size(kQuantiles); ++i) {
-      if (const auto q = minute.quantile_ns(kQuantiles[i])) {
-        w.Sample("courier_stage_duration_seconds",
-                 Labels(s, "quantile=\"" + std::string(kQuantileNames[i]) + "\""), Seconds(*q));
-      }
-    }
     const WindowStats& all = s.windows[kWindowAll];
-    w.Sample("courier_stage_duration_seconds_sum", Labels(s), Seconds(static_cast<double>(all.sum_ns)));
-    w.Sample("courier_stage_duration_seconds_count", Labels(s), std::to_string(all.count));
+    w.Histogram("courier_stage_duration_seconds", SeriesLabels(s), kDurationBounds, s.durations,
+                Seconds(static_cast<double>(all.sum_ns)));
   }
 
-  w.Family("courier_stage_errors_total", "counter", "Jobs that failed in a stage since the collector started.");
+  w.Family("courier_stage_errors_total", MetricType::kCounter, "Jobs that failed in a stage since the collector started.");
   for (const SeriesView& s : series) {
-    w.Sample("courier_stage_errors_total", Labels(s), std::to_string(s.windows[kWindowAll].errors));
+    w.Sample("courier_stage_errors_total", SeriesLabels(s), s.windows[kWindowAll].errors);
   }
 
-  w.Family("courier_stage_window_mean_seconds", "gauge",
+  w.Family("courier_stage_window_mean_seconds", MetricType::kGauge,
            "Mean stage duration over a window: sum over count of every report in it, weighted by counts.");
   for (const SeriesView& s : series) {
     for (std::size_t i = 0; i < kWindows; ++i) {
       if (const auto mean = s.windows[i].mean_ns()) {
-        w.Sample("courier_stage_window_mean_seconds",
-                 Labels(s, "window=\"" + std::string(kWindowNames[i]) + "\""), Seconds(*mean));
+        w.Sample("courier_stage_window_mean_seconds", SeriesLabels(s).Add("window", kWindowNames[i]), Seconds(*mean));
       }
     }
   }
 
-  w.Family("courier_stage_window_quantile_seconds", "gauge",
+  w.Family("courier_stage_window_quantile_seconds", MetricType::kGauge,
            "Stage duration quantiles over a window, from the merged log-bucket histograms.");
   for (const SeriesView& s : series) {
     for (std::size_t i = 0; i < kWindows; ++i) {
       for (std::size_t q = 0; q < std::size(kQuantiles); ++q) {
         if (const auto value = s.windows[i].quantile_ns(kQuantiles[q])) {
           w.Sample("courier_stage_window_quantile_seconds",
-                   Labels(s, "window=\"" + std::string(kWindowNames[i]) + "\",quantile=\"" +
-                                 std::string(kQuantileNames[q]) + "\""),
-                   Seconds(*value));
+                   SeriesLabels(s).Add("window", kWindowNames[i]).Add("quantile", kQuantileNames[q]), Seconds(*value));
         }
       }
     }
   }
 
-  w.Family("courier_stage_window_rate", "gauge", "Jobs completing a stage per second over a window.");
+  w.Family("courier_stage_window_rate", MetricType::kGauge, "Jobs completing a stage per second over a window.");
   for (const SeriesView& s : series) {
     for (std::size_t i = 0; i < kWindows; ++i) {
       if (s.windows[i].count + s.windows[i].errors == 0 || s.windows[i].seconds <= 0) continue;
-      w.Sample("courier_stage_window_rate", Labels(s, "window=\"" + std::string(kWindowNames[i]) + "\""),
-               Number(s.windows[i].rate()));
+      w.Sample("courier_stage_window_rate", SeriesLabels(s).Add("window", kWindowNames[i]), s.windows[i].rate());
     }
   }
 
-  w.Family("courier_stage_window_error_ratio", "gauge",
+  w.Family("courier_stage_window_error_ratio", MetricType::kGauge,
            "Failed jobs over all jobs that reached a stage (errors / (count + errors)) over a window.");
   for (const SeriesView& s : series) {
     for (std::size_t i = 0; i < kWindows; ++i) {
       if (s.windows[i].count + s.windows[i].errors == 0) continue;
-      w.Sample("courier_stage_window_error_ratio", Labels(s, "window=\"" + std::string(kWindowNames[i]) + "\""),
-               Number(s.windows[i].error_ratio()));
+      w.Sample("courier_stage_window_error_ratio", SeriesLabels(s).Add("window", kWindowNames[i]),
+               s.windows[i].error_ratio());
     }
   }
 
-  w.Family("courier_stage_group_info", "gauge",
+  w.Family("courier_stage_group_info", MetricType::kGauge,
            "The design's group of each (process, stage) the collector holds (request, response, error, crypto, "
            "load_balancing; other for stages it does not know): always 1, for joins and sums by group.");
   std::set<std::pair<std::string, std::string>> grouped;
   for (const SeriesView& s : series) {
     if (!grouped.emplace(s.process, s.stage).second) continue;
     w.Sample("courier_stage_group_info",
-             "{process=\"" + EscapeLabel(s.process) + "\",stage=\"" + EscapeLabel(s.stage) + "\",group=\"" +
-                 std::string(GroupName(s.process, s.stage)) + "\"}",
-             "1");
+             Labels().Add("process", s.process).Add("stage", s.stage).Add("group", GroupName(s.process, s.stage)),
+             std::uint64_t{1});
   }
 
-  w.Family("courier_metrics_reports_total", "counter", "Metrics reports the collector added.");
-  w.Sample("courier_metrics_reports_total", "", std::to_string(counters.reports));
-  w.Family("courier_metrics_duplicate_reports_total", "counter", "Metrics reports dropped as duplicates.");
-  w.Sample("courier_metrics_duplicate_reports_total", "", std::to_string(counters.duplicates));
-  w.Family("courier_metrics_series_dropped_total", "counter",
+  w.Family("courier_metrics_reports_total", MetricType::kCounter, "Metrics reports the collector added.");
+  w.Sample("courier_metrics_reports_total", none, counters.reports);
+  w.Family("courier_metrics_duplicate_reports_total", MetricType::kCounter, "Metrics reports dropped as duplicates.");
+  w.Sample("courier_metrics_duplicate_reports_total", none, counters.duplicates);
+  w.Family("courier_metrics_series_dropped_total", MetricType::kCounter,
            "Stage entries dropped because the collector holds its maximum number of series.");
-  w.Sample("courier_metrics_series_dropped_total", "", std::to_string(counters.series_dropped));
-  w.Family("courier_metrics_rejected_reports_total", "counter",
+  w.Sample("courier_metrics_series_dropped_total", none, counters.series_dropped);
+  w.Family("courier_metrics_rejected_reports_total", MetricType::kCounter,
            "Metrics reports refused as malformed or implausible (bad process, host, instance or pid).");
-  w.Sample("courier_metrics_rejected_reports_total", "", std::to_string(counters.rejected_reports));
-  w.Family("courier_metrics_rejected_stages_total", "counter",
+  w.Sample("courier_metrics_rejected_reports_total", none, counters.rejected_reports);
+  w.Family("courier_metrics_rejected_stages_total", MetricType::kCounter,
            "Stage entries dropped as implausible (names, counts, durations, histograms that do not add up).");
-  w.Sample("courier_metrics_rejected_stages_total", "", std::to_string(counters.rejected_stages));
-  w.Family("courier_metrics_series", "gauge", "(service, process, stage) series held.");
-  w.Sample("courier_metrics_series", "", std::to_string(counters.series));
-  w.Family("courier_metrics_reporters", "gauge", "Processes that sent a report in the last 5 minutes.");
-  w.Sample("courier_metrics_reporters", "", std::to_string(reporters));
-  w.Family("courier_metrics_uptime_seconds", "gauge", "Seconds since the collector started.");
-  w.Sample("courier_metrics_uptime_seconds", "", Number(static_cast<double>(counters.uptime.count()) / 1000.0));
+  w.Sample("courier_metrics_rejected_stages_total", none, counters.rejected_stages);
+  w.Family("courier_metrics_series", MetricType::kGauge, "(service, process, stage) series held.");
+  w.Sample("courier_metrics_series", none, static_cast<std::uint64_t>(counters.series));
+  w.Family("courier_metrics_reporters", MetricType::kGauge, "Processes that sent a report in the last 5 minutes.");
+  w.Sample("courier_metrics_reporters", none, static_cast<std::uint64_t>(reporters));
+  w.Family("courier_metrics_uptime_seconds", MetricType::kGauge, "Seconds since the collector started.");
+  w.Sample("courier_metrics_uptime_seconds", none, static_cast<double>(counters.uptime.count()) / 1000.0);
+  prometheus::WriteBuildInfo(w, "courier-metrics");
+  prometheus::WriteProcessMetrics(w);
   return w.Take();
 }
 

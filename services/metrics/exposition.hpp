@@ -3,8 +3,9 @@
 // PrometheusText: the Prometheus text exposition format 0.0.4 (GET /metrics). Families,
 // each with HELP and TYPE, every stage series labelled service="...", process="..." (the
 // reporting process: client, broker, worker) and stage="...":
-//   courier_stage_duration_seconds          summary: quantiles 0.5/0.9/0.99 over the last
-//                                           minute; _sum and _count since the collector started
+//   courier_stage_duration_seconds          histogram (_bucket{le}, _sum, _count) since the
+//                                           collector started; buckets kDurationBounds (10 µs ..
+//                                           10 s), what a bucket counts: stage_table.hpp
 //   courier_stage_errors_total              counter: jobs that failed in the stage
 //   courier_stage_window_mean_seconds       gauge, window="10s|1m|5m|all": Σsum/Σcount
 //   courier_stage_window_quantile_seconds   gauge, window, quantile="0.5|0.9|0.99"
@@ -14,6 +15,7 @@
 //   courier_metrics_series_dropped_total    counters of the collector itself
 //   courier_metrics_series, courier_metrics_reporters, courier_metrics_uptime_seconds  gauges
 //                                           (courier_metrics_series counts (service, process, stage))
+//   courier_build_info{program="courier-metrics",...}, process_*   (prometheus/process_metrics.hpp)
 // Windows with no samples are left out rather than written as NaN.
 //
 // StatsValue: the same table as a Value (GET /metrics.json, and the {"op": "stats"} query
@@ -38,8 +40,5 @@ namespace courier::metrics {
 
 std::string PrometheusText(const StageTable& table, Clock::time_point now);
 Value StatsValue(const StageTable& table, Clock::time_point now);
-
-// Returns: `value` escaped for a Prometheus label value (\\, \", \n).
-std::string EscapeLabel(std::string_view value);
 
 }  // namespace courier::metrics

@@ -4,11 +4,9 @@
 #include <httplib.h>
 
 #include <map>
-#include <regex>
-#include <set>
-#include <sstream>
 
 #include "metrics_service.hpp"
+#include "prometheus/exposition_check.hpp"
 
 namespace courier::metrics {
 namespace {
@@ -36,32 +34,52 @@ detail::MetricsReport OneStage(std::string service, std::string stage, std::uint
   return report;
 }
 
-// A strict reading of the text format 0.0.4: every sample belongs to the family declared
-// just before it, names and labels are well formed, values are numbers.
+// The strict reading every /metrics page is held to (prometheus/exposition_check.hpp).
 void ExpectValidExposition(const std::string& text) {
-  static const std::regex kSample(
-      R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\[\\"n])*")(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\[\\"n])*")*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$)");
-  static const std::regex kType(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|summary|histogram|untyped)$)");
-  std::istringstream lines(text);
-  std::string line;
-  std::string family;
-  std::string type;
-  std::set<std::string> seen;
-  while (std::getline(lines, line)) {
-    std::smatch match;
-    if (line.rfind("# HELP ", 0) == 0) continue;
-    if (std::regex_match(line, match, kType)) {
-      family = match[1];
-      type = match[2];
-      EXPECT_TRUE(seen.insert(family).second) << "family declared twice: " << family;
-      continue;
-    }
-    ASSERT_TRUE(std::regex_match(line, match, kSample)) << "bad line: " << line;
-    const std::string name = match[1];
-    bool belongs = name == family;
-    if (type == "summary") belongs |= name == family + "_sum" || name == family + "_count";
-    EXPECT_TRUE(belongs) << name << " outside its family " << family;
-  }
+  const prometheus::ParsedPage page = prometheus::ParseExposition(text);
+  for (const std::string& problem : page.problems) ADD_FAILURE() << problem;
+}
+
+TEST(ExpositionTest, DurationBucketsTakeEachSampleAtOrBelowTheirBound) {
+  EXPECT_EQ(DurationBucket(0), 0u);
+  EXPECT_EQ(DurationBucket(10'000), 0u);  // le="1e-05" holds 10 µs itself
+  EXPECT_EQ(DurationBucket(10'001), 1u);
+  EXPECT_EQ(DurationBucket(1'000'000), 6u);  // 1 ms
+  EXPECT_EQ(DurationBucket(10'000'000'000), kDurationBounds.size() - 1);
+  EXPECT_EQ(DurationBucket(10'000'000'001), kDurationBounds.size());  // above 10 s: +Inf only
+}
+
+TEST(ExpositionTest, DurationHistogramIsCumulativeSinceStartAndEndsAtTheCount) {
+  const Clock::time_point start{};
+  StageTable table(100, start);
+  auto bucket = [&](const std::string& le, Clock::time_point at) {
+    const prometheus::ParsedPage page = prometheus::ParseExposition(PrometheusText(table, at));
+    EXPECT_TRUE(page.problems.empty()) << page.problems.front();
+    return page.Value("courier_stage_duration_seconds_bucket",
+                      {{"service", "echo"}, {"process", "worker"}, {"stage", "handle"}, {"le", le}});
+  };
+  // 0.9 ms: its log bucket [786 µs, 918 µs) lies below 1 ms. 0.95 ms: its log bucket
+  // [918 µs, 1049 µs) straddles 1 ms, so it is counted under 2.5 ms (never under a bound
+  // below the sample).
+  table.Add(JobId::Random(), OneStage("echo", "handle", 3, 900'000), start + 100ms);
+  table.Add(JobId::Random(), OneStage("echo", "handle", 2, 950'000), start + 200ms);
+  EXPECT_EQ(bucket("0.0005", start + 1s), 0.0);
+  EXPECT_EQ(bucket("0.001", start + 1s), 3.0);
+  EXPECT_EQ(bucket("0.0025", start + 1s), 5.0);
+  EXPECT_EQ(bucket("+Inf", start + 1s), 5.0);
+  // A stage entry without a histogram: all its samples under the bound of its mean (3 ms).
+  detail::MetricsReport bare = OneStage("echo", "handle", 4, 3'000'000);
+  bare.stages[0].buckets.clear();
+  table.Add(JobId::Random(), bare, start + 300ms);
+  // Long after the windows: the histogram still holds everything since the start.
+  const Clock::time_point later = start + 10min;
+  EXPECT_EQ(bucket("0.0025", later), 5.0);
+  EXPECT_EQ(bucket("0.005", later), 9.0);
+  EXPECT_EQ(bucket("+Inf", later), 9.0);
+  const prometheus::ParsedPage page = prometheus::ParseExposition(PrometheusText(table, later));
+  EXPECT_EQ(page.Value("courier_stage_duration_seconds_count", {{"service", "echo"}, {"stage", "handle"}}), 9.0);
+  EXPECT_EQ(page.types.at("courier_stage_duration_seconds"), "histogram");
+  EXPECT_EQ(page.Count("courier_stage_duration_seconds_bucket"), kDurationBounds.size() + 1);
 }
 
 TEST(ExpositionTest, PrometheusTextIsWellFormedAndHasTheNumbers) {
@@ -71,15 +89,29 @@ TEST(ExpositionTest, PrometheusTextIsWellFormedAndHasTheNumbers) {
   table.Add(JobId::Random(), OneStage("we\"ird\\name\n", "open", 1, 1000), start + 500ms);
   const std::string text = PrometheusText(table, start + 1s);
   ExpectValidExposition(text);
-  EXPECT_NE(text.find("# TYPE courier_stage_duration_seconds summary"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE courier_stage_duration_seconds histogram"), std::string::npos);
   EXPECT_NE(
       text.find("courier_stage_duration_seconds_count{service=\"echo\",process=\"worker\",stage=\"handle\"} 100\n"),
       std::string::npos);
   EXPECT_NE(text.find("courier_stage_duration_seconds_sum{service=\"echo\",process=\"worker\",stage=\"handle\"} 2\n"),
             std::string::npos);
-  EXPECT_NE(text.find("courier_stage_duration_seconds{service=\"echo\",process=\"worker\",stage=\"handle\",quantile="
-                      "\"0.5\"} 0.02\n"),
+  // 20 ms sits in the log bucket [18.87 ms, 20.97 ms): counted under le="0.025", cumulative above.
+  EXPECT_NE(text.find("courier_stage_duration_seconds_bucket{service=\"echo\",process=\"worker\",stage=\"handle\","
+                      "le=\"0.01\"} 0\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("courier_stage_duration_seconds_bucket{service=\"echo\",process=\"worker\",stage=\"handle\","
+                      "le=\"0.025\"} 100\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("courier_stage_duration_seconds_bucket{service=\"echo\",process=\"worker\",stage=\"handle\","
+                      "le=\"+Inf\"} 100\n"),
             std::string::npos);
+  EXPECT_NE(text.find("courier_stage_window_quantile_seconds{service=\"echo\",process=\"worker\",stage=\"handle\","
+                      "window=\"1m\",quantile=\"0.5\"}"),
+            std::string::npos);
+  EXPECT_NE(text.find("courier_build_info{program=\"courier-metrics\""), std::string::npos);
+  EXPECT_NE(text.find("process_resident_memory_bytes "), std::string::npos);
   EXPECT_NE(text.find("courier_stage_window_mean_seconds{service=\"echo\",process=\"worker\",stage=\"handle\",window="
                       "\"10s\"} 0.02\n"),
             std::string::npos);

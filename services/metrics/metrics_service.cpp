@@ -13,34 +13,18 @@
 
 #include "dashboard_server.hpp"
 #include "exposition.hpp"
+#include "prometheus/http_address.hpp"
 #include "reporting/report_codec.hpp"
 
 namespace courier::metrics {
 namespace {
 
-struct Address {
-  std::string host;
-  int port = 0;
-};
-
-Address ParseAddress(const ConfigSection& config, const std::string& text) {
-  const std::size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
-    throw Error(ErrorCode::kConfig, config.Describe("http", "expected HOST:PORT, got \"" + text + "\""));
-  }
-  Address address;
-  address.host = text.substr(0, colon);
-  if (address.host.size() > 2 && address.host.front() == '[' && address.host.back() == ']') {
-    address.host = address.host.substr(1, address.host.size() - 2);  // [::1]:9464
-  }
+prometheus::HttpAddress ParseAddress(const ConfigSection& config, const std::string& text) {
   try {
-    std::size_t used = 0;
-    address.port = std::stoi(text.substr(colon + 1), &used);
-    if (used != text.size() - colon - 1 || address.port < 0 || address.port > 65535) throw std::out_of_range("port");
-  } catch (const std::exception&) {
-    throw Error(ErrorCode::kConfig, config.Describe("http", "bad port in \"" + text + "\""));
+    return prometheus::ParseHttpAddress(text);
+  } catch (const Error& error) {
+    throw Error(ErrorCode::kConfig, config.Describe("http", error.what()));
   }
-  return address;
 }
 
 // httplib's task queue, bounded by `max_threads` and started lazily: a connection gets a
@@ -124,7 +108,7 @@ MetricsService::MetricsService(const ConfigSection& config) {
     spdlog::info("metrics: HTTP is off");
     return;
   }
-  const Address address = ParseAddress(config, http);
+  const prometheus::HttpAddress address = ParseAddress(config, http);
   server_ = std::make_unique<httplib::Server>();
   server_->new_task_queue = [max_connections] { return new ConnectionPool(max_connections); };  // httplib owns it
   server_->set_read_timeout(timeout);
@@ -149,8 +133,7 @@ MetricsService::MetricsService(const ConfigSection& config) {
   if (port <= 0) {
     throw Error(ErrorCode::kConfig, config.Describe("http", "cannot listen on " + http + " (in use or not local?)"));
   }
-  http_address_ = (address.host.find(':') != std::string::npos ? "[" + address.host + "]" : address.host) + ":" +
-                  std::to_string(port);
+  http_address_ = prometheus::FormatHttpAddress(address.host, port);
   server_thread_ = std::thread([server = server_.get()] { server->listen_after_bind(); });
   // stop() is a no-op until the server runs: wait for it (bounded), so destruction never hangs.
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);

@@ -25,7 +25,37 @@ void AddInto(WindowStats& into, std::uint64_t count, std::uint64_t errors, std::
   detail::MergeBuckets(into.buckets, buckets);
 }
 
+// Nanoseconds of each bound of kDurationBounds.
+constexpr std::array<std::uint64_t, kDurationBounds.size()> BoundsNs() {
+  std::array<std::uint64_t, kDurationBounds.size()> out{};
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<std::uint64_t>(kDurationBounds[i] * 1e9 + 0.5);
+  return out;
+}
+constexpr std::array<std::uint64_t, kDurationBounds.size()> kBoundsNs = BoundsNs();
+
+// Counts a stage entry's samples into the fixed buckets (stage_table.hpp says how).
+void AddDurations(DurationCounts& into, const detail::StageInterval& stage) {
+  std::uint64_t bucketed = 0;
+  for (const auto& [index, count] : stage.buckets) {
+    const std::uint64_t upper = detail::LatencyBucketUpper(index);
+    std::uint64_t& bucket = into[DurationBucket(upper == 0 ? 0 : upper - 1)];
+    bucket = SaturatingAdd(bucket, count);
+    bucketed = SaturatingAdd(bucketed, count);
+  }
+  // No histogram (or one short of count: never after CheckMetricsReport): at the mean.
+  if (stage.count > bucketed) {
+    const std::uint64_t rest = stage.count - bucketed;
+    std::uint64_t& bucket = into[DurationBucket(stage.sum_ns / stage.count)];
+    bucket = SaturatingAdd(bucket, rest);
+  }
+}
+
 }  // namespace
+
+std::size_t DurationBucket(std::uint64_t nanoseconds) {
+  return static_cast<std::size_t>(std::lower_bound(kBoundsNs.begin(), kBoundsNs.end(), nanoseconds) -
+                                  kBoundsNs.begin());
+}
 
 std::optional<double> WindowStats::mean_ns() const {
   if (count == 0) return std::nullopt;
@@ -126,6 +156,7 @@ bool StageTable::Add(const JobId& report_id, const detail::MetricsReport& report
       target->sum_ns = SaturatingAdd(target->sum_ns, stage.sum_ns);
       detail::MergeBuckets(target->buckets, stage.buckets);
     }
+    AddDurations(series.durations, stage);
   }
   return true;
 }
@@ -158,6 +189,7 @@ std::vector<SeriesView> StageTable::Snapshot(Clock::time_point now) const {
     all.seconds = uptime;
     AddInto(all, series.total.count, series.total.errors, series.total.sum_ns, series.total.min_ns,
             series.total.max_ns, series.total.buckets);
+    view.durations = series.durations;
     out.push_back(std::move(view));
   }
   std::sort(out.begin(), out.end(), SeriesBefore);

@@ -16,6 +16,16 @@
 // Rates are completions per second over the window's span (shorter while the collector is
 // younger than the window); the error ratio is errors / (count + errors).
 //
+// Each series also counts, since the collector started, its samples in fixed Prometheus
+// buckets (kDurationBounds, 10 µs .. 10 s in 1-2.5-5 steps) for the
+// courier_stage_duration_seconds histogram. Reporters send log-bucket histograms
+// (histogram.hpp, four buckets per power of two); a log bucket's samples are counted under
+// the first bound at or above the largest duration that log bucket holds. So a bucket
+// le="x" counts exactly the samples whose log bucket lies wholly at or below x: never a
+// sample above x, and a sample at most one log bucket (< 25 %) below x may be counted
+// under the next bound instead. A stage entry without a histogram (the protocol allows
+// one) has all its samples counted under the bound of its mean (sum / count).
+//
 // Bounded: at most max_series (service, process, stage) series (later ones are dropped and
 // counted), 300 slots each;
 // the last 10000 report job ids are remembered to drop duplicates (a report resent after a
@@ -48,6 +58,16 @@ inline constexpr std::size_t kWindows = 4;
 inline constexpr std::array<std::string_view, kWindows> kWindowNames = {"10s", "1m", "5m", "all"};
 inline constexpr std::array<std::int64_t, 3> kWindowSeconds = {10, 60, 300};
 
+// Upper bounds (seconds) of the courier_stage_duration_seconds histogram's buckets.
+inline constexpr std::array<double, 19> kDurationBounds = {
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,   0.05,     0.1,     0.25,   0.5,     1,      2.5,   5,      10};
+// Samples per bucket (not cumulative): [i] for bound i-1 < v <= bound i; the last entry
+// for samples above the last bound.
+using DurationCounts = std::array<std::uint64_t, kDurationBounds.size() + 1>;
+// Returns: the index in DurationCounts of a sample of `nanoseconds`.
+std::size_t DurationBucket(std::uint64_t nanoseconds);
+
 struct WindowStats {
   double seconds = 0;  // the span rates are computed over
   std::uint64_t count = 0;
@@ -70,6 +90,7 @@ struct SeriesView {
   std::string process;  // the reporting process: "client", "broker" or "worker"
   std::string stage;
   std::array<WindowStats, kWindows> windows;
+  DurationCounts durations{};  // since the collector started (above)
 };
 
 struct ReporterView {
@@ -125,6 +146,7 @@ class StageTable {
   struct Series {
     std::array<Slot, 300> ring;
     Slot total;
+    DurationCounts durations{};
   };
   struct Reporter {
     std::uint64_t reports = 0;

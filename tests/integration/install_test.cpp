@@ -132,7 +132,8 @@ TEST_F(Installed, HoldsEveryProgramLibraryHeaderAndDataFile) {
         "share/courier/systemd/courier-broker@.service", "share/courier/systemd/courier-worker@.service",
         "share/courier/systemd/courier-error-sink.service", "share/courier/systemd/courier-metrics.service",
         "share/courier/systemd/courier.target", "share/courier/configs/worker.toml",
-        "share/courier/configs/broker-1.toml"}) {
+        "share/courier/configs/broker-1.toml", "share/courier/prometheus/courier-alerts.yml",
+        "share/courier/prometheus/courier-alerts.test.yml"}) {
     EXPECT_TRUE(fs::exists(prefix() / file)) << file;
   }
 #if COURIER_HAVE_HELP2MAN

@@ -14,3 +14,9 @@ if(COURIER_BUILD_TESTS)
       ENVIRONMENT "COURIER_BIN_DIR=${PROJECT_BINARY_DIR}/bin;COURIER_PLUGIN_DIR=${COURIER_PLUGIN_OUTPUT_DIRECTORY}")
   endforeach()
 endif()
+
+# The sample Prometheus alerting rules: promtool check rules / test rules (skipped, saying
+# so, when promtool is not on PATH).
+courier_test(prometheus_rules_test
+  SOURCES integration/prometheus_rules_test.cpp
+  LIBS courier_test_support)

@@ -38,3 +38,15 @@ add_dependencies(stages_integration_test
   courier-broker courier-error-sink courier-metrics courier-worker testkit_plugin courier-services-cli)
 target_compile_definitions(stages_integration_test PRIVATE
   COURIER_SERVICES_CLI="$<TARGET_FILE:courier-services-cli>")
+
+# Prometheus end to end (issue 17): courier-broker --http (/metrics, /healthz) and the
+# collector's stage histograms after real jobs through an echo worker.
+courier_test(prometheus_integration_test
+  SOURCES integration/prometheus_test.cpp
+  LIBS courier_test_support courier_prometheus_check PkgConfig::httplib
+  LABELS integration
+  TIMEOUT 300)
+add_dependencies(prometheus_integration_test
+  courier-broker courier-error-sink courier-metrics courier-worker echo_plugin courier-services-cli)
+target_compile_definitions(prometheus_integration_test PRIVATE
+  COURIER_SERVICES_CLI="$<TARGET_FILE:courier-services-cli>")

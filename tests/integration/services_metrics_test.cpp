@@ -164,7 +164,7 @@ print("parsed", len(families))
   const int status = parser.Wait(30s);
   ASSERT_TRUE(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) << parser.Log() << "\n" << page;
   const std::string parsed = parser.Log();
-  EXPECT_NE(parsed.find("family courier_stage_duration_seconds summary"), std::string::npos) << parsed;
+  EXPECT_NE(parsed.find("family courier_stage_duration_seconds histogram"), std::string::npos) << parsed;
   EXPECT_NE(parsed.find("sample courier_stage_duration_seconds_count [('process', 'worker'), ('service', 'echo'), "
                         "('stage', 'handle')] 10.0"),
             std::string::npos)
