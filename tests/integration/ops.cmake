@@ -16,7 +16,7 @@ if(COURIER_BUILD_TESTS)
 endif()
 
 # The sample Prometheus alerting rules: promtool check rules / test rules (skipped, saying
-# so, when promtool is not on PATH).
+# so, when promtool is neither on PATH nor in .tools/bin, where ops/bootstrap puts it).
 courier_test(prometheus_rules_test
   SOURCES integration/prometheus_rules_test.cpp
   LIBS courier_test_support)
