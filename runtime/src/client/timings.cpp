@@ -111,7 +111,8 @@ TimingTable::Rows TimingTable::Merged() const {
 
 std::vector<ServiceTimings> TimingTable::Snapshot() const {
   std::vector<ServiceTimings> out;
-  for (const auto& [name, row] : Merged()) {
+  for (const auto& [name, merged] : Merged()) {
+    const Row& row = merged;  // a structured binding cannot be captured (C++20 before P1091 in clang)
     ServiceTimings& timings = out.emplace_back();
     timings.service = name;
     const auto stats = [&row](TimedStage stage) {
