@@ -148,32 +148,25 @@ std::string RenderBrokerMetrics(const BrokerMetrics& metrics, SteadyTime now) {
       w.Sample(family.name, Labels().Add("service", service.name), service.*family.field);
     }
   }
-  const Labels none;
   for (const BrokerWide& family : kBrokerWide) {
-    w.Family(family.name, MetricType::kCounter, family.help);
-    w.Sample(family.name, none, metrics.counters.*family.field);
+    w.Single(family.name, MetricType::kCounter, family.help, metrics.counters.*family.field);
   }
-  w.Family("courier_broker_connections_refused_total", MetricType::kCounter,
-           "TCP connections closed on arrival at max_connections.");
-  w.Sample("courier_broker_connections_refused_total", none, metrics.connections_refused);
-  w.Family("courier_broker_connections", MetricType::kGauge, "TCP connections open.");
-  w.Sample("courier_broker_connections", none, metrics.connections);
-  w.Family("courier_broker_held_bytes", MetricType::kGauge,
-           "Bytes of jobs held, all services together (bounded by max_total_queued_bytes).");
-  w.Sample("courier_broker_held_bytes", none, metrics.held_bytes);
-  w.Family("courier_broker_dead_letters_buffered", MetricType::kGauge,
-           "Dead letters waiting for courier.errors (bounded by dead_letter_buffer).");
-  w.Sample("courier_broker_dead_letters_buffered", none, metrics.dead_letters_buffered);
-  w.Family("courier_broker_jobs_live", MetricType::kGauge, "Jobs the broker holds, queued, in flight or awaiting commit.");
-  w.Sample("courier_broker_jobs_live", none, metrics.jobs_live);
-  w.Family("courier_broker_workers_live", MetricType::kGauge, "Workers registered, all services together.");
-  w.Sample("courier_broker_workers_live", none, metrics.workers_live);
-  w.Family("courier_broker_services", MetricType::kGauge, "Services the broker knows.");
-  w.Sample("courier_broker_services", none, static_cast<std::uint64_t>(metrics.services.size()));
-  w.Family("courier_broker_snapshot_age_seconds", MetricType::kGauge,
+  w.Single("courier_broker_connections_refused_total", MetricType::kCounter,
+           "TCP connections closed on arrival at max_connections.", metrics.connections_refused);
+  w.Single("courier_broker_connections", MetricType::kGauge, "TCP connections open.", metrics.connections);
+  w.Single("courier_broker_held_bytes", MetricType::kGauge,
+           "Bytes of jobs held, all services together (bounded by max_total_queued_bytes).", metrics.held_bytes);
+  w.Single("courier_broker_dead_letters_buffered", MetricType::kGauge,
+           "Dead letters waiting for courier.errors (bounded by dead_letter_buffer).", metrics.dead_letters_buffered);
+  w.Single("courier_broker_jobs_live", MetricType::kGauge,
+           "Jobs the broker holds, queued, in flight or awaiting commit.", metrics.jobs_live);
+  w.Single("courier_broker_workers_live", MetricType::kGauge, "Workers registered, all services together.",
+           metrics.workers_live);
+  w.Single("courier_broker_services", MetricType::kGauge, "Services the broker knows.",
+           static_cast<std::uint64_t>(metrics.services.size()));
+  w.Single("courier_broker_snapshot_age_seconds", MetricType::kGauge,
            "Age of the figures on this page: how long ago the broker loop published them (it does every 250 ms; "
-           "/healthz answers 503 past 3 s).");
-  w.Sample("courier_broker_snapshot_age_seconds", none,
+           "/healthz answers 503 past 3 s).",
            std::chrono::duration<double>(std::max(now, metrics.taken) - metrics.taken).count());
   prometheus::WriteBuildInfo(w, "courier-broker");
   prometheus::WriteProcessMetrics(w);

@@ -48,7 +48,6 @@ std::string PrometheusText(const StageTable& table, Clock::time_point now) {
   const TableCounters counters = table.counters(now);
   const std::size_t reporters = table.Reporters(now).size();
   TextWriter w;
-  const Labels none;
 
   w.Family("courier_stage_duration_seconds", MetricType::kHistogram,
            "Time jobs spent in a stage, per service, reporting process and stage, since the collector started. "
@@ -117,25 +116,24 @@ std::string PrometheusText(const StageTable& table, Clock::time_point now) {
              std::uint64_t{1});
   }
 
-  w.Family("courier_metrics_reports_total", MetricType::kCounter, "Metrics reports the collector added.");
-  w.Sample("courier_metrics_reports_total", none, counters.reports);
-  w.Family("courier_metrics_duplicate_reports_total", MetricType::kCounter, "Metrics reports dropped as duplicates.");
-  w.Sample("courier_metrics_duplicate_reports_total", none, counters.duplicates);
-  w.Family("courier_metrics_series_dropped_total", MetricType::kCounter,
-           "Stage entries dropped because the collector holds its maximum number of series.");
-  w.Sample("courier_metrics_series_dropped_total", none, counters.series_dropped);
-  w.Family("courier_metrics_rejected_reports_total", MetricType::kCounter,
-           "Metrics reports refused as malformed or implausible (bad process, host, instance or pid).");
-  w.Sample("courier_metrics_rejected_reports_total", none, counters.rejected_reports);
-  w.Family("courier_metrics_rejected_stages_total", MetricType::kCounter,
-           "Stage entries dropped as implausible (names, counts, durations, histograms that do not add up).");
-  w.Sample("courier_metrics_rejected_stages_total", none, counters.rejected_stages);
-  w.Family("courier_metrics_series", MetricType::kGauge, "(service, process, stage) series held.");
-  w.Sample("courier_metrics_series", none, static_cast<std::uint64_t>(counters.series));
-  w.Family("courier_metrics_reporters", MetricType::kGauge, "Processes that sent a report in the last 5 minutes.");
-  w.Sample("courier_metrics_reporters", none, static_cast<std::uint64_t>(reporters));
-  w.Family("courier_metrics_uptime_seconds", MetricType::kGauge, "Seconds since the collector started.");
-  w.Sample("courier_metrics_uptime_seconds", none, static_cast<double>(counters.uptime.count()) / 1000.0);
+  w.Single("courier_metrics_reports_total", MetricType::kCounter, "Metrics reports the collector added.",
+           counters.reports);
+  w.Single("courier_metrics_duplicate_reports_total", MetricType::kCounter, "Metrics reports dropped as duplicates.",
+           counters.duplicates);
+  w.Single("courier_metrics_series_dropped_total", MetricType::kCounter,
+           "Stage entries dropped because the collector holds its maximum number of series.", counters.series_dropped);
+  w.Single("courier_metrics_rejected_reports_total", MetricType::kCounter,
+           "Metrics reports refused as malformed or implausible (bad process, host, instance or pid).",
+           counters.rejected_reports);
+  w.Single("courier_metrics_rejected_stages_total", MetricType::kCounter,
+           "Stage entries dropped as implausible (names, counts, durations, histograms that do not add up).",
+           counters.rejected_stages);
+  w.Single("courier_metrics_series", MetricType::kGauge, "(service, process, stage) series held.",
+           static_cast<std::uint64_t>(counters.series));
+  w.Single("courier_metrics_reporters", MetricType::kGauge, "Processes that sent a report in the last 5 minutes.",
+           static_cast<std::uint64_t>(reporters));
+  w.Single("courier_metrics_uptime_seconds", MetricType::kGauge, "Seconds since the collector started.",
+           static_cast<double>(counters.uptime.count()) / 1000.0);
   prometheus::WriteBuildInfo(w, "courier-metrics");
   prometheus::WriteProcessMetrics(w);
   return w.Take();

@@ -1132,12 +1132,12 @@ struct WorkerHost::Impl {
     const InFlight job = found->second;
     in_flight.erase(found);
     Connection& connection = connections[job.connection];
+    const Clock::time_point now = Clock::now();
     --held[connection.service];  // the slot is free, whether or not the answer can still be sent
-    NoteHeld(connection.service, true, Clock::now());
+    NoteHeld(connection.service, true, now);
     credit_changed = true;
     if (job.reported_late && connection.generation == job.generation && connection.stuck > 0) --connection.stuck;
     CountKeyRejects(connection.service, job.job_id, job.key_id, command, frames[2]);
-    const Clock::time_point now = Clock::now();
     if (job.reported_late) {
       spdlog::warn("job {} of service {} finished {} ms after its deadline; answered deadline_exceeded",
                    job.job_id.Hex(), services[connection.service]->name, NowUnixMs() - job.deadline_ms);

@@ -109,23 +109,19 @@ void WriteBuildInfo(TextWriter& writer, std::string_view program) {
 void WriteProcessMetrics(TextWriter& writer) {
   const std::optional<ProcessStats> stats = ReadProcessStats();
   if (!stats) return;
-  const Labels none;
-  writer.Family("process_cpu_seconds_total", MetricType::kCounter, "Total user and system CPU time spent in seconds.");
-  writer.Sample("process_cpu_seconds_total", none, stats->cpu_seconds);
-  writer.Family("process_resident_memory_bytes", MetricType::kGauge, "Resident memory size in bytes.");
-  writer.Sample("process_resident_memory_bytes", none, stats->resident_bytes);
-  writer.Family("process_virtual_memory_bytes", MetricType::kGauge, "Virtual memory size in bytes.");
-  writer.Sample("process_virtual_memory_bytes", none, stats->virtual_bytes);
-  writer.Family("process_start_time_seconds", MetricType::kGauge,
-                "Start time of the process since the Unix epoch in seconds.");
-  writer.Sample("process_start_time_seconds", none, stats->start_time_seconds);
+  writer.Single("process_cpu_seconds_total", MetricType::kCounter, "Total user and system CPU time spent in seconds.",
+                stats->cpu_seconds);
+  writer.Single("process_resident_memory_bytes", MetricType::kGauge, "Resident memory size in bytes.",
+                stats->resident_bytes);
+  writer.Single("process_virtual_memory_bytes", MetricType::kGauge, "Virtual memory size in bytes.",
+                stats->virtual_bytes);
+  writer.Single("process_start_time_seconds", MetricType::kGauge,
+                "Start time of the process since the Unix epoch in seconds.", stats->start_time_seconds);
   if (stats->open_fds) {
-    writer.Family("process_open_fds", MetricType::kGauge, "Number of open file descriptors.");
-    writer.Sample("process_open_fds", none, *stats->open_fds);
+    writer.Single("process_open_fds", MetricType::kGauge, "Number of open file descriptors.", *stats->open_fds);
   }
   if (stats->max_fds) {
-    writer.Family("process_max_fds", MetricType::kGauge, "Maximum number of open file descriptors.");
-    writer.Sample("process_max_fds", none, *stats->max_fds);
+    writer.Single("process_max_fds", MetricType::kGauge, "Maximum number of open file descriptors.", *stats->max_fds);
   }
 }
 

@@ -60,6 +60,12 @@ class TextWriter {
   // and summaries the family's name plus _bucket, _sum or _count.
   void Sample(std::string_view name, const Labels& labels, std::uint64_t value);
   void Sample(std::string_view name, const Labels& labels, double value);
+  // A family of one sample without labels (a counter or gauge of the whole process).
+  template <typename Number>
+  void Single(std::string_view name, MetricType type, std::string_view help, Number value) {
+    Family(name, type, help);
+    Sample(name, Labels(), value);
+  }
   // The series of one histogram: name_bucket{labels,le=...} for each bound (cumulative),
   // le="+Inf", name_sum and name_count. `counts` holds the observations per bucket, not
   // cumulative: counts[i] for bounds[i-1] < v <= bounds[i], and one more entry past the last
